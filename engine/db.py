@@ -1,0 +1,89 @@
+"""Database engine and sessions, and enqueue-after-commit.
+
+Services never talk to a queue. They call `defer(session, job, ids)`; the ids are
+handed to the job sink (workers/queues.py plugs RQ in) only after the transaction
+commits, and dropped if it rolls back. A crash between commit and enqueue is
+covered by the scheduler's sweep, which re-enqueues overdue work from the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+
+@dataclass(frozen=True)
+class DeferredJob:
+    name: str  # a function name in workers.jobs
+    ids: tuple[int, ...]
+
+
+JobSink = Callable[[list[DeferredJob]], None]
+
+
+def make_engine(database_url: str, **kwargs: Any) -> Engine:
+    if database_url.startswith("sqlite"):
+        engine = create_engine(
+            database_url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(database_url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers; BEGIN IMMEDIATE so writers queue instead of failing.
+
+    With pysqlite's default deferred transactions, a transaction that read first and
+    writes later fails at once with "database is locked" when another process wrote in
+    between; taking the write lock up front makes it wait (busy timeout) instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: Engine, job_sink: JobSink | None = None) -> sessionmaker[Session]:
+    factory = sessionmaker(engine, expire_on_commit=False)
+
+    @event.listens_for(factory, "after_commit")
+    def _after_commit(session: Session) -> None:
+        jobs = session.info.pop("deferred_jobs", None)
+        if jobs and job_sink is not None:
+            job_sink(jobs)
+
+    @event.listens_for(factory, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("deferred_jobs", None)
+
+    return factory
+
+
+def defer(session: Session, name: str, ids: Iterable[int]) -> None:
+    """Run job `name` over `ids` once this session's transaction has committed."""
+    ids = tuple(ids)
+    if ids:
+        session.info.setdefault("deferred_jobs", []).append(DeferredJob(name, ids))
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)

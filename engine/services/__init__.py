@@ -1,0 +1,1 @@
+"""Use cases. Each takes an open session and `now`; the caller commits."""

@@ -1,0 +1,111 @@
+"""Contacts: profile, timeline (why everything happened), and erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from engine.errors import NotFound
+from engine.models import Contact, Erasure, Event, Journey, JournalEntry, Message, OutboxCapture, Run
+
+
+def get_contact(session: Session, workspace_id: str, external_id: str) -> Contact:
+    contact = session.scalar(
+        select(Contact).where(Contact.workspace_id == workspace_id, Contact.external_id == external_id)
+    )
+    if contact is None:
+        raise NotFound(f"no contact with external_id {external_id!r}")
+    return contact
+
+
+def profile(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "external_id": contact.external_id,
+        "email": contact.email,
+        "phone": contact.phone,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "timezone": contact.timezone,
+        "locale": contact.locale,
+        "birthday": contact.birthday,
+        "attributes": contact.attributes,
+        "messenger_ids": contact.messenger_ids,
+        "consent": {channel: contact.consent.get(channel, "unknown")
+                    for channel in ("email", "sms", "telegram", "whatsapp", "viber")},
+        "created_at": contact.created_at.isoformat(),
+        "updated_at": contact.updated_at.isoformat(),
+    }
+
+
+def timeline(session: Session, workspace_id: str, external_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Events, journey decisions and messages of one contact, oldest first."""
+    contact = get_contact(session, workspace_id, external_id)
+    items: list[tuple[datetime, int, dict[str, Any]]] = []
+    for event in session.scalars(
+        select(Event).where(Event.contact_id == contact.id).order_by(Event.occurred_at.desc()).limit(limit)
+    ):
+        items.append((event.occurred_at, 0, {
+            "kind": "event", "at": event.occurred_at.isoformat(), "type": event.type,
+            "event_id": event.external_id, "properties": event.properties,
+        }))
+    journeys = dict(session.execute(select(Journey.id, Journey.name).where(Journey.workspace_id == workspace_id)).tuples().all())
+    runs = {r.id: r for r in session.scalars(select(Run).where(Run.contact_id == contact.id))}
+    for entry in session.scalars(
+        select(JournalEntry).where(JournalEntry.contact_id == contact.id).order_by(JournalEntry.id.desc()).limit(limit)
+    ):
+        run = runs.get(entry.run_id) if entry.run_id else None
+        items.append((entry.at, 1, {
+            "kind": entry.kind, "at": entry.at.isoformat(), "run_id": entry.run_id,
+            "journey": journeys.get(run.journey_id) if run else None, "step": entry.step_id,
+            "message_id": entry.message_id, "detail": entry.detail,
+        }))
+    items.sort(key=lambda item: (item[0], item[1]))
+    return [item for _, _, item in items]
+
+
+def runs_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
+    journeys = dict(session.execute(select(Journey.id, Journey.name).where(
+        Journey.workspace_id == contact.workspace_id)).tuples().all())
+    return [
+        {"id": run.id, "journey": journeys.get(run.journey_id), "key": run.key, "status": run.status,
+         "step": run.step_id, "next_at": run.next_at.isoformat() if run.next_at else None,
+         "exit_reason": run.exit_reason, "created_at": run.created_at.isoformat()}
+        for run in session.scalars(select(Run).where(Run.contact_id == contact.id).order_by(Run.id))
+    ]
+
+
+def messages_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
+    return [
+        {"id": m.id, "channel": m.channel, "template": m.template, "status": m.status, "to": m.to_address,
+         "subject": m.subject, "skip_reason": m.skip_reason, "error": m.error,
+         "sent_at": m.sent_at.isoformat() if m.sent_at else None, "step": m.step_id}
+        for m in session.scalars(select(Message).where(Message.contact_id == contact.id).order_by(Message.id))
+    ]
+
+
+def subject_digest(secret_key: str, workspace_id: str, external_id: str) -> str:
+    return hmac.new(secret_key.encode(), f"{workspace_id}:{external_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def erase_contact(session: Session, workspace_id: str, external_id: str, *, secret_key: str,
+                  now: datetime) -> dict[str, int]:
+    """Delete a contact and everything that holds their data; keep a data-free record."""
+    contact = get_contact(session, workspace_id, external_id)
+    counts: dict[str, int] = {}
+    for name, model in (("events", Event), ("messages", Message), ("runs", Run)):
+        counts[name] = session.scalar(select(func.count()).select_from(model).where(model.contact_id == contact.id)) or 0
+    message_ids = select(Message.id).where(Message.contact_id == contact.id).scalar_subquery()
+    session.execute(delete(OutboxCapture).where(OutboxCapture.workspace_id == workspace_id,
+                                                OutboxCapture.message_id.in_(message_ids)))
+    for model in (JournalEntry, Message, Run, Event):
+        session.execute(delete(model).where(model.contact_id == contact.id))
+    session.delete(contact)
+    session.add(Erasure(workspace_id=workspace_id, erased_at=now, counts=counts,
+                        subject_digest=subject_digest(secret_key, workspace_id, external_id)))
+    return counts

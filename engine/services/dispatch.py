@@ -1,0 +1,118 @@
+"""Dispatch: claim scheduled messages, render them, hand them to the channel, record it.
+
+A message is claimed by one conditional UPDATE (scheduled -> sending) whose row
+count says who won, so two workers holding the same ids never both send it. The
+send is recorded in its own commit right after the provider accepted it; a worker
+that dies in between leaves the message in `sending`, which the sweeper marks
+`unknown` rather than risking a second copy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.channels import EmailSender, OutgoingEmail
+from engine.errors import PermanentSendError, TemplateError, TransientSendError
+from engine.models import Message, MessageStatus
+from engine.services.journal import record
+from templates.rendering import email_template
+
+MAX_ATTEMPTS = 8
+
+
+def retry_delay(attempt: int, *, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with full jitter: up to 30 s, 1 min, 2 min ... capped at 1 h."""
+    ceiling = min(30 * 2 ** (attempt - 1), 3600)
+    return timedelta(seconds=max(5.0, (rng or random).uniform(ceiling / 2, ceiling)))
+
+
+def dispatch_messages(
+    sessions: sessionmaker[Session],
+    message_ids: list[int],
+    *,
+    sender: EmailSender,
+    mail_from: str,
+    clock: Callable[[], datetime],
+) -> None:
+    with sessions.begin() as session:
+        now = clock()
+        claimed = list(
+            session.scalars(
+                update(Message)
+                .where(
+                    Message.id.in_(message_ids),
+                    Message.status == MessageStatus.SCHEDULED.value,
+                    Message.scheduled_at <= now,
+                )
+                .values(status=MessageStatus.SENDING.value, claimed_at=now, attempts=Message.attempts + 1)
+                .returning(Message.id)
+            )
+        )
+    for message_id in sorted(claimed):
+        _send_one(sessions, message_id, sender, mail_from, clock)
+
+
+def _send_one(
+    sessions: sessionmaker[Session], message_id: int, sender: EmailSender, mail_from: str,
+    clock: Callable[[], datetime],
+) -> None:
+    """Render and send with no transaction open: no lock is held across network I/O."""
+    with sessions() as session:
+        message = session.get_one(Message, message_id)
+        session.expunge(message)
+    outcome: Exception | None = None
+    try:
+        template = email_template(message.template)
+        rendered = template.render(message.context)
+        provider_id = sender.send(
+            OutgoingEmail(
+                sender=mail_from,
+                to=message.to_address or "",
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                headers={"X-Rapport-Workspace": message.workspace_id, "X-Rapport-Message": str(message.id)},
+            )
+        )
+    except (TemplateError, PermanentSendError, TransientSendError) as exc:
+        outcome = exc
+    with sessions.begin() as session:
+        message = session.get_one(Message, message_id)
+        now = clock()
+        match outcome:
+            case None:
+                message.status = MessageStatus.SENT.value
+                message.sent_at, message.provider_id, message.subject = now, provider_id, rendered.subject
+                message.template_version, message.error = template.version, None
+                record(session, workspace_id=message.workspace_id, contact_id=message.contact_id,
+                       run_id=message.run_id, step_id=message.step_id, message_id=message.id, kind="sent",
+                       at=now, detail=f"{message.channel} to {message.to_address}: {rendered.subject}")
+            case TemplateError():
+                _fail(session, message, str(outcome), now=now)
+            case PermanentSendError():
+                _fail(session, message, f"rejected: {outcome}", now=now)
+            case TransientSendError() if message.attempts >= MAX_ATTEMPTS:
+                _fail(session, message, f"gave up after {message.attempts} attempts: {outcome}", now=now)
+            case _:
+                _retry_later(session, message, str(outcome), now=now)
+
+
+def _retry_later(session: Session, message: Message, error: str, *, now: datetime) -> None:
+    message.status = MessageStatus.SCHEDULED.value
+    message.scheduled_at = now + retry_delay(message.attempts)
+    message.enqueued_at = None
+    message.error = error
+    record(session, workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
+           step_id=message.step_id, message_id=message.id, kind="retrying", at=now,
+           detail=f"attempt {message.attempts}: {error}; next at {message.scheduled_at.isoformat()}")
+
+
+def _fail(session: Session, message: Message, error: str, *, now: datetime) -> None:
+    message.status, message.error = MessageStatus.FAILED.value, error
+    record(session, workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
+           step_id=message.step_id, message_id=message.id, kind="failed", at=now, detail=error)

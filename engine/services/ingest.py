@@ -1,0 +1,224 @@
+"""Ingest events: validate, upsert the contact, store the event, then evaluate it.
+
+An event answered 202 is in the database: the event row commits first and the
+evaluation job is sent only after the commit (engine.db.defer). Event ids are unique
+per workspace, so a shop that retries a webhook changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.db import defer, dialect_insert
+from engine.journeys import field_errors
+from engine.models import Contact, Event
+
+MAX_BATCH = 1000
+CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order_placed")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ConsentState = Literal["opted_in", "opted_out", "pending"]
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ContactIn(_In):
+    external_id: Text200 | None = None
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ()./-]{5,31}$")] | None = None
+    first_name: Annotated[str, Field(max_length=200)] | None = None
+    last_name: Annotated[str, Field(max_length=200)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    locale: Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
+    birthday: date | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    consent: dict[Literal["email", "sms", "telegram", "whatsapp", "viber"], ConsentState] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_RE.match(value):
+            raise ValueError("not an email address")
+        return value.lower() if value else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not an IANA time zone such as Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _identified(self) -> ContactIn:
+        if not self.external_id and not self.email:
+            raise ValueError("a contact needs an external_id or an email")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.external_id or f"email:{self.email}"
+
+
+class EventIn(_In):
+    id: Text200
+    type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+    occurred_at: datetime | None = None
+    contact: ContactIn
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone offset, e.g. 2026-11-23T10:00:00Z")
+        return value
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    index: int
+    status: Literal["accepted", "duplicate", "invalid"]
+    event_id: str | None = None
+    id: int | None = None
+    contact_id: int | None = None
+    errors: list[dict[str, str]] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"index": self.index, "status": self.status}
+        for name in ("event_id", "id", "contact_id", "errors"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+
+def parse_event(payload: Any) -> EventIn:
+    """Raise pydantic's ValidationError; callers turn it into field errors."""
+    return EventIn.model_validate(payload)
+
+
+def ingest_events(
+    session: Session, workspace_id: str, payloads: list[Any], *, now: datetime, check_existing: bool = True
+) -> list[ItemResult]:
+    """Store the valid events of `payloads`; report on each item by its index.
+
+    `check_existing=False` skips the look-up of already-seen ids (one query fewer for a
+    single event); the caller must then roll back when the result is a duplicate, so the
+    contact update it made is undone.
+    """
+    results: dict[int, ItemResult] = {}
+    valid: list[tuple[int, EventIn]] = []
+    seen: set[str] = set()
+    for index, payload in enumerate(payloads):
+        try:
+            event = parse_event(payload)
+        except ValidationError as exc:
+            results[index] = ItemResult(index, "invalid", errors=field_errors(exc))
+            continue
+        if event.id in seen:
+            results[index] = ItemResult(index, "duplicate", event_id=event.id)
+            continue
+        seen.add(event.id)
+        valid.append((index, event))
+
+    if valid and check_existing:
+        existing = set(
+            session.scalars(
+                select(Event.external_id).where(
+                    Event.workspace_id == workspace_id, Event.external_id.in_([e.id for _, e in valid])
+                )
+            )
+        )
+        for index, event in valid:
+            if event.id in existing:
+                results[index] = ItemResult(index, "duplicate", event_id=event.id)
+        valid = [(i, e) for i, e in valid if e.id not in existing]
+
+    if valid:
+        contact_ids = upsert_contacts(session, workspace_id, [e.contact for _, e in valid], now=now)
+        rows = [
+            {
+                "workspace_id": workspace_id,
+                "external_id": e.id,
+                "type": e.type,
+                "contact_id": contact_ids[e.contact.key],
+                "occurred_at": e.occurred_at or now,
+                "received_at": now,
+                "properties": e.properties,
+                "source": "api",
+                "enqueued_at": now,
+            }
+            for _, e in valid
+        ]
+        stored = {ext: (id_, cid) for id_, ext, cid in _insert_events(session, rows)}
+        for index, event in valid:
+            if event.id in stored:
+                id_, contact_id = stored[event.id]
+                results[index] = ItemResult(index, "accepted", event_id=event.id, id=id_, contact_id=contact_id)
+            else:  # another request stored the same id a moment ago
+                results[index] = ItemResult(index, "duplicate", event_id=event.id)
+        defer(session, "evaluate_events", sorted(id_ for id_, _ in stored.values()))
+    return [results[i] for i in range(len(payloads))]
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
+    stmt = dialect_insert(session, Event).values(rows)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
+    result = session.execute(stmt.returning(Event.id, Event.external_id, Event.contact_id))
+    return [tuple(row) for row in result]  # type: ignore[misc]
+
+
+PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "timezone", "locale", "birthday")
+
+
+def upsert_contacts(
+    session: Session, workspace_id: str, contacts: list[ContactIn], *, now: datetime
+) -> dict[str, int]:
+    """Insert or update contacts in one statement; return {contact key: id}.
+
+    Fields an event leaves out keep their stored value; attributes and consent are
+    merged key by key. Repeats of one contact in a batch are merged first, in order,
+    because one statement may not update the same row twice.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for contact in contacts:
+        row = merged.setdefault(
+            contact.key,
+            {"workspace_id": workspace_id, "external_id": contact.key, "attributes": {}, "consent": {},
+             "messenger_ids": {}, "created_at": now, "updated_at": now,
+             **{f: None for f in PROFILE_FIELDS}},
+        )
+        for name in PROFILE_FIELDS:
+            value = getattr(contact, name)
+            if value is not None:
+                row[name] = value.isoformat() if isinstance(value, date) else value
+        row["attributes"].update(contact.attributes)
+        row["consent"].update(contact.consent)
+
+    stmt = dialect_insert(session, Contact).values(list(merged.values()))
+    table = Contact.__table__
+    excluded = stmt.excluded
+    if session.get_bind().dialect.name == "postgresql":
+        merge = lambda col: table.c[col].op("||")(excluded[col])  # noqa: E731
+    else:
+        merge = lambda col: func.json_patch(table.c[col], excluded[col])  # noqa: E731
+    updates = {name: func.coalesce(excluded[name], table.c[name]) for name in PROFILE_FIELDS}
+    updates |= {"attributes": merge("attributes"), "consent": merge("consent"),
+                "updated_at": excluded["updated_at"]}
+    stmt = stmt.on_conflict_do_update(index_elements=["workspace_id", "external_id"], set_=updates)
+    result = session.execute(stmt.returning(Contact.id, Contact.external_id))
+    return {external_id: id_ for id_, external_id in result}

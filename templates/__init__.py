@@ -1,0 +1,1 @@
+"""Message templates (one folder each) and their sandboxed rendering."""

@@ -1,0 +1,1 @@
+"""The web process: ingest API, contacts API, outbox, health. Views are thin."""

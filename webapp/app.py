@@ -1,0 +1,49 @@
+"""Application factory: `gunicorn 'webapp.app:create_app()'`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from engine.clock import utcnow
+from engine.db import make_engine, make_sessionmaker
+from engine.settings import Settings
+from workers.queues import connect_redis, make_job_sink
+
+MAX_BODY = 1024 * 1024  # 1 MiB
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (rapport run sets it for the processes it starts)")
+    redis = connect_redis(settings.redis_url)
+    engine = make_engine(settings.database_url)
+    app.extensions["rapport"] = {
+        "settings": settings,
+        "clock": clock,
+        "redis": redis,
+        "engine": engine,
+        "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
+    }
+
+    from webapp import api, health, pages
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        messages = {413: f"request body is larger than {MAX_BODY // 1024} KiB"}
+        response = jsonify(error=exc.name.lower().replace(" ", "_"),
+                           message=messages.get(exc.code or 500, exc.description))
+        return response, exc.code
+
+    return app

@@ -1,0 +1,27 @@
+"""Access to what create_app set up, for views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.settings import Settings
+
+
+def settings() -> Settings:
+    return current_app.extensions["rapport"]["settings"]  # type: ignore[no-any-return]
+
+
+def sessions() -> sessionmaker[Session]:
+    return current_app.extensions["rapport"]["sessions"]  # type: ignore[no-any-return]
+
+
+def redis() -> Redis:
+    return current_app.extensions["rapport"]["redis"]  # type: ignore[no-any-return]
+
+
+def now() -> datetime:
+    return current_app.extensions["rapport"]["clock"]()  # type: ignore[no-any-return]

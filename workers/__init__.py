@@ -1,0 +1,1 @@
+"""RQ job entry points, queues, the scheduler, channel adapters and the CLI."""

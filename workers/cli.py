@@ -1,0 +1,191 @@
+"""The `rapport` command: the operator's jobs.
+
+    rapport db upgrade
+    rapport workspace create NAME [--json] [--demo]
+    rapport run                      # embedded all-in-one (what `make run` starts)
+    rapport worker | scheduler | smtp-sink
+    rapport demo cart | order CART_ID
+
+Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.clock import utcnow
+from engine.errors import RapportError
+from engine.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rapport", description="Rapport campaign automation engine")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="migrate the database to the latest schema")
+
+    ws = sub.add_parser("workspace", help="workspaces")
+    ws_sub = ws.add_subparsers(dest="ws_command", required=True, metavar="ACTION")
+    create = ws_sub.add_parser("create", help="create a workspace and print its credentials")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true", help="print the credentials as JSON")
+    create.add_argument("--demo", action="store_true", help="also add the demo abandoned-cart journey")
+    create.add_argument("--demo-wait", type=int, default=None, metavar="SECONDS",
+                        help="the demo journey's wait (default 30)")
+
+    run = sub.add_parser("run", help="start everything locally: Redis, web, worker, scheduler, SMTP sink")
+    run.add_argument("--workers", type=int, default=1, help="RQ worker processes (default 1)")
+
+    worker = sub.add_parser("worker", help="run an RQ worker")
+    worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    sub.add_parser("scheduler", help="run the scheduler (exactly one per deployment)")
+    sink = sub.add_parser("smtp-sink", help="run the local SMTP sink that fills the outbox")
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, default=2525)
+
+    demo = sub.add_parser("demo", help="fire signed demo events at a running Rapport")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="EVENT")
+    cart = demo_sub.add_parser("cart", help="a cart_updated event for a new cart")
+    cart.add_argument("--email", default="ada@example.com")
+    order = demo_sub.add_parser("order", help="an order_placed event for CART_ID")
+    order.add_argument("cart_id")
+    for p in (cart, order):
+        p.add_argument("--url", default=None, help="Rapport's base URL (default: BASE_URL)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("alembic", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        return COMMANDS[args.command](args, settings)
+    except (RapportError, ValueError, RuntimeError, OSError) as exc:
+        print(f"rapport: error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"rapport: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_workspace(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.db import make_engine, make_sessionmaker
+    from engine.services.workspaces import create_workspace
+    from triggers.demo import DEMO_WAIT_SECONDS, create_demo_workspace
+
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions.begin() as session:
+        if args.demo:
+            wait = args.demo_wait if args.demo_wait is not None else DEMO_WAIT_SECONDS
+            credentials = create_demo_workspace(session, args.name, now=utcnow(), wait_seconds=wait)
+        else:
+            credentials = create_workspace(session, args.name, now=utcnow())
+    if args.json:
+        print(json.dumps(asdict(credentials)))
+    else:
+        print(f"workspace:      {credentials.workspace_id}\napi key:        {credentials.api_key}\n"
+              f"signing secret: {credentials.signing_secret}\n(shown once: store them now)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.supervisor import run_embedded
+
+    return run_embedded(settings, workers=args.workers)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from workers.queues import make_queues
+    from workers.runtime import current
+
+    rt = current()
+    rt.sessions  # connect before taking jobs, so a bad DATABASE_URL fails at start  # noqa: B018
+    queues = list(make_queues(rt.redis, settings.namespace).values())
+    # SimpleWorker runs jobs in-process: no fork per job, and the SMTP connection and
+    # parsed journeys stay warm between jobs. Jobs carry batches of ids.
+    worker = SimpleWorker(queues, connection=rt.redis, serializer=JSONSerializer)
+    worker.work(burst=args.burst, logging_level="INFO", with_scheduler=False)
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.runtime import current
+    from workers.scheduler import run_forever
+
+    run_forever(current())
+    return 0
+
+
+def cmd_smtp_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.db import make_engine, make_sessionmaker
+    from workers.smtp_sink import start_sink
+
+    controller = start_sink(make_sessionmaker(make_engine(settings.database_url)), utcnow,
+                            host=args.host, port=args.port)
+    print(f"SMTP sink listening on {args.host}:{args.port}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from triggers.demo import cart_event, load_credentials, order_event, post_signed
+
+    credentials = load_credentials(settings.data_dir / "demo.json")
+    if credentials is None:
+        raise RuntimeError(f"no demo workspace in {settings.data_dir}: start it with `make run` first")
+    base = (args.url or settings.base_url).rstrip("/")
+    if args.demo_command == "cart":
+        payload = cart_event(email=args.email)
+    else:
+        payload = order_event(args.cart_id)
+    status, body = post_signed(f"{base}/api/v1/events", credentials, payload)
+    print(f"HTTP {status} {json.dumps(body)}")
+    if args.demo_command == "cart" and status == 202:
+        cart_id = payload["properties"]["cart_id"]
+        print(f"cart {cart_id}: the reminder goes out after the journey's wait; watch {base}/outbox\n"
+              f"to buy the cart in time instead: .venv/bin/rapport demo order {cart_id}")
+    return 0 if status in (200, 202) else 1
+
+
+COMMANDS = {
+    "db": cmd_db,
+    "workspace": cmd_workspace,
+    "run": cmd_run,
+    "worker": cmd_worker,
+    "scheduler": cmd_scheduler,
+    "smtp-sink": cmd_smtp_sink,
+    "demo": cmd_demo,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

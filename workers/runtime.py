@@ -1,0 +1,51 @@
+"""What a worker or scheduler process holds for its whole life: settings, sessions, Redis, senders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.clock import utcnow
+from engine.db import make_engine, make_sessionmaker
+from engine.settings import Settings
+from workers.email import SmtpSender
+from workers.queues import connect_redis, make_job_sink
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+
+    @cached_property
+    def redis(self) -> Redis:
+        if not self.settings.redis_url:
+            raise RuntimeError("REDIS_URL is not set (rapport run sets it for the processes it starts)")
+        return connect_redis(self.settings.redis_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        sink = make_job_sink(self.redis, self.settings.namespace, self.settings.batch_size)
+        return make_sessionmaker(make_engine(self.settings.database_url), sink)
+
+    @cached_property
+    def email_sender(self) -> SmtpSender:
+        if not self.settings.smtp_url:
+            raise RuntimeError("SMTP_URL is not set")
+        return SmtpSender(self.settings.smtp_url)
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The process's runtime, built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Runtime(Settings.from_env())
+    return _current

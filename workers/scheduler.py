@@ -1,0 +1,72 @@
+"""The scheduler process: hands out due timers and re-enqueues overdue work, every tick.
+
+Run exactly one (a Redis lock makes extra ones wait as standbys). Its state is all
+in the database, so it can be killed and restarted at any moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from datetime import timedelta
+from types import FrameType
+
+from engine.services.sweeper import SweepReport, sweep
+from workers.runtime import Runtime
+
+log = logging.getLogger("rapport.scheduler")
+LOCK_TTL = 30
+
+
+def run_once(rt: Runtime) -> SweepReport:
+    """One sweep; loops while a full batch came back, so a backlog drains fast."""
+    total = SweepReport()
+    while True:
+        with rt.sessions.begin() as session:
+            report = sweep(session, now=rt.clock(), redeliver_after=timedelta(seconds=rt.settings.redeliver_after),
+                           limit=rt.settings.batch_size)
+        total = SweepReport(total.due_runs + report.due_runs, total.events + report.events,
+                            total.messages + report.messages, total.unknown + report.unknown)
+        if max(report.due_runs, report.events, report.messages) < rt.settings.batch_size:
+            return total
+
+
+def _hold_lock(rt: Runtime, token: str) -> bool:
+    key = f"{rt.settings.namespace}:scheduler-lock"
+    if rt.redis.set(key, token, nx=True, ex=LOCK_TTL):
+        return True
+    if rt.redis.get(key) == token.encode():
+        rt.redis.expire(key, LOCK_TTL)
+        return True
+    return False
+
+
+def run_forever(rt: Runtime) -> None:
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    token = f"{os.uname().nodename}:{os.getpid()}"
+    was_leader = None
+    log.info("scheduler started (tick %.2fs)", rt.settings.scheduler_tick)
+    while not stopping:
+        started = time.monotonic()
+        try:
+            leader = _hold_lock(rt, token)
+            if leader != was_leader:
+                log.info("scheduler %s", "is active" if leader else "is standby: another one holds the lock")
+                was_leader = leader
+            if leader:
+                report = run_once(rt)
+                if report.total:
+                    log.info("handed out %s", report)
+        except Exception:  # a database or Redis outage must not kill the loop
+            log.exception("sweep failed; retrying next tick")
+        time.sleep(max(0.0, rt.settings.scheduler_tick - (time.monotonic() - started)))
+    log.info("scheduler stopped")

