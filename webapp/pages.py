@@ -24,6 +24,6 @@ def outbox() -> Any:
     if not context.settings().outbox_page:
         abort(404)
     with context.sessions()() as session:
-        names = dict(session.execute(select(Workspace.id, Workspace.name)).tuples().all())
+        names = dict(session.execute(select(Workspace.id, Workspace.name)).all())
         captures = list(session.scalars(select(OutboxCapture).order_by(OutboxCapture.id.desc()).limit(100)))
         return render_template("outbox.html", captures=captures, names=names)

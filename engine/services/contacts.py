@@ -54,7 +54,7 @@ def timeline(session: Session, workspace_id: str, external_id: str, *, limit: in
             "kind": "event", "at": event.occurred_at.isoformat(), "type": event.type,
             "event_id": event.external_id, "properties": event.properties,
         }))
-    journeys = dict(session.execute(select(Journey.id, Journey.name).where(Journey.workspace_id == workspace_id)).tuples().all())
+    journeys = dict(session.execute(select(Journey.id, Journey.name).where(Journey.workspace_id == workspace_id)).all())
     runs = {r.id: r for r in session.scalars(select(Run).where(Run.contact_id == contact.id))}
     for entry in session.scalars(
         select(JournalEntry).where(JournalEntry.contact_id == contact.id).order_by(JournalEntry.id.desc()).limit(limit)
@@ -71,7 +71,7 @@ def timeline(session: Session, workspace_id: str, external_id: str, *, limit: in
 
 def runs_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
     journeys = dict(session.execute(select(Journey.id, Journey.name).where(
-        Journey.workspace_id == contact.workspace_id)).tuples().all())
+        Journey.workspace_id == contact.workspace_id)).all())
     return [
         {"id": run.id, "journey": journeys.get(run.journey_id), "key": run.key, "status": run.status,
          "step": run.step_id, "next_at": run.next_at.isoformat() if run.next_at else None,
