@@ -38,9 +38,11 @@ def verify(header: str | None, secret: str, body: bytes, *, now: datetime) -> No
             candidates.append(value)
     if timestamp is None or not candidates:
         raise AuthError("Rapport-Signature must look like t=<unix seconds>,v1=<hex hmac>")
-    if abs(now.timestamp() - timestamp) > TOLERANCE_SECONDS:
+    # Compared, not subtracted: float minus a huge int raises OverflowError.
+    if not now.timestamp() - TOLERANCE_SECONDS <= timestamp <= now.timestamp() + TOLERANCE_SECONDS:
         raise AuthError("Rapport-Signature timestamp is more than 5 minutes off; resend with a fresh one")
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1].encode()
     # Several v1 values are allowed so a secret can be rotated without downtime.
-    if not any(hmac.compare_digest(expected, c) for c in candidates):
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII str input.
+    if not any(hmac.compare_digest(expected, c.encode()) for c in candidates):
         raise AuthError("Rapport-Signature does not match the body")

@@ -58,24 +58,34 @@ def _worker_tag() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def create_database(tmp: Path) -> str:
+    """A migrated database of its own: a SQLite file, or a new one on the test server."""
     server_url = os.environ.get("RAPPORT_TEST_DATABASE_URL")
     if not server_url:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'rapport.db'}"
-        upgrade(url)
-        yield url
-        return
-    name = f"rapport_test_{_worker_tag()}_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        url = f"sqlite:///{tmp / 'rapport.db'}"
+    else:
+        name = f"rapport_test_{_worker_tag()}_{secrets.token_hex(4)}"
+        with create_engine(server_url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    server_url = os.environ.get("RAPPORT_TEST_DATABASE_URL")
+    if server_url and not url.startswith("sqlite"):
+        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = create_database(tmp_path_factory.mktemp("db"))
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")

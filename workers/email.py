@@ -12,7 +12,7 @@ import ssl
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from engine.channels import OutgoingEmail
@@ -95,7 +95,8 @@ def _domain(address: str) -> str:
 def build_mime(email: OutgoingEmail, message_id: str) -> str:
     """The wire form. email.mime builds ~3x faster than EmailMessage; lines end in CRLF."""
     msg = MIMEMultipart("alternative")
-    msg["From"] = email.sender
+    # A non-ASCII display name must be encoded alone, or the address is lost inside it.
+    msg["From"] = email.sender if email.sender.isascii() else formataddr(parseaddr(email.sender), "utf-8")
     msg["To"] = email.to
     msg["Subject"] = Header(email.subject, "utf-8").encode() if not email.subject.isascii() else email.subject
     msg["Date"] = formatdate(localtime=False)

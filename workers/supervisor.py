@@ -82,7 +82,15 @@ def ensure_demo_workspace(settings: Settings) -> None:
         save_credentials(path, create_demo_workspace(session, DEMO_NAME, now=utcnow()))
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_embedded(settings: Settings, *, workers: int = 1) -> int:
+    # SIGTERM and SIGHUP stop everything just like Ctrl-C: children run in their own
+    # sessions and would otherwise outlive the supervisor.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not port_is_free(settings.port):
         raise RuntimeError(f"port {settings.port} is in use; set PORT to another one")

@@ -1,0 +1,299 @@
+"""Ingest throughput of the HTTP API, against a raw Flask + INSERT baseline.
+
+Run from the repo root: `.venv/bin/python bench/ingest.py` (~40 s).
+
+What is measured
+  1. single: POST /api/v1/events, one unique, correctly signed cart event per request
+     (Bearer key + Rapport-Signature over the exact body). Rapport validates it, upserts
+     the contact, inserts the event, commits and enqueues an RQ job (no worker runs).
+  2. baseline: the same gunicorn settings serving bench/baseline_app.py, which parses
+     an equally sized JSON body and does one INSERT + commit per request, answering 202.
+  3. batch: POST /api/v1/events/batch with 1000 unique events per request.
+Both servers run under gunicorn with 2 sync workers on 127.0.0.1, access log off.
+Sync workers do not keep connections alive, so every request opens a new connection
+(http.client), for both targets alike. BENCH_CLIENTS processes (default 4) send
+requests back to back for BENCH_SECONDS (default 10; batch: BENCH_BATCH_SECONDS,
+default 4). Bodies and signatures are built before the clock starts, so client-side
+signing is not in the figures. Clients and servers share this machine's cores.
+
+Everything runs in a fresh PostgreSQL database (rapport_bench_<hex>, created from
+BENCH_DATABASE_URL, dropped at the end) and a fresh Redis namespace on BENCH_REDIS_URL
+(deleted at the end). After each phase the rows in the table must equal the events
+answered 202 and there must be no errors. The last line printed is one JSON object.
+Targets (issue): single >= 50% of baseline; batch >= 10,000 events/s.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from engine.clock import utcnow  # noqa: E402
+from engine.migrate import upgrade  # noqa: E402
+from engine.services.workspaces import create_workspace  # noqa: E402
+from engine.signing import sign  # noqa: E402
+from triggers.demo import cart_event  # noqa: E402
+from workers.queues import connect_redis, make_queues  # noqa: E402
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+BATCH_SECONDS = float(os.environ.get("BENCH_BATCH_SECONDS", "4"))
+BATCH = 1000
+MAX_RPS = 3000  # per client: bodies pre-built for at most this rate (a client stops if it runs out)
+MAX_BATCH_RPS = 12  # per client, batches of 1000 events
+CONTACTS = 1000  # each client's events spread over this many contacts
+BASELINE_TABLE = ("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, external_id text NOT NULL, "
+                  "type text NOT NULL, properties jsonb NOT NULL)")
+
+
+def event_template() -> str:
+    """A demo cart event as JSON, with @ID@ (event id) and @K@ (contact) to fill in."""
+    event = cart_event("cart-@K@", customer="cust-@K@", email="@K@@example.com")
+    event["id"] = "@ID@"
+    return json.dumps(event)
+
+
+def event_json(template: str, tag: str, client: int, i: int) -> str:
+    return template.replace("@ID@", f"evt-{tag}-{client}-{i}").replace("@K@", f"c{client}-{i % CONTACTS}")
+
+
+def signed_headers(body: bytes, creds: dict[str, str]) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {creds['api_key']}",
+            "Rapport-Signature": sign(creds["signing_secret"], body, int(time.time()))}
+
+
+def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    conn = HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", path, body, headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def client(job: dict[str, Any], index: int, barrier: Any, results: Any) -> None:
+    """One load-generating process: build its requests, wait for the start, send until the deadline."""
+    template, tag = event_template(), job["tag"]
+    if job["batch"]:
+        bodies = [('{"events":[' + ",".join(event_json(template, tag, index, i)
+                                             for i in range(b * BATCH, (b + 1) * BATCH)) + "]}").encode()
+                  for b in range(int(MAX_BATCH_RPS * job["seconds"]))]
+    else:
+        bodies = [event_json(template, tag, index, i).encode() for i in range(int(MAX_RPS * job["seconds"]))]
+    requests = [(body, signed_headers(body, job["creds"])) for body in bodies]
+    statuses: Counter[str] = Counter()
+    errors: list[str] = []
+    latencies: list[float] = []
+    accepted, exhausted = 0, True
+    barrier.wait()
+    start = time.monotonic()
+    deadline = start + job["seconds"]
+    for body, headers in requests:
+        sent = time.monotonic()
+        if sent >= deadline:
+            exhausted = False
+            break
+        try:
+            status, data = post(job["port"], job["path"], body, headers)
+        except OSError as exc:
+            statuses["exception"] += 1
+            if len(errors) < 5:
+                errors.append(repr(exc))
+            continue
+        latencies.append(time.monotonic() - sent)
+        statuses[str(status)] += 1
+        if status == 202:
+            accepted += json.loads(data)["accepted"] if job["batch"] else 1
+        elif len(errors) < 5:
+            errors.append(f"HTTP {status}: {data[:300]!r}")
+    results.put({"statuses": statuses, "errors": errors[:5], "accepted": accepted, "latencies": latencies,
+                 "elapsed": time.monotonic() - start, "exhausted": exhausted})
+
+
+def run_phase(name: str, job: dict[str, Any]) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(CLIENTS + 1), ctx.Queue()
+    procs = [ctx.Process(target=client, args=(job, i, barrier, results), daemon=True) for i in range(CLIENTS)]
+    for proc in procs:
+        proc.start()
+    try:
+        barrier.wait(timeout=120)
+        parts = [results.get(timeout=job["seconds"] + 120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+    statuses = sum((p["statuses"] for p in parts), Counter())
+    latencies = sorted(x for p in parts for x in p["latencies"])
+    elapsed = max(p["elapsed"] for p in parts)
+    phase = {"name": name, "requests": sum(statuses.values()), "statuses": dict(statuses),
+             "accepted": sum(p["accepted"] for p in parts), "elapsed": elapsed,
+             "errors": [e for p in parts for e in p["errors"]],
+             "error_count": sum(n for s, n in statuses.items() if s != "202"),
+             "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else 0.0,
+             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else 0.0}
+    phase["eps"] = phase["accepted"] / elapsed
+    if any(p["exhausted"] for p in parts):
+        phase["errors"].append("a client ran out of pre-built requests: raise MAX_RPS / MAX_BATCH_RPS")
+    return phase
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(app: str, env: dict[str, str], log: Any) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()  # no --access-logfile: gunicorn's access log is off by default
+    cmd = [sys.executable, "-m", "gunicorn", app, "--workers", "2", "--worker-class", "sync",
+           "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, port
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn on port {port} did not become healthy:\n{Path(log_path).read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the master and its workers
+            proc.wait()
+
+
+def count(engine: Any, sql: str, **params: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
+
+
+def report(phase: dict[str, Any], rows: int, expected: int) -> bool:
+    ok = rows == expected and phase["error_count"] == 0
+    print(f"{phase['name']:>8}: {phase['eps']:9,.0f} events/s  {phase['requests']:6} requests in "
+          f"{phase['elapsed']:.1f} s  p50 {phase['p50_ms']:.1f} ms  p99 {phase['p99_ms']:.1f} ms  "
+          f"statuses {phase['statuses']}  rows {rows} (expected {expected}) {'OK' if ok else 'FAIL'}")
+    for error in phase["errors"][:10]:
+        print(f"          error: {error}")
+    return ok
+
+
+def main() -> int:
+    run = secrets.token_hex(4)
+    db_name, namespace = f"rapport_bench_{run}", f"rapport-bench-{run}"
+    db_url = make_url(DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
+    admin = create_engine(DATABASE_URL, isolation_level="AUTOCOMMIT")
+    redis = connect_redis(REDIS_URL)
+    servers: list[subprocess.Popen[bytes]] = []
+    engine, tmp = None, tempfile.mkdtemp(prefix="rapport-bench-")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+    try:
+        upgrade(db_url)
+        engine = create_engine(db_url)
+        with Session(engine) as session, session.begin():
+            c = create_workspace(session, "Bench Shop", now=utcnow())
+        creds = {"workspace_id": c.workspace_id, "api_key": c.api_key, "signing_secret": c.signing_secret}
+        with engine.begin() as conn:
+            conn.execute(text(BASELINE_TABLE))
+        engine.dispose()  # no pooled connections across the fork of the clients
+
+        env = {"DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": secrets.token_hex(32),
+               "RAPPORT_NAMESPACE": namespace, "RAPPORT_DATA_DIR": tmp, "BENCH_BASELINE_DB": db_url}
+        ports = {}
+        for name, app in (("rapport", "webapp.app:create_app()"), ("baseline", "bench.baseline_app:create_app()")):
+            log_path = os.path.join(tmp, f"{name}.log")
+            with open(log_path, "wb") as log:
+                proc, ports[name] = start_gunicorn(app, env, log)
+            servers.append(proc)
+            wait_healthy(proc, ports[name], log_path)
+
+        # Warm up both: imports, the API-key cache and pydantic in every worker.
+        template, warm = event_template(), Counter()
+        for i in range(20):
+            body = event_json(template, f"{run}w", 0, i).encode()
+            for name, path in (("rapport", "/api/v1/events"), ("baseline", "/events")):
+                warm[name] += post(ports[name], path, body, signed_headers(body, creds))[0] == 202
+
+        print(f"ingest bench: {CLIENTS} clients, {SECONDS:g} s per phase ({BATCH_SECONDS:g} s batch), "
+              f"{os.cpu_count()} cores, database {db_name}")
+        job = {"creds": creds, "seconds": SECONDS, "batch": False}
+        single = run_phase("single", job | {"port": ports["rapport"], "path": "/api/v1/events", "tag": f"{run}s"})
+        events_sql = "SELECT count(*) FROM events WHERE workspace_id = :ws"
+        ok = report(single, count(engine, events_sql, ws=creds["workspace_id"]) - warm["rapport"], single["accepted"])
+        baseline = run_phase("baseline", job | {"port": ports["baseline"], "path": "/events", "tag": f"{run}b"})
+        ok &= report(baseline, count(engine, "SELECT count(*) FROM bench_baseline") - warm["baseline"], baseline["accepted"])
+        batch = run_phase("batch", job | {"port": ports["rapport"], "path": "/api/v1/events/batch",
+                                          "tag": f"{run}x", "seconds": BATCH_SECONDS, "batch": True})
+        ok &= report(batch, count(engine, events_sql, ws=creds["workspace_id"]) - warm["rapport"] - single["accepted"],
+                     batch["accepted"])
+        queued = sum(q.count for q in make_queues(redis, namespace).values())
+        print(f"RQ jobs waiting (no worker runs): {queued}")
+
+        ratio = single["eps"] / baseline["eps"] if baseline["eps"] else 0.0
+        print(f"single / baseline = {ratio:.2f} (target >= 0.50): {'met' if ratio >= 0.5 else 'MISSED'}; "
+              f"batch {batch['eps']:,.0f} events/s (target >= 10,000): "
+              f"{'met' if batch['eps'] >= 10_000 else 'MISSED'}; verification {'OK' if ok else 'FAILED'}")
+        print(json.dumps({"bench": "ingest", "single_eps": round(single["eps"]), "baseline_eps": round(baseline["eps"]),
+                          "ratio": round(ratio, 2), "batch_eps": round(batch["eps"]), "clients": CLIENTS,
+                          "seconds": SECONDS, "verified": ok}))
+        return 0 if ok else 1
+    finally:
+        for proc in servers:
+            stop(proc)
+        if engine is not None:
+            engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        admin.dispose()
+        for queue in make_queues(redis, namespace).values():
+            queue.delete(delete_jobs=True)  # the queued jobs' hashes too, not only the list
+        leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
+        if leftovers:
+            redis.delete(*leftovers)
+        redis.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""End to end: real processes (gunicorn web, RQ worker, scheduler, aiosmtpd SMTP sink),
+signed webhooks over HTTP, and the email read back from the outbox API.
+
+The demo journey's wait is set to 2 seconds and the scheduler ticks every 0.2 s, so
+the whole module runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from redis import Redis
+
+from engine.services.workspaces import Credentials
+from engine.signing import sign
+from tests.conftest import create_database, drop_database
+from triggers.demo import cart_event, order_event
+from workers.supervisor import free_port, start_redis
+
+pytestmark = pytest.mark.e2e
+WAIT_SECONDS = 2
+
+
+@dataclass
+class Stack:
+    base_url: str
+    env: dict[str, str]
+    credentials: Credentials
+    redis: Redis
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        proc = _spawn([sys.executable, "-m", "workers.cli", "worker"], self.env)
+        self.workers.append(proc)
+        return proc
+
+    def post(self, payload: Any, *, path: str = "/api/v1/events") -> requests.Response:
+        body = json.dumps(payload).encode()
+        return requests.post(self.base_url + path, data=body, timeout=10, headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.credentials.api_key}",
+            "Rapport-Signature": sign(self.credentials.signing_secret, body, int(time.time())),
+        })
+
+    def get(self, path: str) -> Any:
+        response = requests.get(self.base_url + path, timeout=10,
+                                headers={"Authorization": f"Bearer {self.credentials.api_key}"})
+        response.raise_for_status()
+        return response.json()
+
+    def outbox_to(self, address: str) -> list[dict[str, Any]]:
+        return [m for m in self.get("/api/v1/outbox?limit=500")["messages"] if m["to"] == address]
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env=env, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    database_url = create_database(tmp)
+    redis_proc = None
+    external = os.environ.get("RAPPORT_TEST_REDIS_URL")
+    if external:  # a database index of its own, so flushing it touches no other test
+        redis_url = external.rsplit("/", 1)[0] + "/9" if external.count("/") > 2 else external + "/9"
+    else:
+        redis_proc, redis_url = start_redis(Path(tmp))
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    port, sink_port = free_port(), free_port()
+    env = dict(
+        os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{sink_port}",
+        RAPPORT_NAMESPACE=f"e2e-{secrets.token_hex(4)}", RAPPORT_DATA_DIR=str(tmp), SECRET_KEY="e2e-secret",
+        RAPPORT_SCHEDULER_TICK="0.2", RAPPORT_REDELIVER_AFTER="2", PORT=str(port), PYTHONUNBUFFERED="1",
+    )
+    created = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "workspace", "create", "E2E Shop", "--json", "--demo",
+         "--demo-wait", str(WAIT_SECONDS)], env=env, capture_output=True, text=True, check=True,
+    )
+    credentials = Credentials(**json.loads(created.stdout))
+    s = Stack(f"http://127.0.0.1:{port}", env, credentials, redis)
+    try:
+        s.others.append(_spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
+        s.others.append(_spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()", "--bind",
+                                f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], env))
+        s.others.append(_spawn([sys.executable, "-m", "workers.cli", "scheduler"], env))
+        s.start_worker()
+        wait_for(lambda: _healthy(s.base_url), timeout=30, what="the web server")
+        yield s
+    finally:
+        for proc in s.workers + s.others:
+            _stop(proc)
+        redis.close()
+        if redis_proc is not None:
+            _stop(redis_proc)
+        drop_database(database_url)
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        return requests.get(base_url + "/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def new_customer() -> tuple[str, str]:
+    tag = secrets.token_hex(4)
+    return f"customer-{tag}", f"shopper-{tag}@example.com"
+
+
+def test_an_abandoned_cart_becomes_one_email_with_its_items_and_link(stack: Stack) -> None:
+    """The signed webhook leads, after the wait, to the reminder in the SMTP sink."""
+    customer, address = new_customer()
+    event = cart_event("cart-e2e-1", customer=customer, email=address)
+    response = stack.post(event)
+    assert response.status_code == 202, response.text
+    [mail] = wait_for(lambda: stack.outbox_to(address), what="the reminder email")
+    assert mail["channel"] == "email" and "left something in your cart" in mail["subject"]
+    for item in event["properties"]["items"]:
+        assert item["name"] in mail["text"] and item["name"] in mail["html"]
+    assert "https://demo-shop.example/cart/cart-e2e-1/recover" in mail["text"]
+    assert "<html" in mail["html"] and "€59.00" in mail["html"]
+    time.sleep(WAIT_SECONDS)
+    assert len(stack.outbox_to(address)) == 1
+
+
+def test_an_order_in_time_means_no_email_and_the_timeline_says_why(stack: Stack) -> None:
+    """order_placed for the cart within the wait ends the run: exited, goal reached."""
+    customer, address = new_customer()
+    assert stack.post(cart_event("cart-e2e-2", customer=customer, email=address)).status_code == 202
+    assert stack.post(order_event("cart-e2e-2", customer=customer)).status_code == 202
+    data = wait_for(lambda: (d := stack.get(f"/api/v1/contacts/{customer}/timeline"))["runs"]
+                    and d["runs"][0]["status"] != "active" and d, what="the run to end")
+    time.sleep(WAIT_SECONDS + 1)
+    data = stack.get(f"/api/v1/contacts/{customer}/timeline")
+    assert [(r["status"], r["exit_reason"]) for r in data["runs"]] == [("exited", "goal reached: order placed")]
+    assert any(e["kind"] == "exited" and e["detail"] == "goal reached: order placed" for e in data["timeline"])
+    assert stack.outbox_to(address) == []
+
+
+def test_the_same_event_sent_twice_enrolls_once(stack: Stack) -> None:
+    """A webhook retried by the shop is answered as a duplicate and changes nothing."""
+    customer, address = new_customer()
+    event = cart_event("cart-e2e-3", customer=customer, email=address)
+    assert stack.post(event).status_code == 202
+    second = stack.post(event)
+    assert second.status_code == 200 and second.json()["duplicate"] is True
+    wait_for(lambda: stack.outbox_to(address), what="the reminder email")
+    time.sleep(1)
+    assert len(stack.get(f"/api/v1/contacts/{customer}/timeline")["runs"]) == 1
+    assert len(stack.outbox_to(address)) == 1
+
+
+def test_a_worker_killed_mid_journey_is_replaced_and_one_email_goes_out(stack: Stack) -> None:
+    """SIGKILL the only worker while the run waits; a new worker delivers exactly once."""
+    customer, address = new_customer()
+    assert stack.post(cart_event("cart-e2e-4", customer=customer, email=address)).status_code == 202
+    wait_for(lambda: [r for r in stack.get(f"/api/v1/contacts/{customer}/timeline")["runs"]
+                      if r["status"] == "waiting"], what="the run to wait")
+    for proc in stack.workers:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stack.workers.clear()
+    time.sleep(WAIT_SECONDS + 1)  # the timer falls due while no worker runs
+    assert stack.outbox_to(address) == []
+    stack.start_worker()
+    wait_for(lambda: stack.outbox_to(address), what="the reminder after the restart")
+    time.sleep(3)  # past a redelivery interval: nothing else may arrive
+    assert len(stack.outbox_to(address)) == 1
+
+
+def test_flushing_redis_mid_journey_still_delivers_exactly_one_email(stack: Stack) -> None:
+    """Redis loses every queued job twice; the scheduler re-sends the work from the database."""
+    customer, address = new_customer()
+    assert stack.post(cart_event("cart-e2e-5", customer=customer, email=address)).status_code == 202
+    stack.redis.flushdb()  # the evaluation job may be gone
+    wait_for(lambda: [r for r in stack.get(f"/api/v1/contacts/{customer}/timeline")["runs"]
+                      if r["status"] == "waiting"], what="the run to wait")
+    stack.redis.flushdb()  # and whatever was queued while it waits
+    [mail] = wait_for(lambda: stack.outbox_to(address), what="the reminder after the flushes")
+    assert "cart-e2e-5" in mail["text"]
+    time.sleep(3)
+    assert len(stack.outbox_to(address)) == 1
