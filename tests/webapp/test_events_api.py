@@ -10,18 +10,20 @@ import json
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.db import DeferredJob, make_sessionmaker
 from engine.models import Contact, Event
 from engine.services.ingest import MAX_BATCH
 from engine.signing import sign
 from tests.conftest import FakeClock, Shop
 from tests.webapp.conftest import auth_headers, post_signed
 from triggers.demo import cart_event, order_event
-from workers.queues import make_queues
+from workers.queues import make_job_sink, make_queues
 
 EVENTS = "/api/v1/events"
 BATCH = "/api/v1/events/batch"
@@ -129,14 +131,23 @@ def test_accepted_event_enqueues_exactly_one_evaluation_job_with_its_id(
     assert queued_event_batches(redis, namespace) == [[body["id"]]]
 
 
-def test_evaluation_job_is_enqueued_only_for_a_committed_event(
-    client: FlaskClient, shop: Shop, redis: Redis, namespace: str, sessions: sessionmaker[Session]
+def test_evaluation_job_reaches_the_queue_only_after_the_event_is_committed(
+    app: Flask, client: FlaskClient, shop: Shop, redis: Redis, namespace: str, sessions: sessionmaker[Session]
 ) -> None:
-    """Every id a queued job carries is already readable from another connection."""
+    """At the moment the job is handed to Redis, another connection can already read the event."""
+    queue_sink = make_job_sink(redis, namespace)
+    visible_when_enqueued: list[bool] = []
+
+    def checking_sink(jobs: list[DeferredJob]) -> None:
+        with sessions() as session:
+            visible_when_enqueued.extend(session.get(Event, id_) is not None for job in jobs for id_ in job.ids)
+        queue_sink(jobs)
+
+    parts = app.extensions["rapport"]
+    parts["sessions"] = make_sessionmaker(parts["engine"], checking_sink)
     post_signed(client, EVENTS, cart_event(), shop.credentials)
-    [[event_id]] = queued_event_batches(redis, namespace)
-    with sessions() as session:
-        assert session.get(Event, event_id) is not None
+    assert visible_when_enqueued == [True]
+    assert len(queued_event_batches(redis, namespace)) == 1
 
 
 # --- one event: duplicate -----------------------------------------------------------
