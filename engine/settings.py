@@ -10,18 +10,26 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 SECRET_FIELDS = frozenset({"secret_key", "database_url", "redis_url", "smtp_url"})
 
 
 def _redact_url(url: str | None) -> str | None:
-    """Hide the password of a URL so settings can be logged."""
-    if not url or "@" not in url or "://" not in url:
+    """Hide the password of a URL, in its user part or its query, so settings can be logged."""
+    if not url or "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    parts = urlsplit(url)
+    if parts.password is None and "pass" not in parts.query.lower():
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{k}=***" if k.lower() in ("password", "pass", "passwd") else f"{k}={v}"
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
@@ -46,14 +47,17 @@ def test_build_mime_makes_a_multipart_alternative_with_text_then_html() -> None:
 
 
 def test_build_mime_sets_the_standard_headers() -> None:
-    """From, To, Subject, an RFC 5322 Date and the given Message-ID are present."""
+    """From, To, Subject, the current Date (UTC) and the given Message-ID are present."""
     message = parse(build_mime(outgoing(), MESSAGE_ID))
 
     assert message["From"] == "Demo Shop <shop@shop.example>"
     assert message["To"] == "zoe@example.com"
     assert message["Subject"] == "You left something in your cart"
     assert message["Message-ID"] == MESSAGE_ID
-    assert parsedate_to_datetime(message["Date"]).utcoffset() is not None
+    sent_at = parsedate_to_datetime(message["Date"])
+    if sent_at.tzinfo is None:  # "-0000" means UTC with the local zone withheld
+        sent_at = sent_at.replace(tzinfo=UTC)
+    assert abs(sent_at - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 def test_build_mime_adds_the_custom_headers() -> None:
