@@ -55,6 +55,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: Json, datetime: UtcDateTime()}
 
 
+# SQLite reuses the largest deleted rowid unless AUTOINCREMENT is declared; a job still
+# queued with an erased row's id must never find an unrelated new row under it.
+NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 class RunStatus(enum.StrEnum):
     ACTIVE = "active"  # being advanced right now, or about to be
     WAITING = "waiting"  # parked until next_at
@@ -86,6 +91,7 @@ class Workspace(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = NO_ID_REUSE
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     prefix: Mapped[str] = mapped_column(String(16))
@@ -96,7 +102,7 @@ class ApiKey(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("workspace_id", "external_id"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "external_id"), NO_ID_REUSE)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(200))
@@ -126,6 +132,7 @@ class Event(Base):
             postgresql_where=text("evaluated_at IS NULL"),
             sqlite_where=text("evaluated_at IS NULL"),
         ),
+        NO_ID_REUSE,
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -142,6 +149,7 @@ class Event(Base):
 
 class Journey(Base):
     __tablename__ = "journeys"
+    __table_args__ = NO_ID_REUSE
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
@@ -158,7 +166,7 @@ class JourneyVersion(Base):
     """A published definition. Never updated: runs finish on the version they entered."""
 
     __tablename__ = "journey_versions"
-    __table_args__ = (UniqueConstraint("journey_id", "version"),)
+    __table_args__ = (UniqueConstraint("journey_id", "version"), NO_ID_REUSE)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
@@ -181,6 +189,7 @@ class Run(Base):
             postgresql_where=text("status = 'waiting'"),
             sqlite_where=text("status = 'waiting'"),
         ),
+        NO_ID_REUSE,
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -214,6 +223,7 @@ class Message(Base):
             postgresql_where=text("status IN ('scheduled', 'sending')"),
             sqlite_where=text("status IN ('scheduled', 'sending')"),
         ),
+        NO_ID_REUSE,
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -243,7 +253,7 @@ class JournalEntry(Base):
     """Why things happened: enrollments, steps, waits, skips and exits, per contact."""
 
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_contact", "contact_id", "at"),)
+    __table_args__ = (Index("ix_journal_contact", "contact_id", "at"), NO_ID_REUSE)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
@@ -257,7 +267,7 @@ class JournalEntry(Base):
 
 class Suppression(Base):
     __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("workspace_id", "channel", "address"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "channel", "address"), NO_ID_REUSE)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
@@ -274,6 +284,7 @@ class Erasure(Base):
     """
 
     __tablename__ = "erasures"
+    __table_args__ = NO_ID_REUSE
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     subject_digest: Mapped[str] = mapped_column(String(64))
@@ -285,7 +296,7 @@ class OutboxCapture(Base):
     """What the built-in SMTP sink (and later the fake providers) received."""
 
     __tablename__ = "outbox_captures"
-    __table_args__ = (Index("ix_outbox_workspace", "workspace_id", "id"),)
+    __table_args__ = (Index("ix_outbox_workspace", "workspace_id", "id"), NO_ID_REUSE)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str | None] = mapped_column(String(32))
     message_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))

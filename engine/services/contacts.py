@@ -103,8 +103,8 @@ def erase_contact(session: Session, workspace_id: str, external_id: str, *, secr
     message_ids = select(Message.id).where(Message.contact_id == contact.id).scalar_subquery()
     session.execute(delete(OutboxCapture).where(OutboxCapture.workspace_id == workspace_id,
                                                 OutboxCapture.message_id.in_(message_ids)))
-    for model in (JournalEntry, Message, Run, Event):
-        session.execute(delete(model).where(model.contact_id == contact.id))
+    for table in (JournalEntry, Message, Run, Event):
+        session.execute(delete(table).where(table.contact_id == contact.id))
     session.delete(contact)
     session.add(Erasure(workspace_id=workspace_id, erased_at=now, counts=counts,
                         subject_digest=subject_digest(secret_key, workspace_id, external_id)))

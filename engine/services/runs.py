@@ -75,9 +75,9 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
             if run.status in LIVE_RUN_STATUSES:
                 _end_if_goal(session, run, event, now=now)
         for live in journeys.get(event.workspace_id, []):
-            run = _enroll_if_triggered(session, live, event, now=now)
-            if run is not None:
-                runs_by_contact[event.contact_id].append(run)
+            enrolled = _enroll_if_triggered(session, live, event, now=now)
+            if enrolled is not None:
+                runs_by_contact[event.contact_id].append(enrolled)
         event.evaluated_at = now
 
 

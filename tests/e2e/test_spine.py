@@ -109,8 +109,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     created = subprocess.run(
         [sys.executable, "-m", "workers.cli", "workspace", "create", "E2E Shop", "--json", "--demo",
-         "--demo-wait", str(WAIT_SECONDS)], env=env, capture_output=True, text=True, check=True,
+         "--demo-wait", str(WAIT_SECONDS)], env=env, capture_output=True, text=True,
     )
+    assert created.returncode == 0, f"workspace create failed: {created.stderr}"
     credentials = Credentials(**json.loads(created.stdout))
     s = Stack(f"http://127.0.0.1:{port}", env, credentials, redis)
     try:

@@ -46,7 +46,8 @@ def stored_contact(sessions: sessionmaker[Session], workspace_id: str, external_
 
 def contact_count(sessions: sessionmaker[Session], workspace_id: str) -> int:
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(Contact).where(Contact.workspace_id == workspace_id)) or 0
+        count = select(func.count()).select_from(Contact).where(Contact.workspace_id == workspace_id)
+        return session.scalar(count) or 0
 
 
 def queued_event_batches(redis: Redis, namespace: str) -> list[list[int]]:
@@ -100,7 +101,8 @@ def test_accepted_event_is_stored_with_its_properties(
 
 def test_accepted_event_upserts_its_contact(client: FlaskClient, shop: Shop, sessions: sessionmaker[Session]) -> None:
     """The event's contact is created with the profile and consent the event carried."""
-    body = post_signed(client, EVENTS, cart_event(customer="cust-1", email="Ada@Example.com"), shop.credentials).get_json()
+    event = cart_event(customer="cust-1", email="Ada@Example.com")
+    body = post_signed(client, EVENTS, event, shop.credentials).get_json()
     contact = stored_contact(sessions, shop.id, "cust-1")
     assert contact is not None
     assert contact.id == body["contact_id"]
@@ -188,7 +190,9 @@ def test_repeated_event_id_changes_neither_the_event_nor_the_contact(
     assert after_contact.updated_at == before_contact.updated_at
 
 
-def test_repeated_event_id_enqueues_no_second_job(client: FlaskClient, shop: Shop, redis: Redis, namespace: str) -> None:
+def test_repeated_event_id_enqueues_no_second_job(
+    client: FlaskClient, shop: Shop, redis: Redis, namespace: str
+) -> None:
     """Only the first delivery of an event id is queued for evaluation."""
     event = cart_event()
     first = post_signed(client, EVENTS, event, shop.credentials).get_json()
@@ -257,7 +261,8 @@ def test_body_changed_after_signing_is_refused(
     event["properties"]["total"] = 0.01
     tampered = json.dumps(event).encode()
     signature = sign(shop.credentials.signing_secret, signed_body, int(clock().timestamp()))
-    response = client.post(EVENTS, data=tampered, headers={**auth_headers(shop.credentials), "Rapport-Signature": signature})
+    headers = {**auth_headers(shop.credentials), "Rapport-Signature": signature}
+    response = client.post(EVENTS, data=tampered, headers=headers)
     assert response.status_code == 401
     assert "does not match" in response.get_json()["message"]
     assert_nothing_stored(sessions, redis, namespace, shop.id)
@@ -311,7 +316,8 @@ def test_event_signed_with_another_workspaces_secret_is_refused(
     client: FlaskClient, shop: Shop, second_shop: Shop, sessions: sessionmaker[Session], redis: Redis, namespace: str
 ) -> None:
     """Workspace A's key with a signature by B's secret answers 401 and writes to neither workspace."""
-    response = post_signed(client, EVENTS, cart_event(), shop.credentials, secret=second_shop.credentials.signing_secret)
+    b_secret = second_shop.credentials.signing_secret
+    response = post_signed(client, EVENTS, cart_event(), shop.credentials, secret=b_secret)
     assert response.status_code == 401
     assert_nothing_stored(sessions, redis, namespace, shop.id)
     assert_nothing_stored(sessions, redis, namespace, second_shop.id)
@@ -329,7 +335,8 @@ def test_batch_needs_a_valid_signature_too(
 # --- malformed and invalid bodies ---------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [b'{"id": "evt-1", ', b"not json", b"\xff\xfe{}"], ids=["truncated", "text", "not-utf8"])
+@pytest.mark.parametrize("raw", [b'{"id": "evt-1", ', b"not json", b"\xff\xfe{}"],
+                         ids=["truncated", "text", "not-utf8"])
 def test_malformed_json_is_answered_400(
     client: FlaskClient, shop: Shop, sessions: sessionmaker[Session], redis: Redis, namespace: str, raw: bytes
 ) -> None:
@@ -375,6 +382,18 @@ def test_missing_required_field_is_answered_422_naming_it(
     assert_nothing_stored(sessions, redis, namespace, shop.id)
 
 
+@pytest.mark.parametrize("payload", [[], None, "evt-1", 1, [minimal_event("evt-1")]],
+                         ids=["empty-list", "null", "string", "number", "list-of-events"])
+def test_json_that_is_not_an_object_is_answered_422(
+    client: FlaskClient, shop: Shop, sessions: sessionmaker[Session], redis: Redis, namespace: str, payload: Any
+) -> None:
+    """Valid JSON that is not an event object answers 422 with an error on the body itself."""
+    response = post_signed(client, EVENTS, payload, shop.credentials)
+    assert response.status_code == 422
+    assert error_fields(response.get_json()) == {"(root)"}
+    assert_nothing_stored(sessions, redis, namespace, shop.id)
+
+
 def test_every_missing_field_is_named_at_once(client: FlaskClient, shop: Shop) -> None:
     """An empty object gets one error each for id, type and contact, not just the first."""
     response = post_signed(client, EVENTS, {}, shop.credentials)
@@ -416,7 +435,9 @@ def test_field_of_wrong_type_is_answered_422_naming_it(
     assert_nothing_stored(sessions, redis, namespace, shop.id)
 
 
-def test_occurred_at_with_an_offset_is_stored_in_utc(client: FlaskClient, shop: Shop, sessions: sessionmaker[Session]) -> None:
+def test_occurred_at_with_an_offset_is_stored_in_utc(
+    client: FlaskClient, shop: Shop, sessions: sessionmaker[Session]
+) -> None:
     """occurred_at with +01:00 is accepted and stored as the same instant."""
     event = {**minimal_event("evt-1"), "occurred_at": "2026-11-23T10:00:00+01:00"}
     assert post_signed(client, EVENTS, event, shop.credentials).status_code == 202
@@ -489,7 +510,9 @@ def test_mixed_batch_enqueues_one_job_with_the_accepted_ids(
     assert sorted(batches[1]) == sorted([results[0]["id"], results[2]["id"]])
 
 
-def test_batch_upserts_a_repeated_contact_once(client: FlaskClient, shop: Shop, sessions: sessionmaker[Session]) -> None:
+def test_batch_upserts_a_repeated_contact_once(
+    client: FlaskClient, shop: Shop, sessions: sessionmaker[Session]
+) -> None:
     """Two events for one contact in a batch make one contact, with the later event's fields."""
     first, second = minimal_event("evt-1", "cust-1"), minimal_event("evt-2", "cust-1")
     first["contact"]["first_name"], second["contact"]["first_name"] = "Ada", "Augusta"
@@ -512,7 +535,9 @@ def test_batch_of_only_invalid_events_is_answered_422(
     assert_nothing_stored(sessions, redis, namespace, shop.id)
 
 
-def test_batch_of_only_duplicates_is_answered_200(client: FlaskClient, shop: Shop, redis: Redis, namespace: str) -> None:
+def test_batch_of_only_duplicates_is_answered_200(
+    client: FlaskClient, shop: Shop, redis: Redis, namespace: str
+) -> None:
     """A batch that is entirely a retry answers 200 and queues nothing new."""
     events = [minimal_event("evt-1"), minimal_event("evt-2")]
     post_signed(client, BATCH, {"events": events}, shop.credentials)
@@ -557,3 +582,4 @@ def test_batch_without_a_list_of_events_is_answered_422(
     assert response.status_code == 422
     assert error_fields(response.get_json()) == {"events"}
     assert_nothing_stored(sessions, redis, namespace, shop.id)
+

@@ -1,0 +1,1 @@
+"""The domain: definitions, interpreter, policies, services and the data model. No Flask, RQ or Redis here."""
