@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.channels import EmailSender, OutgoingEmail
 from engine.errors import PermanentSendError, TemplateError, TransientSendError
 from engine.models import Message, MessageStatus
-from engine.services.journal import record
+from engine.services.journal import record_message
 from templates.rendering import email_template
 
 MAX_ATTEMPTS = 8
@@ -89,9 +89,7 @@ def _send_one(
                 message.status = MessageStatus.SENT.value
                 message.sent_at, message.provider_id, message.subject = now, provider_id, rendered.subject
                 message.template_version, message.error = template.version, None
-                record(session, workspace_id=message.workspace_id, contact_id=message.contact_id,
-                       run_id=message.run_id, step_id=message.step_id, message_id=message.id, kind="sent",
-                       at=now, detail=f"{message.channel} to {message.to_address}: {rendered.subject}")
+                record_message(session, message, "sent", at=now, detail=f"{message.channel} to {message.to_address}: {rendered.subject}")
             case TemplateError():
                 _fail(session, message, str(outcome), now=now)
             case PermanentSendError():
@@ -107,12 +105,9 @@ def _retry_later(session: Session, message: Message, error: str, *, now: datetim
     message.scheduled_at = now + retry_delay(message.attempts)
     message.enqueued_at = None
     message.error = error
-    record(session, workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
-           step_id=message.step_id, message_id=message.id, kind="retrying", at=now,
-           detail=f"attempt {message.attempts}: {error}; next at {message.scheduled_at.isoformat()}")
+    record_message(session, message, "retrying", at=now, detail=f"attempt {message.attempts}: {error}; next at {message.scheduled_at.isoformat()}")
 
 
 def _fail(session: Session, message: Message, error: str, *, now: datetime) -> None:
     message.status, message.error = MessageStatus.FAILED.value, error
-    record(session, workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
-           step_id=message.step_id, message_id=message.id, kind="failed", at=now, detail=error)
+    record_message(session, message, "failed", at=now, detail=error)

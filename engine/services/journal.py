@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from engine.models import JournalEntry
+from engine.models import JournalEntry, Message, Run
 
 
 def record(
@@ -33,3 +33,16 @@ def record(
             detail=detail[:500] if detail else None,
         )
     )
+
+
+def record_run(session: Session, run: Run, kind: str, *, at: datetime, step_id: str | None = None,
+               detail: str | None = None) -> None:
+    """A line about a run; `step_id` defaults to the step the run stands on."""
+    record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
+           step_id=step_id or run.step_id, kind=kind, at=at, detail=detail)
+
+
+def record_message(session: Session, message: Message, kind: str, *, at: datetime,
+                   detail: str | None = None) -> None:
+    record(session, workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
+           step_id=message.step_id, message_id=message.id, kind=kind, at=at, detail=detail)

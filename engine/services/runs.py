@@ -30,7 +30,7 @@ from engine.models import (
     Workspace,
 )
 from engine.policies import email_skip_reason
-from engine.services.journal import record
+from engine.services.journal import record, record_run
 from engine.services.journeys import LiveVersion, live_versions, version_definition
 
 
@@ -87,8 +87,7 @@ def _end_if_goal(session: Session, run: Run, event: Event, *, now: datetime) -> 
     if goal is None or correlation_key(event.properties, definition.trigger.key) != run.key:
         return
     _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", now=now)
-    record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-           step_id=run.step_id, kind="goal", at=now, detail=f"{event.type} {event.external_id}")
+    record_run(session, run, "goal", at=now, detail=f"{event.type} {event.external_id}")
 
 
 def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
@@ -127,8 +126,7 @@ def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, n
         )
         return None
     run = session.get_one(Run, run_id)
-    record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id, kind="enrolled",
-           at=now, detail=f"{live.name} (key {key!r}) by {event.type} {event.external_id}")
+    record_run(session, run, "enrolled", at=now, detail=f"{live.name} (key {key!r}) by {event.type} {event.external_id}")
     _walk(session, run, live.definition, now=now)
     return run
 
@@ -154,14 +152,12 @@ def _walk(session: Session, run: Run, definition: JourneyDefinition, *, now: dat
     match stop:
         case Waiting(step_id=step_id, entered_at=entered_at, until=until):
             if (run.step_id, run.next_at) != (step_id, until):
-                record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-                       step_id=step_id, kind="waiting", at=now, detail=f"until {until.isoformat()}")
+                record_run(session, run, "waiting", at=now, step_id=step_id, detail=f"until {until.isoformat()}")
             run.status, run.step_id, run.step_entered_at = RunStatus.WAITING.value, step_id, entered_at
             run.next_at, run.enqueued_at = until, None
         case Completed():
             _end_run(session, run, RunStatus.COMPLETED, None, now=now)
-            record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-                   kind="completed", at=now)
+            record_run(session, run, "completed", at=now)
         case Exited(step_id=step_id, reason=reason):
             run.step_id = step_id
             _end_run(session, run, RunStatus.EXITED, reason, now=now)
@@ -173,8 +169,7 @@ def _end_run(session: Session, run: Run, status: RunStatus, reason: str | None, 
     run.status, run.exit_reason, run.ended_at = status.value, reason, now
     run.next_at = run.enqueued_at = None
     if status is RunStatus.EXITED:
-        record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-               step_id=run.step_id, kind="exited", at=now, detail=reason)
+        record_run(session, run, "exited", at=now, detail=reason)
 
 
 def _make_message(session: Session, run: Run, send: PlannedSend, *, now: datetime) -> None:

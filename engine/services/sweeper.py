@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import defer
 from engine.models import Event, Message, MessageStatus, Run, RunStatus
-from engine.services.journal import record
+from engine.services.journal import record_message
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,5 @@ def mark_stale_sends_unknown(session: Session, *, now: datetime, older_than: tim
     for message in stale:
         message.status = MessageStatus.UNKNOWN.value
         message.error = "worker stopped while sending; not resent to avoid a duplicate"
-        record(session, workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
-               step_id=message.step_id, message_id=message.id, kind="unknown", at=now, detail=message.error)
+        record_message(session, message, "unknown", at=now, detail=message.error)
     return len(stale)
