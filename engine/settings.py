@@ -53,12 +53,19 @@ class Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("RAPPORT_DATA_DIR", "var")).resolve()
         port = int(env.get("PORT", "8000"))
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'rapport.db'}"
+        secret_key = env.get("SECRET_KEY")
+        if not secret_key:
+            if not database_url.startswith("sqlite"):
+                # Several machines must share one secret; a generated one would differ.
+                raise ValueError("SECRET_KEY must be set when DATABASE_URL names a database server")
+            secret_key = _local_secret(data_dir)
         return cls(
             data_dir=data_dir,
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'rapport.db'}",
+            database_url=database_url,
             redis_url=env.get("REDIS_URL") or None,
             smtp_url=env.get("SMTP_URL") or None,
-            secret_key=env.get("SECRET_KEY") or _local_secret(data_dir),
+            secret_key=secret_key,
             base_url=(env.get("BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             port=port,
             mail_from=env.get("MAIL_FROM", "Rapport Demo Shop <shop@rapport.localhost>"),

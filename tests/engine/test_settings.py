@@ -86,3 +86,10 @@ def test_describe_masks_passwords_but_keeps_user_and_host(tmp_path: Path) -> Non
     assert described["redis_url"] == "redis://:***@cache:6379/0"
     assert described["smtp_url"] == "smtps://mailer:***@smtp.example:465"
     assert "secret_key" not in described
+
+
+def test_a_server_database_without_secret_key_is_refused(tmp_path: Path) -> None:
+    """Production must set SECRET_KEY: machines would otherwise each generate their own."""
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Settings.from_env({"RAPPORT_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql+psycopg://h/db"})
+    assert not (tmp_path / "secret_key").exists()
