@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup clean lint
+.PHONY: run test setup clean check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The pure core is type-checked strictly; the whole tree is linted.
+check: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

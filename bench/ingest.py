@@ -1,20 +1,23 @@
 """Ingest throughput of the HTTP API, against a raw Flask + INSERT baseline.
 
-Run from the repo root: `.venv/bin/python bench/ingest.py` (~40 s).
+Run from the repo root: `.venv/bin/python bench/ingest.py` (about 30 s).
 
 What is measured
   1. single: POST /api/v1/events, one unique, correctly signed cart event per request
-     (Bearer key + Rapport-Signature over the exact body). Rapport validates it, upserts
-     the contact, inserts the event, commits and enqueues an RQ job (no worker runs).
+     (Bearer key + Rapport-Signature over the exact body; each client's events spread
+     over 1000 contacts). Rapport validates it, upserts the contact, inserts the event,
+     commits and enqueues an RQ job (no worker runs during the bench).
   2. baseline: the same gunicorn settings serving bench/baseline_app.py, which parses
      an equally sized JSON body and does one INSERT + commit per request, answering 202.
   3. batch: POST /api/v1/events/batch with 1000 unique events per request.
 Both servers run under gunicorn with 2 sync workers on 127.0.0.1, access log off.
 Sync workers do not keep connections alive, so every request opens a new connection
 (http.client), for both targets alike. BENCH_CLIENTS processes (default 4) send
-requests back to back for BENCH_SECONDS (default 10; batch: BENCH_BATCH_SECONDS,
-default 4). Bodies and signatures are built before the clock starts, so client-side
-signing is not in the figures. Clients and servers share this machine's cores.
+requests back to back for BENCH_SECONDS per target (default 10), single and baseline
+alternating in BENCH_ROUNDS rounds (default 2) so that load from elsewhere on the
+machine hits both alike; then batch for BENCH_BATCH_SECONDS (default 4). Bodies and
+signatures are built before the clock starts, so client-side signing is not in the
+figures. Clients and servers share this machine's cores.
 
 Everything runs in a fresh PostgreSQL database (rapport_bench_<hex>, created from
 BENCH_DATABASE_URL, dropped at the end) and a fresh Redis namespace on BENCH_REDIS_URL
@@ -38,29 +41,29 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from contextlib import ExitStack
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from engine.clock import utcnow
+from engine.migrate import upgrade
+from engine.services.workspaces import create_workspace
+from engine.signing import sign
+from triggers.demo import cart_event
+from workers.queues import connect_redis, make_queues
 
-from engine.clock import utcnow  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
-from engine.services.workspaces import create_workspace  # noqa: E402
-from engine.signing import sign  # noqa: E402
-from triggers.demo import cart_event  # noqa: E402
-from workers.queues import connect_redis, make_queues  # noqa: E402
-
+ROOT = Path(__file__).resolve().parent.parent  # the repo, where gunicorn imports the apps from
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 BATCH_SECONDS = float(os.environ.get("BENCH_BATCH_SECONDS", "4"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))  # single and baseline alternate, so load elsewhere hits both
 BATCH = 1000
 MAX_RPS = 3000  # per client: bodies pre-built for at most this rate (a client stops if it runs out)
 MAX_BATCH_RPS = 12  # per client, batches of 1000 events
@@ -134,7 +137,8 @@ def client(job: dict[str, Any], index: int, barrier: Any, results: Any) -> None:
                  "elapsed": time.monotonic() - start, "exhausted": exhausted})
 
 
-def run_phase(name: str, job: dict[str, Any]) -> dict[str, Any]:
+def run_phase(job: dict[str, Any]) -> dict[str, Any]:
+    """CLIENTS processes send `job`'s requests for job["seconds"]; their results together."""
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(CLIENTS + 1), ctx.Queue()
     procs = [ctx.Process(target=client, args=(job, i, barrier, results), daemon=True) for i in range(CLIENTS)]
@@ -148,19 +152,21 @@ def run_phase(name: str, job: dict[str, Any]) -> dict[str, Any]:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
-    statuses = sum((p["statuses"] for p in parts), Counter())
-    latencies = sorted(x for p in parts for x in p["latencies"])
-    elapsed = max(p["elapsed"] for p in parts)
-    phase = {"name": name, "requests": sum(statuses.values()), "statuses": dict(statuses),
-             "accepted": sum(p["accepted"] for p in parts), "elapsed": elapsed,
-             "errors": [e for p in parts for e in p["errors"]],
-             "error_count": sum(n for s, n in statuses.items() if s != "202"),
-             "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else 0.0,
-             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else 0.0}
-    phase["eps"] = phase["accepted"] / elapsed
+    errors = [e for p in parts for e in p["errors"]]
     if any(p["exhausted"] for p in parts):
-        phase["errors"].append("a client ran out of pre-built requests: raise MAX_RPS / MAX_BATCH_RPS")
-    return phase
+        errors.append("a client ran out of pre-built requests: raise MAX_RPS / MAX_BATCH_RPS")
+    return {"statuses": sum((p["statuses"] for p in parts), Counter()), "errors": errors,
+            "accepted": sum(p["accepted"] for p in parts), "elapsed": max(p["elapsed"] for p in parts),
+            "latencies": [x for p in parts for x in p["latencies"]]}
+
+
+def summary(name: str, phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target's rounds together: events/s over the time spent on it, latency percentiles."""
+    latencies = sorted(x for p in phases for x in p["latencies"]) or [0.0]
+    accepted, elapsed = sum(p["accepted"] for p in phases), sum(p["elapsed"] for p in phases)
+    return {"name": name, "eps": accepted / elapsed, "requests": sum(sum(p["statuses"].values()) for p in phases),
+            "elapsed": elapsed, "p50_ms": 1000 * latencies[len(latencies) // 2],
+            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}
 
 
 def free_port() -> int:
@@ -203,97 +209,122 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def count(engine: Any, sql: str, **params: Any) -> int:
+def count(engine: Any, sql: str) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text(sql), params).scalar_one())
+        return int(conn.execute(text(sql)).scalar_one())
 
 
-def report(phase: dict[str, Any], rows: int, expected: int) -> bool:
-    ok = rows == expected and phase["error_count"] == 0
-    print(f"{phase['name']:>8}: {phase['eps']:9,.0f} events/s  {phase['requests']:6} requests in "
-          f"{phase['elapsed']:.1f} s  p50 {phase['p50_ms']:.1f} ms  p99 {phase['p99_ms']:.1f} ms  "
-          f"statuses {phase['statuses']}  rows {rows} (expected {expected}) {'OK' if ok else 'FAIL'}")
+def verify(label: str, phase: dict[str, Any], rows: int, expected: int) -> bool:
+    """After a phase: every event answered 202 is a row, and nothing failed."""
+    failed = sum(n for status, n in phase["statuses"].items() if status != "202")
+    ok = rows == expected and failed == 0 and not phase["errors"]
+    print(f"  {label:<14} {phase['accepted'] / phase['elapsed']:9,.0f} events/s  statuses {dict(phase['statuses'])}  "
+          f"rows {rows} (expected {expected}) {'OK' if ok else 'FAIL'}")
     for error in phase["errors"][:10]:
-        print(f"          error: {error}")
+        print(f"    error: {error}")
     return ok
 
 
-def main() -> int:
+def create_database(admin: Any, db_name: str, db_url: str) -> dict[str, str]:
+    """A new, migrated database with a workspace and the baseline's table."""
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    with Session(engine) as session, session.begin():
+        c = create_workspace(session, "Bench Shop", now=utcnow())
+    with engine.begin() as conn:
+        conn.execute(text(BASELINE_TABLE))
+    engine.dispose()
+    return {"workspace_id": c.workspace_id, "api_key": c.api_key, "signing_secret": c.signing_secret}
+
+
+def drop_database(admin: Any, db_name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+
+
+def clear_namespace(redis: Any, namespace: str) -> None:
+    for queue in make_queues(redis, namespace).values():
+        queue.delete(delete_jobs=True)  # the queued jobs' hashes too, not only the list
+    leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
+    if leftovers:
+        redis.delete(*leftovers)
+
+
+def main(cleanup: ExitStack) -> int:
+    """Set up; each step registers its undoing on `cleanup`, which runs them all in reverse."""
     run = secrets.token_hex(4)
     db_name, namespace = f"rapport_bench_{run}", f"rapport-bench-{run}"
     db_url = make_url(DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
     admin = create_engine(DATABASE_URL, isolation_level="AUTOCOMMIT")
+    cleanup.callback(admin.dispose)
+    cleanup.callback(drop_database, admin, db_name)
+    creds = create_database(admin, db_name, db_url)
     redis = connect_redis(REDIS_URL)
-    servers: list[subprocess.Popen[bytes]] = []
-    engine, tmp = None, tempfile.mkdtemp(prefix="rapport-bench-")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-    try:
-        upgrade(db_url)
-        engine = create_engine(db_url)
-        with Session(engine) as session, session.begin():
-            c = create_workspace(session, "Bench Shop", now=utcnow())
-        creds = {"workspace_id": c.workspace_id, "api_key": c.api_key, "signing_secret": c.signing_secret}
-        with engine.begin() as conn:
-            conn.execute(text(BASELINE_TABLE))
-        engine.dispose()  # no pooled connections across the fork of the clients
+    cleanup.callback(redis.close)
+    cleanup.callback(clear_namespace, redis, namespace)
+    tmp = tempfile.mkdtemp(prefix="rapport-bench-")
+    cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+    engine = create_engine(db_url)  # counts rows; disposed before each fork of the clients
+    cleanup.callback(engine.dispose)
 
-        env = {"DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": secrets.token_hex(32),
-               "RAPPORT_NAMESPACE": namespace, "RAPPORT_DATA_DIR": tmp, "BENCH_BASELINE_DB": db_url}
-        ports = {}
-        for name, app in (("rapport", "webapp.app:create_app()"), ("baseline", "bench.baseline_app:create_app()")):
-            log_path = os.path.join(tmp, f"{name}.log")
-            with open(log_path, "wb") as log:
-                proc, ports[name] = start_gunicorn(app, env, log)
-            servers.append(proc)
-            wait_healthy(proc, ports[name], log_path)
+    env = {"DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": secrets.token_hex(32),
+           "RAPPORT_NAMESPACE": namespace, "RAPPORT_DATA_DIR": tmp, "BENCH_BASELINE_DB": db_url}
+    ports = {}
+    for name, app in (("rapport", "webapp.app:create_app()"), ("baseline", "bench.baseline_app:create_app()")):
+        log_path = os.path.join(tmp, f"{name}.log")
+        with open(log_path, "wb") as log:
+            proc, ports[name] = start_gunicorn(app, env, log)
+        cleanup.callback(stop, proc)
+        wait_healthy(proc, ports[name], log_path)
 
-        # Warm up both: imports, the API-key cache and pydantic in every worker.
-        template, warm = event_template(), Counter()
-        for i in range(20):
-            body = event_json(template, f"{run}w", 0, i).encode()
-            for name, path in (("rapport", "/api/v1/events"), ("baseline", "/events")):
-                warm[name] += post(ports[name], path, body, signed_headers(body, creds))[0] == 202
+    # Warm up both: imports, the API-key cache and pydantic in every worker.
+    template, warm = event_template(), Counter[str]()
+    for i in range(20):
+        body = event_json(template, f"{run}w", 0, i).encode()
+        for name, path in (("rapport", "/api/v1/events"), ("baseline", "/events")):
+            warm[name] += post(ports[name], path, body, signed_headers(body, creds))[0] == 202
 
-        print(f"ingest bench: {CLIENTS} clients, {SECONDS:g} s per phase ({BATCH_SECONDS:g} s batch), "
-              f"{os.cpu_count()} cores, database {db_name}")
-        job = {"creds": creds, "seconds": SECONDS, "batch": False}
-        single = run_phase("single", job | {"port": ports["rapport"], "path": "/api/v1/events", "tag": f"{run}s"})
-        events_sql = "SELECT count(*) FROM events WHERE workspace_id = :ws"
-        ok = report(single, count(engine, events_sql, ws=creds["workspace_id"]) - warm["rapport"], single["accepted"])
-        baseline = run_phase("baseline", job | {"port": ports["baseline"], "path": "/events", "tag": f"{run}b"})
-        ok &= report(baseline, count(engine, "SELECT count(*) FROM bench_baseline") - warm["baseline"], baseline["accepted"])
-        batch = run_phase("batch", job | {"port": ports["rapport"], "path": "/api/v1/events/batch",
-                                          "tag": f"{run}x", "seconds": BATCH_SECONDS, "batch": True})
-        ok &= report(batch, count(engine, events_sql, ws=creds["workspace_id"]) - warm["rapport"] - single["accepted"],
-                     batch["accepted"])
-        queued = sum(q.count for q in make_queues(redis, namespace).values())
-        print(f"RQ jobs waiting (no worker runs): {queued}")
+    print(f"ingest bench: {CLIENTS} clients, {SECONDS:g} s per target in {ROUNDS} alternating rounds, "
+          f"batch {BATCH_SECONDS:g} s, {os.cpu_count()} cores, database {db_name}")
+    targets = {  # name: (server, path, table whose rows are counted, seconds per round, batch?)
+        "single": ("rapport", "/api/v1/events", "events", SECONDS / ROUNDS, False),
+        "baseline": ("baseline", "/events", "bench_baseline", SECONDS / ROUNDS, False),
+        "batch": ("rapport", "/api/v1/events/batch", "events", BATCH_SECONDS, True),
+    }
+    expected = Counter({"events": warm["rapport"], "bench_baseline": warm["baseline"]})
+    phases: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    ok = True
+    for label in [f"{name} {r + 1}/{ROUNDS}" for r in range(ROUNDS) for name in ("single", "baseline")] + ["batch"]:
+        server, path, table, seconds, is_batch = targets[label.split()[0]]
+        phase = run_phase({"creds": creds, "port": ports[server], "path": path, "seconds": seconds,
+                           "batch": is_batch, "tag": f"{run}-{label.replace(' ', '-').replace('/', 'of')}"})
+        phases[label.split()[0]].append(phase)
+        expected[table] += phase["accepted"]
+        ok &= verify(label, phase, count(engine, f"SELECT count(*) FROM {table}"), expected[table])
+        engine.dispose()  # no pooled connection across the next fork
+    print(f"RQ jobs waiting (no worker runs): {sum(q.count for q in make_queues(redis, namespace).values())}")
+    single, baseline, batch = (summary(name, phases[name]) for name in targets)
+    for phase in (single, baseline, batch):
+        print(f"{phase['name']:>8}: {phase['eps']:9,.0f} events/s  {phase['requests']:6} requests in "
+              f"{phase['elapsed']:4.1f} s  p50 {phase['p50_ms']:5.1f} ms  p99 {phase['p99_ms']:5.1f} ms")
+    ratio = single["eps"] / baseline["eps"] if baseline["eps"] else 0.0
+    print(f"single / baseline = {ratio:.3f} (target >= 0.50): {'met' if ratio >= 0.5 else 'MISSED'}; "
+          f"batch {batch['eps']:,.0f} events/s (target >= 10,000): "
+          f"{'met' if batch['eps'] >= 10_000 else 'MISSED'}; verification {'OK' if ok else 'FAILED'}")
+    print(json.dumps({"bench": "ingest", "single_eps": round(single["eps"]), "baseline_eps": round(baseline["eps"]),
+                      "ratio": round(ratio, 3), "batch_eps": round(batch["eps"]), "clients": CLIENTS,
+                      "seconds": SECONDS, "verified": ok}))
+    return 0 if ok else 1
 
-        ratio = single["eps"] / baseline["eps"] if baseline["eps"] else 0.0
-        print(f"single / baseline = {ratio:.2f} (target >= 0.50): {'met' if ratio >= 0.5 else 'MISSED'}; "
-              f"batch {batch['eps']:,.0f} events/s (target >= 10,000): "
-              f"{'met' if batch['eps'] >= 10_000 else 'MISSED'}; verification {'OK' if ok else 'FAILED'}")
-        print(json.dumps({"bench": "ingest", "single_eps": round(single["eps"]), "baseline_eps": round(baseline["eps"]),
-                          "ratio": round(ratio, 2), "batch_eps": round(batch["eps"]), "clients": CLIENTS,
-                          "seconds": SECONDS, "verified": ok}))
-        return 0 if ok else 1
-    finally:
-        for proc in servers:
-            stop(proc)
-        if engine is not None:
-            engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        admin.dispose()
-        for queue in make_queues(redis, namespace).values():
-            queue.delete(delete_jobs=True)  # the queued jobs' hashes too, not only the list
-        leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
-        if leftovers:
-            redis.delete(*leftovers)
-        redis.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwind, so the cleanup runs
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    signal.signal(signal.SIGTERM, _sigterm)
+    with ExitStack() as stack:
+        status = main(stack)
+    sys.exit(status)
