@@ -35,7 +35,7 @@ from engine.models import LIVE_RUN_STATUSES, Event, Message, Run
 from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
 from workers import runtime as runtime_module
-from workers.queues import connect_redis, make_job_sink, make_queues
+from workers.queues import connect_redis, make_job_sink, make_queues, relay_inbox
 from workers.runtime import Runtime
 from workers.supervisor import free_port, start_redis
 
@@ -241,5 +241,6 @@ def runtime(settings: Settings, smtp_server: SmtpServer, clock: FakeClock, db_en
 
 def drain(rt: Runtime) -> None:
     """Run every queued job with a real RQ worker (burst mode) until the queues are empty."""
+    relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)  # the scheduler's relay
     queues = list(make_queues(rt.redis, rt.settings.namespace).values())
     SimpleWorker(queues, connection=rt.redis, serializer=JSONSerializer).work(burst=True, logging_level="WARNING")

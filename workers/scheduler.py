@@ -1,4 +1,5 @@
-"""The scheduler process: hands out due timers and re-enqueues overdue work, every tick.
+"""The scheduler process: relays new events to the workers as they arrive, and every
+tick hands out due timers and re-enqueues overdue work.
 
 Run exactly one (a Redis lock makes extra ones wait as standbys). Its state is all
 in the database, so it can be killed and restarted at any moment.
@@ -14,6 +15,7 @@ from datetime import timedelta
 from types import FrameType
 
 from engine.services.sweeper import SweepReport, sweep
+from workers.queues import relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
 
 log = logging.getLogger("rapport.scheduler")
@@ -54,19 +56,26 @@ def run_forever(rt: Runtime) -> None:
     signal.signal(signal.SIGINT, stop)
     token = f"{os.uname().nodename}:{os.getpid()}"
     was_leader = None
+    next_sweep = 0.0
     log.info("scheduler started (tick %.2fs)", rt.settings.scheduler_tick)
     while not stopping:
-        started = time.monotonic()
         try:
             leader = _hold_lock(rt, token)
             if leader != was_leader:
                 log.info("scheduler %s", "is active" if leader else "is standby: another one holds the lock")
                 was_leader = leader
-            if leader:
+            if not leader:
+                time.sleep(rt.settings.scheduler_tick)
+                continue
+            relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + rt.settings.scheduler_tick
                 report = run_once(rt)
                 if report.total:
                     log.info("handed out %s", report)
+            # Sleep until the next sweep, waking at once when new events arrive.
+            wait_for_inbox(rt.redis, rt.settings.namespace, max(0.01, next_sweep - time.monotonic()))
         except Exception:  # a database or Redis outage must not kill the loop
-            log.exception("sweep failed; retrying next tick")
-        time.sleep(max(0.0, rt.settings.scheduler_tick - (time.monotonic() - started)))
+            log.exception("scheduler pass failed; retrying")
+            time.sleep(rt.settings.scheduler_tick)
     log.info("scheduler stopped")
