@@ -37,7 +37,10 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping (a round trip on every checkout, on every webhook): a connection found
+    # dead raises once and SQLAlchemy then invalidates the whole pool, so a database
+    # restart costs at most one failed request per process, which the shop retries.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(database_url, **kwargs)
 
 

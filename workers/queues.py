@@ -77,7 +77,9 @@ def make_job_sink(redis: Redis, namespace: str, batch_size: int = 500) -> JobSin
 
     def sink(jobs: list[DeferredJob]) -> None:
         batches: dict[str, list[list[int]]] = defaultdict(list)
-        with redis.pipeline() as pipe:
+        # Not a MULTI/EXEC transaction: each command stands alone, and a partial failure
+        # is covered by the sweep like any lost job. This is on every webhook's path.
+        with redis.pipeline(transaction=False) as pipe:
             for job in jobs:
                 if job.name in INBOX_JOBS:
                     pipe.rpush(inbox_key(namespace, job.name), *job.ids)
