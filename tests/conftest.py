@@ -16,8 +16,8 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from email.message import EmailMessage
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest

@@ -17,7 +17,7 @@ from engine.services.workspaces import hash_key, workspace_for_key
 from webapp import context
 
 CACHE_SECONDS = 60.0
-_cache: dict[str, tuple[float, "Caller"]] = {}
+_cache: dict[str, tuple[float, Caller]] = {}
 
 
 @dataclass(frozen=True)

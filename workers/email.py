@@ -7,7 +7,6 @@ URLs: `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it) or
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
@@ -76,7 +75,7 @@ class SmtpSender:
                 if exc.smtp_code in (421,):
                     self.close()
                 raise _classify(exc.smtp_code, exc.smtp_error) from None
-            except (OSError, socket.timeout, smtplib.SMTPException) as exc:
+            except (TimeoutError, OSError, smtplib.SMTPException) as exc:
                 self.close()
                 raise TransientSendError(f"SMTP connection failed: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover

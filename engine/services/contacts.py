@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound
-from engine.models import Contact, Erasure, Event, Journey, JournalEntry, Message, OutboxCapture, Run
+from engine.models import Contact, Erasure, Event, JournalEntry, Journey, Message, OutboxCapture, Run
 
 
 def get_contact(session: Session, workspace_id: str, external_id: str) -> Contact:
@@ -99,7 +99,8 @@ def erase_contact(session: Session, workspace_id: str, external_id: str, *, secr
     contact = get_contact(session, workspace_id, external_id)
     counts: dict[str, int] = {}
     for name, model in (("events", Event), ("messages", Message), ("runs", Run)):
-        counts[name] = session.scalar(select(func.count()).select_from(model).where(model.contact_id == contact.id)) or 0
+        count = select(func.count()).select_from(model).where(model.contact_id == contact.id)
+        counts[name] = session.scalar(count) or 0
     message_ids = select(Message.id).where(Message.contact_id == contact.id).scalar_subquery()
     session.execute(delete(OutboxCapture).where(OutboxCapture.workspace_id == workspace_id,
                                                 OutboxCapture.message_id.in_(message_ids)))

@@ -89,7 +89,8 @@ def _send_one(
                 message.status = MessageStatus.SENT.value
                 message.sent_at, message.provider_id, message.subject = now, provider_id, rendered.subject
                 message.template_version, message.error = template.version, None
-                record_message(session, message, "sent", at=now, detail=f"{message.channel} to {message.to_address}: {rendered.subject}")
+                record_message(session, message, "sent", at=now,
+                               detail=f"{message.channel} to {message.to_address}: {rendered.subject}")
             case TemplateError():
                 _fail(session, message, str(outcome), now=now)
             case PermanentSendError():
@@ -105,7 +106,8 @@ def _retry_later(session: Session, message: Message, error: str, *, now: datetim
     message.scheduled_at = now + retry_delay(message.attempts)
     message.enqueued_at = None
     message.error = error
-    record_message(session, message, "retrying", at=now, detail=f"attempt {message.attempts}: {error}; next at {message.scheduled_at.isoformat()}")
+    record_message(session, message, "retrying", at=now,
+                   detail=f"attempt {message.attempts}: {error}; next at {message.scheduled_at.isoformat()}")
 
 
 def _fail(session: Session, message: Message, error: str, *, now: datetime) -> None:

@@ -195,7 +195,7 @@ def _one_of(session: Session, col: Any, values: list[str]) -> Any:
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
     dialect = session.get_bind().dialect.name
     result = session.execute(_events_insert(dialect, tuple(rows[0])), _row_params(dialect, rows))
-    return [tuple(row) for row in result]  # type: ignore[misc]
+    return [(row[0], row[1], row[2]) for row in result]
 
 
 @cache
@@ -275,11 +275,13 @@ def _contacts_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     table = Contact.__table__
     stmt = _insert_rows(dialect, table, names)
     excluded = stmt.excluded
-    if dialect == "postgresql":
-        merge = lambda col: table.c[col].op("||")(excluded[col])  # noqa: E731
-    else:
-        merge = lambda col: func.json_patch(table.c[col], excluded[col])  # noqa: E731
-    updates = {name: func.coalesce(excluded[name], table.c[name]) for name in PROFILE_FIELDS}
+
+    def merge(col: str) -> Any:
+        if dialect == "postgresql":
+            return table.c[col].op("||")(excluded[col])
+        return func.json_patch(table.c[col], excluded[col])
+
+    updates: dict[str, Any] = {name: func.coalesce(excluded[name], table.c[name]) for name in PROFILE_FIELDS}
     updates |= {"attributes": merge("attributes"), "consent": merge("consent"),
                 "updated_at": excluded["updated_at"]}
     stmt = stmt.on_conflict_do_update(index_elements=["workspace_id", "external_id"], set_=updates)

@@ -126,7 +126,8 @@ def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, n
         )
         return None
     run = session.get_one(Run, run_id)
-    record_run(session, run, "enrolled", at=now, detail=f"{live.name} (key {key!r}) by {event.type} {event.external_id}")
+    record_run(session, run, "enrolled", at=now,
+               detail=f"{live.name} (key {key!r}) by {event.type} {event.external_id}")
     _walk(session, run, live.definition, now=now)
     return run
 
