@@ -6,7 +6,8 @@ What is measured
   1. single: POST /api/v1/events, one unique, correctly signed cart event per request
      (Bearer key + Rapport-Signature over the exact body; each client's events spread
      over 1000 contacts). Rapport validates it, upserts the contact, inserts the event,
-     commits and enqueues an RQ job (no worker runs during the bench).
+     commits and pushes the event id to the evaluation inbox in Redis (neither the
+     scheduler that relays it nor a worker runs during the bench).
   2. baseline: the same gunicorn settings serving bench/baseline_app.py, which parses
      an equally sized JSON body and does one INSERT + commit per request, answering 202.
   3. batch: POST /api/v1/events/batch with 1000 unique events per request.
@@ -55,7 +56,7 @@ from engine.migrate import upgrade
 from engine.services.workspaces import create_workspace
 from engine.signing import sign
 from triggers.demo import cart_event
-from workers.queues import connect_redis, make_queues
+from workers.queues import connect_redis, inbox_key, make_queues
 
 ROOT = Path(__file__).resolve().parent.parent  # the repo, where gunicorn imports the apps from
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -304,7 +305,7 @@ def main(cleanup: ExitStack) -> int:
         expected[table] += phase["accepted"]
         ok &= verify(label, phase, count(engine, f"SELECT count(*) FROM {table}"), expected[table])
         engine.dispose()  # no pooled connection across the next fork
-    print(f"RQ jobs waiting (no worker runs): {sum(q.count for q in make_queues(redis, namespace).values())}")
+    print(f"event ids waiting in the evaluation inbox: {redis.llen(inbox_key(namespace, 'evaluate_events'))}")
     single, baseline, batch = (summary(name, phases[name]) for name in targets)
     for phase in (single, baseline, batch):
         print(f"{phase['name']:>8}: {phase['eps']:9,.0f} events/s  {phase['requests']:6} requests in "
