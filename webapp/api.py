@@ -35,16 +35,16 @@ def _not_found(exc: NotFound) -> Any:
     return error(404, "not_found", str(exc))
 
 
+class BadJson(Exception):
+    pass
+
+
 def _json_body() -> Any:
-    """The parsed body, or None after answering; the raw bytes were already signed."""
+    """The parsed body. Parsed from the same raw bytes the signature was checked over."""
     try:
         return json.loads(request.get_data(cache=True))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadJson(str(exc)) from None
-
-
-class BadJson(Exception):
-    pass
 
 
 @bp.errorhandler(BadJson)
