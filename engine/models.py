@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -118,6 +120,13 @@ class Contact(Base):
     consent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # channel -> state
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Metrics kept current from events, in SQL (engine/services/metrics.py).
+    orders_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_spent: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0), server_default="0")
+    first_order_at: Mapped[datetime | None]
+    last_order_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime | None]
+    loyalty_tier: Mapped[str | None] = mapped_column(String(32))
 
 
 class Event(Base):
@@ -206,6 +215,7 @@ class Run(Base):
     next_at: Mapped[datetime | None]
     enqueued_at: Mapped[datetime | None]
     exit_reason: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # branch memory, e.g. split arm
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
 
@@ -246,6 +256,7 @@ class Message(Base):
     sent_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(998))
+    arm: Mapped[str | None] = mapped_column(String(64))  # the split-test arm that chose this message
     created_at: Mapped[datetime]
 
 
@@ -290,6 +301,27 @@ class Erasure(Base):
     subject_digest: Mapped[str] = mapped_column(String(64))
     erased_at: Mapped[datetime]
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebhookReceipt(Base):
+    """One delivery of a shop platform's webhook (Shopify, WooCommerce), de-duplicated.
+
+    The payload is kept only when it could not be mapped, for inspection; mapped ones
+    become events and their personal data lives there.
+    """
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("workspace_id", "source", "delivery_id"), NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))  # shopify | woocommerce
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # mapped | unmapped | ignored
+    warning: Mapped[str | None] = mapped_column(String(500))
+    event_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ids": [...]}
+    payload: Mapped[dict[str, Any] | None]
+    received_at: Mapped[datetime]
 
 
 class OutboxCapture(Base):
