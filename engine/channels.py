@@ -24,3 +24,18 @@ class EmailSender(Protocol):
     def send(self, email: OutgoingEmail) -> str:
         """Hand the email to the provider; return its id (the Message-ID)."""
         ...
+
+
+class WebhookSender(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
+        """POST `body`; return a short receipt (e.g. "HTTP 204")."""
+        ...
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The adapters a dispatcher sends through, and the From address for email."""
+
+    email: EmailSender
+    webhook: WebhookSender
+    mail_from: str

@@ -1,10 +1,11 @@
 """Journey definitions: the one validated format the API, YAML files, UI and engine share.
 
 A journey is a trigger (event type + the property that correlates later events with
-this run, e.g. the cart id), goals (events that end the run when they carry the same
-key) and a list of steps. Steps have ids that are unique in the journey, so a run
-records where it is by id and a journey edited into a new version never confuses a
-run that entered the old one.
+this run, e.g. the cart id, + an optional filter), a re-entry rule, goals (events that
+end the run when they carry the same key) and a tree of steps: branching steps (wait
+for event, condition, split) end their sequence and each branch goes on by itself, as
+in Klaviyo flows. Step ids are unique in the tree, so a run records where it is by id
+and a journey edited into a new version never confuses a run that entered the old one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from engine.conditions import Condition
 from engine.errors import DefinitionError
 
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -25,9 +27,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Duration(_Model):
+    days: int = Field(default=0, ge=0)
+    hours: int = Field(default=0, ge=0)
+    minutes: int = Field(default=0, ge=0)
+    seconds: int = Field(default=0, ge=0)
+
+    @property
+    def delta(self) -> timedelta:
+        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
+
+
 class Trigger(_Model):
     event: EventType
     key: PropertyPath | None = None  # a property of the event; None: one run per contact
+    filter: Condition | None = None  # on the event's properties and the contact; None: every event
+
+
+class EveryDays(_Model):
+    every_days: int = Field(ge=1, le=3650)
+
+
+Reentry = Literal["once_per_key", "once_ever"] | EveryDays
 
 
 class Goal(_Model):
@@ -40,6 +61,8 @@ class Goal(_Model):
 
 
 class WaitStep(_Model):
+    """Wait a fixed time after reaching the step."""
+
     type: Literal["wait"]
     id: StepId
     seconds: int = Field(default=0, ge=0)
@@ -52,11 +75,100 @@ class WaitStep(_Model):
         return timedelta(days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class WaitUntilStep(_Model):
+    """Wait until a local time of day (the contact's time zone), on allowed weekdays."""
+
+    type: Literal["wait_until"]
+    id: StepId
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    weekdays: Annotated[list[Weekday], Field(min_length=1)] | None = None
+
+
+class WaitForEventStep(_Model):
+    """Wait for an event (with the run's key, unless same_key is false): yes if it comes, no on timeout."""
+
+    type: Literal["wait_for_event"]
+    id: StepId
+    event: EventType
+    timeout: Duration
+    same_key: bool = True
+    yes: Steps = Field(default_factory=list)
+    no: Steps = Field(default_factory=list)
+
+
+class ConditionStep(_Model):
+    """Branch on the contact's attributes, metrics, trigger event and event history."""
+
+    type: Literal["condition"]
+    id: StepId
+    condition: Condition
+    yes: Steps = Field(default_factory=list)
+    no: Steps = Field(default_factory=list)
+
+
+class SplitArm(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    weight: int = Field(ge=0, le=10_000)
+    holdout: bool = False  # a control group: receives nothing
+    steps: Steps = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _holdout_is_empty(self) -> SplitArm:
+        if self.holdout and self.steps:
+            raise ValueError("a holdout arm receives nothing: it cannot have steps")
+        return self
+
+
+class SplitStep(_Model):
+    """Random split into weighted arms; each run's arm is fixed by its id, so a replay agrees."""
+
+    type: Literal["split"]
+    id: StepId
+    arms: Annotated[list[SplitArm], Field(min_length=2, max_length=10)]
+
+    @model_validator(mode="after")
+    def _arms_are_distinct(self) -> SplitStep:
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError("arm names must be unique")
+        if sum(arm.weight for arm in self.arms) == 0:
+            raise ValueError("at least one arm needs a weight above 0")
+        return self
+
+
 class SendStep(_Model):
     type: Literal["send"]
     id: StepId
     channel: Literal["email"]
     template: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
+    transactional: bool = False  # order updates: sent without marketing consent (never to suppressed)
+
+
+class UpdateContactStep(_Model):
+    type: Literal["update_contact"]
+    id: StepId
+    set: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list)
+    add_tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    remove_tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _does_something(self) -> UpdateContactStep:
+        if not (self.set or self.unset or self.add_tags or self.remove_tags):
+            raise ValueError("set, unset, add_tags or remove_tags must say what to change")
+        return self
+
+
+class WebhookStep(_Model):
+    """POST the run's context as JSON to a URL, signed like our own API (Rapport-Signature)."""
+
+    type: Literal["webhook"]
+    id: StepId
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)]
+    payload: dict[str, Any] = Field(default_factory=dict)
 
 
 class ExitStep(_Model):
@@ -65,33 +177,68 @@ class ExitStep(_Model):
     reason: str = "exit step"
 
 
-Step = Annotated[WaitStep | SendStep | ExitStep, Field(discriminator="type")]
+Step = Annotated[
+    WaitStep | WaitUntilStep | WaitForEventStep | ConditionStep | SplitStep | SendStep | UpdateContactStep
+    | WebhookStep | ExitStep,
+    Field(discriminator="type"),
+]
+Steps = Annotated[list[Step], Field(max_length=200)]
+BRANCHING = (WaitForEventStep, ConditionStep, SplitStep)
+
+for _model in (WaitForEventStep, ConditionStep, SplitArm, SplitStep):
+    _model.model_rebuild()
+
+
+def branches(step: Any) -> list[tuple[str, list[Any]]]:
+    """A branching step's (label, steps) pairs, in order; [] for other steps."""
+    if isinstance(step, WaitForEventStep | ConditionStep):
+        return [("yes", step.yes), ("no", step.no)]
+    if isinstance(step, SplitStep):
+        return [(arm.name, arm.steps) for arm in step.arms]
+    return []
 
 
 class JourneyDefinition(_Model):
     trigger: Trigger
+    reentry: Reentry = "once_per_key"
     goals: list[Goal] = Field(default_factory=list)
     steps: Annotated[list[Step], Field(min_length=1, max_length=200)]
+    _steps_by_id: dict[str, tuple[Any, list[Any], int]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _step_ids_are_unique(self) -> JourneyDefinition:
-        seen: set[str] = set()
-        for step in self.steps:
-            if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice")
-            seen.add(step.id)
+    def _index(self) -> JourneyDefinition:
+        """Step ids are unique across the tree; branches end their sequence (no merging back)."""
+        index: dict[str, tuple[Any, list[Any], int]] = {}
+
+        def visit(sequence: list[Any], path: str) -> None:
+            for position, step in enumerate(sequence):
+                if step.id in index:
+                    raise ValueError(f"step id {step.id!r} is used twice")
+                index[step.id] = (step, sequence, position)
+                if isinstance(step, BRANCHING) and position != len(sequence) - 1:
+                    raise ValueError(
+                        f"{path}.{position} ({step.id}): a branching step must be the last of its "
+                        "sequence; put what follows into its branches"
+                    )
+                for label, steps in branches(step):
+                    visit(steps, f"{path}.{position}.{label}")
+
+        visit(self.steps, "steps")
+        self._steps_by_id = index
         return self
 
-    def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+    def step(self, step_id: str) -> Any:
+        return self._steps_by_id[step_id][0]
+
+    def has_step(self, step_id: str) -> bool:
+        return step_id in self._steps_by_id
+
+    def all_steps(self) -> list[Any]:
+        return [entry[0] for entry in self._steps_by_id.values()]
 
     def next_step_id(self, step_id: str) -> str | None:
-        ids = [s.id for s in self.steps]
-        index = ids.index(step_id) + 1
-        return ids[index] if index < len(ids) else None
+        _step, sequence, position = self._steps_by_id[step_id]
+        return sequence[position + 1].id if position + 1 < len(sequence) else None
 
     @property
     def first_step_id(self) -> str:

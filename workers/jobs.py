@@ -23,6 +23,4 @@ def advance_runs(run_ids: list[int]) -> None:
 
 def dispatch_messages(message_ids: list[int]) -> None:
     rt = current()
-    dispatch.dispatch_messages(
-        rt.sessions, message_ids, sender=rt.email_sender, mail_from=rt.settings.mail_from, clock=rt.clock
-    )
+    dispatch.dispatch_messages(rt.sessions, message_ids, channels=rt.channels, clock=rt.clock)

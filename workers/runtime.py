@@ -10,11 +10,13 @@ from functools import cached_property
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.channels import Channels
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
 from engine.settings import Settings
 from workers.email import SmtpSender
 from workers.queues import connect_redis, make_job_sink
+from workers.webhook import HttpWebhookSender
 
 
 @dataclass
@@ -38,6 +40,10 @@ class Runtime:
         if not self.settings.smtp_url:
             raise RuntimeError("SMTP_URL is not set")
         return SmtpSender(self.settings.smtp_url)
+
+    @cached_property
+    def channels(self) -> Channels:
+        return Channels(email=self.email_sender, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from)
 
 
 _current: Runtime | None = None

@@ -9,17 +9,20 @@ that dies in between leaves the message in `sending`, which the sweeper marks
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.channels import EmailSender, OutgoingEmail
+from engine.channels import Channels, OutgoingEmail
 from engine.errors import PermanentSendError, TemplateError, TransientSendError
-from engine.models import Message, MessageStatus
+from engine.models import Message, MessageStatus, Workspace
 from engine.services.journal import record_message
+from engine.signing import sign
 from templates.rendering import email_template
 
 MAX_ATTEMPTS = 8
@@ -35,8 +38,7 @@ def dispatch_messages(
     sessions: sessionmaker[Session],
     message_ids: list[int],
     *,
-    sender: EmailSender,
-    mail_from: str,
+    channels: Channels,
     clock: Callable[[], datetime],
 ) -> None:
     with sessions.begin() as session:
@@ -54,43 +56,63 @@ def dispatch_messages(
             )
         )
     for message_id in sorted(claimed):
-        _send_one(sessions, message_id, sender, mail_from, clock)
+        _send_one(sessions, message_id, channels, clock)
 
 
-def _send_one(
-    sessions: sessionmaker[Session], message_id: int, sender: EmailSender, mail_from: str,
-    clock: Callable[[], datetime],
-) -> None:
+@dataclass(frozen=True)
+class Delivered:
+    provider_id: str
+    summary: str  # for the timeline: the subject, or the webhook's answer
+    subject: str | None = None
+    template_version: str | None = None
+
+
+def _deliver(message: Message, signing_secret: str, channels: Channels, *, now: datetime) -> Delivered:
+    if message.channel == "webhook":
+        body = json.dumps(message.context, default=str).encode()
+        receipt = channels.webhook.post(message.to_address or "", body, {
+            "Content-Type": "application/json",
+            "Rapport-Signature": sign(signing_secret, body, int(now.timestamp())),
+            "X-Rapport-Message": str(message.id),
+        })
+        return Delivered(provider_id=receipt, summary=f"POST {message.to_address}: {receipt}")
+    template = email_template(message.template)
+    rendered = template.render(message.context)
+    provider_id = channels.email.send(
+        OutgoingEmail(
+            sender=channels.mail_from,
+            to=message.to_address or "",
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            headers={"X-Rapport-Workspace": message.workspace_id, "X-Rapport-Message": str(message.id)},
+        )
+    )
+    return Delivered(provider_id, f"{message.channel} to {message.to_address}: {rendered.subject}",
+                     rendered.subject, template.version)
+
+
+def _send_one(sessions: sessionmaker[Session], message_id: int, channels: Channels,
+              clock: Callable[[], datetime]) -> None:
     """Render and send with no transaction open: no lock is held across network I/O."""
     with sessions() as session:
         message = session.get_one(Message, message_id)
+        secret = session.scalar(select(Workspace.signing_secret).where(Workspace.id == message.workspace_id)) or ""
         session.expunge(message)
-    outcome: Exception | None = None
+    outcome: Delivered | Exception
     try:
-        template = email_template(message.template)
-        rendered = template.render(message.context)
-        provider_id = sender.send(
-            OutgoingEmail(
-                sender=mail_from,
-                to=message.to_address or "",
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                headers={"X-Rapport-Workspace": message.workspace_id, "X-Rapport-Message": str(message.id)},
-            )
-        )
+        outcome = _deliver(message, secret, channels, now=clock())
     except (TemplateError, PermanentSendError, TransientSendError) as exc:
         outcome = exc
     with sessions.begin() as session:
         message = session.get_one(Message, message_id)
         now = clock()
         match outcome:
-            case None:
+            case Delivered():
                 message.status = MessageStatus.SENT.value
-                message.sent_at, message.provider_id, message.subject = now, provider_id, rendered.subject
-                message.template_version, message.error = template.version, None
-                record_message(session, message, "sent", at=now,
-                               detail=f"{message.channel} to {message.to_address}: {rendered.subject}")
+                message.sent_at, message.provider_id, message.error = now, outcome.provider_id, None
+                message.subject, message.template_version = outcome.subject, outcome.template_version
+                record_message(session, message, "sent", at=now, detail=outcome.summary)
             case TemplateError():
                 _fail(session, message, str(outcome), now=now)
             case PermanentSendError():

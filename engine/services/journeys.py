@@ -26,8 +26,8 @@ class LiveVersion:
 def validate_definition(data: Any) -> JourneyDefinition:
     definition = parse_definition(data)
     missing = [
-        {"field": f"steps.{i}.template", "message": f"no template named {step.template!r}"}
-        for i, step in enumerate(definition.steps)
+        {"field": f"steps[id={step.id}].template", "message": f"no template named {step.template!r}"}
+        for step in definition.all_steps()
         if isinstance(step, SendStep) and not template_exists(step.template)
     ]
     if missing:

@@ -1,37 +1,42 @@
-"""Runs: enroll contacts, end runs whose goal is met, and walk runs through their steps.
+"""Runs: enroll contacts, end runs whose goal is met, wake runs waiting for an event,
+and walk runs through their steps.
 
 Every function here may be called twice for the same input (a job retried, two
 workers holding the same ids) and the result is the same as calling it once:
 enrollment is unique per (journey version, contact, key), runs are locked while they
-move, and a message is unique per (run, step).
+move, and each message or call is unique per (run, step).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, assert_never
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine.db import defer, dialect_insert
-from engine.interpreter import Completed, Exited, PlannedSend, Waiting, advance
-from engine.journeys import JourneyDefinition
-from engine.models import (
-    LIVE_RUN_STATUSES,
-    Contact,
-    Event,
-    Message,
-    MessageStatus,
-    Run,
-    RunStatus,
-    Suppression,
-    Workspace,
+from engine.conditions import describe, holds
+from engine.db import dialect_insert
+from engine.interpreter import (
+    Branched,
+    Completed,
+    Exited,
+    PlannedSend,
+    PlannedUpdate,
+    PlannedWebhook,
+    Waiting,
+    advance,
 )
-from engine.policies import email_skip_reason
+from engine.journeys import EveryDays, JourneyDefinition, WaitForEventStep
+from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
+from engine.services import effects
+from engine.services.facts import gather_facts, lazy
 from engine.services.journal import record, record_run
 from engine.services.journeys import LiveVersion, live_versions, version_definition
+
+REPEAT_MARK = "|#"  # stored key = "<correlation key>|#<n>" for the n-th repeat under an every_days rule
 
 
 def correlation_key(properties: dict[str, Any], path: str | None) -> str | None:
@@ -48,8 +53,12 @@ def correlation_key(properties: dict[str, Any], path: str | None) -> str | None:
     return str(value)
 
 
+def base_key(stored: str) -> str:
+    return stored.split(REPEAT_MARK, 1)[0]
+
+
 def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) -> None:
-    """Apply events to journeys: end runs whose goal they meet, then enroll."""
+    """Apply events to journeys: end runs whose goal they meet, wake waiting runs, enroll."""
     events = list(
         session.scalars(
             select(Event)
@@ -74,6 +83,8 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
         for run in runs_by_contact[event.contact_id]:
             if run.status in LIVE_RUN_STATUSES:
                 _end_if_goal(session, run, event, now=now)
+            if run.status in LIVE_RUN_STATUSES:
+                _wake_if_awaited(session, run, event, now=now)
         for live in journeys.get(event.workspace_id, []):
             enrolled = _enroll_if_triggered(session, live, event, now=now)
             if enrolled is not None:
@@ -84,32 +95,57 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
 def _end_if_goal(session: Session, run: Run, event: Event, *, now: datetime) -> None:
     definition = version_definition(session, run.journey_version_id)
     goal = definition.goal_for(event.type)
-    if goal is None or correlation_key(event.properties, definition.trigger.key) != run.key:
+    if goal is None or correlation_key(event.properties, definition.trigger.key) != base_key(run.key):
         return
     _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", now=now)
     record_run(session, run, "goal", at=now, detail=f"{event.type} {event.external_id}")
 
 
+def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime) -> None:
+    """A run waiting for this event (same key unless told otherwise) takes its yes branch now."""
+    definition = version_definition(session, run.journey_version_id)
+    if run.step_id is None or not definition.has_step(run.step_id):
+        return
+    step = definition.step(run.step_id)
+    if not isinstance(step, WaitForEventStep) or step.event != event.type or event.received_at < run.step_entered_at:
+        return
+    if step.same_key and correlation_key(event.properties, definition.trigger.key) != base_key(run.key):
+        return
+    received = dict(run.state.get("received", {}))
+    received[step.id] = event.external_id
+    run.state = {**run.state, "received": received}
+    _walk(session, run, definition, now=now)
+
+
 def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
-    trigger = live.definition.trigger
+    definition = live.definition
+    trigger = definition.trigger
     if trigger.event != event.type:
         return None
+
+    def not_enrolled(why: str) -> None:
+        record(session, workspace_id=event.workspace_id, contact_id=event.contact_id, kind="not_enrolled",
+               at=now, detail=f"{live.name}: {why}")
+
     key = correlation_key(event.properties, trigger.key)
     if key is None:
-        record(session, workspace_id=event.workspace_id, contact_id=event.contact_id, kind="not_enrolled",
-               at=now, detail=f"{live.name}: event {event.external_id} has no {trigger.key!r} property")
+        not_enrolled(f"event {event.external_id} has no {trigger.key!r} property")
+        return None
+    contact = session.get_one(Contact, event.contact_id)
+    if trigger.filter is not None:
+        facts = gather_facts(session, contact, event.properties, now=now)
+        if not holds(trigger.filter, facts):
+            not_enrolled(f"entry filter not met: {describe(trigger.filter)}")
+            return None
+    stored_key = _key_under_reentry_rule(session, definition, live.journey_id, event.contact_id, key, now=now)
+    if stored_key is None:
+        not_enrolled(f"re-entry rule {_rule_text(definition)}")
         return None
     values = {
-        "workspace_id": event.workspace_id,
-        "journey_id": live.journey_id,
-        "journey_version_id": live.version_id,
-        "contact_id": event.contact_id,
-        "key": key,
-        "trigger_event_id": event.id,
-        "status": RunStatus.ACTIVE.value,
-        "step_id": live.definition.first_step_id,
-        "step_entered_at": now,
-        "created_at": now,
+        "workspace_id": event.workspace_id, "journey_id": live.journey_id, "journey_version_id": live.version_id,
+        "contact_id": event.contact_id, "key": stored_key, "trigger_event_id": event.id,
+        "status": RunStatus.ACTIVE.value, "step_id": definition.first_step_id, "step_entered_at": now,
+        "created_at": now, "state": {},
     }
     stmt = dialect_insert(session, Run).values(values).on_conflict_do_nothing(
         index_elements=["journey_version_id", "contact_id", "key"]
@@ -121,15 +157,42 @@ def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, n
         session.execute(
             update(Run)
             .where(Run.journey_version_id == live.version_id, Run.contact_id == event.contact_id,
-                   Run.key == key, Run.status.in_(LIVE_RUN_STATUSES))
+                   Run.key == stored_key, Run.status.in_(LIVE_RUN_STATUSES))
             .values(trigger_event_id=event.id)
         )
         return None
     run = session.get_one(Run, run_id)
     record_run(session, run, "enrolled", at=now,
                detail=f"{live.name} (key {key!r}) by {event.type} {event.external_id}")
-    _walk(session, run, live.definition, now=now)
+    _walk(session, run, definition, now=now)
     return run
+
+
+def _rule_text(definition: JourneyDefinition) -> str:
+    rule = definition.reentry
+    return f"at most once per {rule.every_days} days" if isinstance(rule, EveryDays) else rule.replace("_", " ")
+
+
+def _key_under_reentry_rule(session: Session, definition: JourneyDefinition, journey_id: int, contact_id: int,
+                            key: str, *, now: datetime) -> str | None:
+    """The key to store for a new run, or None when the re-entry rule forbids one.
+
+    once_per_key: the (version, contact, key) uniqueness does it. once_ever: any earlier
+    run of this journey (any version) forbids. every_days: the last run must be old
+    enough, and the n-th run gets key "<key>|#n", still unique per version.
+    """
+    rule = definition.reentry
+    if rule == "once_per_key":
+        return key
+    earlier = select(func.count(), func.max(Run.created_at)).where(
+        Run.journey_id == journey_id, Run.contact_id == contact_id
+    )
+    count, last = session.execute(earlier).one()
+    if rule == "once_ever":
+        return key if count == 0 else None
+    if last is not None and now - last < timedelta(days=rule.every_days):
+        return None
+    return key if count == 0 else f"{key}{REPEAT_MARK}{count}"
 
 
 def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None:
@@ -144,11 +207,40 @@ def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None
         _walk(session, run, version_definition(session, run.journey_version_id), now=now)
 
 
+def _zone(name: str | None, fallback: str) -> ZoneInfo:
+    for candidate in (name, fallback):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
 def _walk(session: Session, run: Run, definition: JourneyDefinition, *, now: datetime) -> None:
     assert run.step_id is not None
-    outcome = advance(definition, run.step_id, run.step_entered_at, now=now)
-    for send in outcome.sends:
-        _make_message(session, run, send, now=now)
+    contact = session.get_one(Contact, run.contact_id)
+    workspace = session.get_one(Workspace, run.workspace_id)
+    trigger = session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
+    facts = lazy(lambda: gather_facts(session, contact, trigger.properties if trigger else {}, now=now))
+    outcome = advance(definition, run.step_id, run.step_entered_at, now=now, run_id=run.id,
+                      timezone=_zone(contact.timezone, workspace.timezone), state=run.state, facts=facts)
+    journey_name: str | None = None
+    for effect in outcome.effects:
+        match effect:
+            case PlannedSend():
+                effects.make_message(session, run, contact, effect, now=now)
+            case PlannedUpdate():
+                effects.update_contact(session, run, contact, effect, now=now)
+            case PlannedWebhook():
+                journey_name = journey_name or session.scalar(select(Journey.name).where(Journey.id == run.journey_id))
+                effects.make_webhook_call(session, run, contact, effect, journey_name=journey_name or "", now=now)
+            case Branched(step_id=step_id, label=label, reason=reason):
+                record_run(session, run, "branch", at=now, step_id=step_id, detail=f"{label}: {reason}")
+            case _:
+                assert_never(effect)
+    if outcome.state != run.state:
+        run.state = outcome.state
     stop = outcome.stop
     match stop:
         case Waiting(step_id=step_id, entered_at=entered_at, until=until):
@@ -171,42 +263,3 @@ def _end_run(session: Session, run: Run, status: RunStatus, reason: str | None, 
     run.next_at = run.enqueued_at = None
     if status is RunStatus.EXITED:
         record_run(session, run, "exited", at=now, detail=reason)
-
-
-def _make_message(session: Session, run: Run, send: PlannedSend, *, now: datetime) -> None:
-    contact = session.get_one(Contact, run.contact_id)
-    workspace = session.get_one(Workspace, run.workspace_id)
-    event = session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
-    suppressed = contact.email is not None and session.scalar(
-        select(Suppression.id).where(
-            Suppression.workspace_id == run.workspace_id,
-            Suppression.channel == "email",
-            Suppression.address == contact.email,
-        )
-    ) is not None
-    skip = email_skip_reason(contact.email, contact.consent, suppressed=suppressed)
-    context = {
-        "contact": {
-            "external_id": contact.external_id, "email": contact.email, "first_name": contact.first_name,
-            "last_name": contact.last_name, "locale": contact.locale, "attributes": contact.attributes,
-        },
-        "event": event.properties if event else {},
-        "workspace": {"id": workspace.id, "name": workspace.name},
-    }
-    values = {
-        "workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id,
-        "journey_id": run.journey_id, "step_id": send.step_id, "channel": send.channel,
-        "template": send.template, "to_address": contact.email, "context": context,
-        "status": (MessageStatus.SKIPPED if skip else MessageStatus.SCHEDULED).value,
-        "skip_reason": skip, "attempts": 0, "scheduled_at": now, "created_at": now,
-        "enqueued_at": None if skip else now,
-    }
-    stmt = dialect_insert(session, Message).values(values).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
-    message_id = session.scalar(stmt.returning(Message.id))
-    if message_id is None:
-        return  # this step already made its message
-    record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-           step_id=send.step_id, message_id=message_id, kind="skipped" if skip else "message_scheduled",
-           at=now, detail=skip or f"{send.channel}: {send.template}")
-    if not skip:
-        defer(session, "dispatch_messages", [message_id])

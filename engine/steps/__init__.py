@@ -1,22 +1,28 @@
 """Step kinds: one module each, found through `HANDLERS` by the step's `type`.
 
-A handler is pure: given the step, when the run entered it and `now`, it returns a
-decision. The interpreter turns decisions into a walk over the journey.
+A handler is pure: given the step and a StepContext (when the run entered the step,
+`now`, the contact's time zone, the run's state and lazily gathered facts) it returns
+a decision. The interpreter turns decisions into a walk over the journey.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from engine.steps import exit, send, wait
-from engine.steps.decisions import Decision
+from engine.steps import condition, exit, send, split, update_contact, wait, wait_for_event, wait_until, webhook
+from engine.steps.decisions import Decision, StepContext
 
-Handler = Callable[[Any, datetime, datetime], Decision]
+Handler = Callable[[Any, StepContext], Decision]
 
 HANDLERS: dict[str, Handler] = {
     "wait": wait.decide,
+    "wait_until": wait_until.decide,
+    "wait_for_event": wait_for_event.decide,
+    "condition": condition.decide,
+    "split": split.decide,
     "send": send.decide,
+    "update_contact": update_contact.decide,
+    "webhook": webhook.decide,
     "exit": exit.decide,
 }

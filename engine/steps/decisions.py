@@ -1,9 +1,26 @@
-"""What a step can decide. The interpreter matches on these exhaustively."""
+"""What a step can decide, and what it is told. The interpreter matches on decisions exhaustively."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from engine.conditions import Facts
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a step may look at. Facts are gathered only if a step asks for them."""
+
+    run_id: int
+    entered_at: datetime
+    now: datetime
+    timezone: ZoneInfo
+    state: dict[str, Any]
+    facts: Callable[[], Facts]
 
 
 @dataclass(frozen=True)
@@ -23,9 +40,34 @@ class WaitUntil:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """Take branch `label` (its first step, or the end of the run if it is empty)."""
+
+    label: str
+    first_step_id: str | None
+    reason: str
+    state: dict[str, Any] = field(default_factory=dict)  # merged into the run's state
+
+
+@dataclass(frozen=True)
 class Send:
     channel: str
     template: str
+    transactional: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateContact:
+    set: dict[str, Any]
+    unset: list[str]
+    add_tags: list[str]
+    remove_tags: list[str]
+
+
+@dataclass(frozen=True)
+class CallWebhook:
+    url: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -33,4 +75,4 @@ class Exit:
     reason: str
 
 
-Decision = Proceed | WaitUntil | Send | Exit
+Decision = Proceed | WaitUntil | Branch | Send | UpdateContact | CallWebhook | Exit

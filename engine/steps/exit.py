@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from engine.journeys import ExitStep
-from engine.steps.decisions import Decision, Exit
+from engine.steps.decisions import Decision, Exit, StepContext
 
 
-def decide(step: ExitStep, entered_at: datetime, now: datetime) -> Decision:
+def decide(step: ExitStep, ctx: StepContext) -> Decision:
     return Exit(step.reason)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from engine.journeys import SendStep
-from engine.steps.decisions import Decision, Send
+from engine.steps.decisions import Decision, Send, StepContext
 
 
-def decide(step: SendStep, entered_at: datetime, now: datetime) -> Decision:
-    return Send(step.channel, step.template)
+def decide(step: SendStep, ctx: StepContext) -> Decision:
+    return Send(step.channel, step.template, step.transactional)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from engine.journeys import WaitStep
-from engine.steps.decisions import Decision, Proceed, WaitUntil
+from engine.steps.decisions import Decision, Proceed, StepContext, WaitUntil
 
 
-def decide(step: WaitStep, entered_at: datetime, now: datetime) -> Decision:
-    due = entered_at + step.duration
-    return Proceed(since=due) if now >= due else WaitUntil(due)
+def decide(step: WaitStep, ctx: StepContext) -> Decision:
+    due = ctx.entered_at + step.duration
+    return Proceed(since=due) if ctx.now >= due else WaitUntil(due)

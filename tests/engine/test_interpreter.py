@@ -30,7 +30,7 @@ def test_a_wait_before_its_due_time_leaves_the_run_waiting_until_entry_plus_dura
 
     outcome = advance(definition, "wait-1h", T0, now=T0 + timedelta(minutes=30))
 
-    assert outcome == Outcome(Waiting("wait-1h", T0, T0 + timedelta(hours=1)), sends=[], passed=[])
+    assert outcome == Outcome(Waiting("wait-1h", T0, T0 + timedelta(hours=1)), effects=[], state={}, passed=[])
 
 
 def test_a_wait_that_fell_due_lets_the_following_send_be_planned_and_the_run_complete() -> None:

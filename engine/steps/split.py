@@ -1,0 +1,30 @@
+"""Random split into weighted arms.
+
+The arm is a pure function of (run id, step id): the same run always lands in the
+same arm, so a retried job or a backtest replay agrees with what really happened,
+and arms are independent between splits of one journey.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from engine.journeys import SplitArm, SplitStep
+from engine.steps.decisions import Branch, Decision, StepContext
+
+
+def choose_arm(arms: list[SplitArm], run_id: int, step_id: str) -> SplitArm:
+    digest = hashlib.sha256(f"{run_id}:{step_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(arm.weight for arm in arms)
+    for arm in arms:
+        if point < arm.weight:
+            return arm
+        point -= arm.weight
+    return next(arm for arm in reversed(arms) if arm.weight > 0)  # float edge at the very top
+
+
+def decide(step: SplitStep, ctx: StepContext) -> Decision:
+    arm = choose_arm(step.arms, ctx.run_id, step.id)
+    total = sum(a.weight for a in step.arms)
+    reason = f"arm {arm.name} ({arm.weight}/{total}){' holdout: receives nothing' if arm.holdout else ''}"
+    return Branch(arm.name, arm.steps[0].id if arm.steps else None, reason, {"arm": f"{step.id}:{arm.name}"})
