@@ -22,7 +22,6 @@ from tests.conftest import FakeClock, Shop, SmtpServer, drain
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
-
 EVENT_NUMBERS = itertools.count(1)
 
 
