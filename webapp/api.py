@@ -5,38 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
-from engine.errors import AuthError, NotFound
 from engine.models import OutboxCapture
 from engine.services import contacts
 from engine.services.ingest import MAX_BATCH, ingest_events
 from webapp import context
 from webapp.auth import authenticate
+from webapp.errors import BadJson, error, register_api_errors
 from webapp.openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
-    return jsonify(error=code, message=message, **extra), status
-
-
-@bp.errorhandler(AuthError)
-def _unauthorized(exc: AuthError) -> Any:
-    response, status = error(401, "unauthorized", str(exc))
-    response.headers["WWW-Authenticate"] = 'Bearer realm="rapport"'
-    return response, status
-
-
-@bp.errorhandler(NotFound)
-def _not_found(exc: NotFound) -> Any:
-    return error(404, "not_found", str(exc))
-
-
-class BadJson(Exception):
-    pass
+register_api_errors(bp)
 
 
 def _json_body() -> Any:
@@ -45,11 +26,6 @@ def _json_body() -> Any:
         return json.loads(request.get_data(cache=True))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadJson(str(exc)) from None
-
-
-@bp.errorhandler(BadJson)
-def _bad_json(exc: BadJson) -> Any:
-    return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
 
 
 @bp.post("/events")

@@ -33,11 +33,13 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
     }
 
-    from webapp import api, health, pages
+    from webapp import api, health, journeys_api, pages, shop_webhooks
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(journeys_api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(shop_webhooks.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -15,6 +15,10 @@ from engine.models import Journey, JourneyVersion
 from templates.rendering import template_exists
 
 
+class JourneyStateError(ValueError):
+    """The journey's status does not allow that (e.g. resuming an archived journey)."""
+
+
 @dataclass(frozen=True)
 class LiveVersion:
     journey_id: int
@@ -38,6 +42,9 @@ def validate_definition(data: Any) -> JourneyDefinition:
 def create_journey(
     session: Session, workspace_id: str, name: str, definition: Any, *, now: datetime, publish: bool = True
 ) -> Journey:
+    name = name.strip()
+    if not name:
+        raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
     validate_definition(definition)
     journey = Journey(
         workspace_id=workspace_id, name=name, status="draft", draft=definition, created_at=now, updated_at=now
@@ -55,6 +62,8 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, now
     )
     if journey is None or journey.draft is None:
         raise NotFound(f"journey {journey_id} has no draft to publish")
+    if journey.status == "archived":
+        raise JourneyStateError("an archived journey cannot be published")
     definition = validate_definition(journey.draft)
     number = (
         session.scalar(select(func.max(JourneyVersion.version)).where(JourneyVersion.journey_id == journey.id))
@@ -65,15 +74,73 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, now
         journey_id=journey.id,
         version=number,
         trigger_event=definition.trigger.event,
-        definition=definition.model_dump(mode="json"),
+        definition=definition_json(definition),
         created_at=now,
     )
     session.add(version)
     session.flush()
     journey.live_version_id = version.id
-    journey.status = "live"
+    if journey.status == "draft":
+        journey.status = "live"  # a paused journey stays paused with its new version
     journey.updated_at = now
     return version
+
+
+def definition_json(definition: JourneyDefinition) -> dict[str, Any]:
+    """The canonical JSON form: every field spelled out, aliases as written (e.g. "not")."""
+    return definition.model_dump(mode="json", by_alias=True)
+
+
+def get_journey(session: Session, workspace_id: str, journey_id: int, *, lock: bool = False) -> Journey:
+    query = select(Journey).where(Journey.workspace_id == workspace_id, Journey.id == journey_id)
+    journey = session.scalar(query.with_for_update() if lock else query)
+    if journey is None:
+        raise NotFound(f"no journey {journey_id}")
+    return journey
+
+
+def list_journeys(session: Session, workspace_id: str) -> list[Journey]:
+    return list(session.scalars(select(Journey).where(Journey.workspace_id == workspace_id).order_by(Journey.id)))
+
+
+def update_draft(session: Session, workspace_id: str, journey_id: int, *, now: datetime,
+                 definition: Any | None = None, name: str | None = None) -> Journey:
+    """Edit the draft; what runs is unchanged until the draft is published."""
+    journey = get_journey(session, workspace_id, journey_id, lock=True)
+    if journey.status == "archived":
+        raise JourneyStateError("an archived journey cannot be edited")
+    if definition is not None:
+        validate_definition(definition)
+        journey.draft = definition
+    if name is not None:
+        journey.name = name
+    journey.updated_at = now
+    return journey
+
+
+TRANSITIONS = {"pause": ({"live"}, "paused"), "resume": ({"paused"}, "live"), "archive": ({"draft", "live", "paused"}, "archived")}
+
+
+def change_status(session: Session, workspace_id: str, journey_id: int, action: str, *, now: datetime) -> Journey:
+    """pause (timers hold, nobody enters), resume (due timers fire), archive (live runs exit)."""
+    allowed, target = TRANSITIONS[action]
+    journey = get_journey(session, workspace_id, journey_id, lock=True)
+    if journey.status not in allowed:
+        raise JourneyStateError(f"cannot {action} a journey that is {journey.status}")
+    if action == "resume" and journey.live_version_id is None:
+        raise JourneyStateError("publish the journey first")
+    journey.status, journey.updated_at = target, now
+    if action == "archive":
+        from engine.services.runs import exit_live_runs  # runs imports this module
+
+        exit_live_runs(session, journey.id, "journey archived", now=now)
+    return journey
+
+
+def versions(session: Session, workspace_id: str, journey_id: int) -> list[JourneyVersion]:
+    get_journey(session, workspace_id, journey_id)
+    return list(session.scalars(select(JourneyVersion).where(JourneyVersion.journey_id == journey_id)
+                                .order_by(JourneyVersion.version)))
 
 
 def live_versions(session: Session, workspace_ids: set[str]) -> dict[str, list[LiveVersion]]:

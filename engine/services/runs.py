@@ -114,7 +114,10 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime)
     received = dict(run.state.get("received", {}))
     received[step.id] = event.external_id
     run.state = {**run.state, "received": received}
-    _walk(session, run, definition, now=now)
+    if session.scalar(select(Journey.status).where(Journey.id == run.journey_id)) == "live":
+        _walk(session, run, definition, now=now)
+    else:  # paused: the yes branch is taken as soon as the journey resumes
+        run.next_at, run.enqueued_at = now, None
 
 
 def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
@@ -195,11 +198,21 @@ def _key_under_reentry_rule(session: Session, definition: JourneyDefinition, jou
     return key if count == 0 else f"{key}{REPEAT_MARK}{count}"
 
 
+def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datetime) -> int:
+    runs = list(session.scalars(select(Run).where(Run.journey_id == journey_id, Run.status.in_(LIVE_RUN_STATUSES))
+                                .order_by(Run.id).with_for_update()))
+    for run in runs:
+        _end_run(session, run, RunStatus.EXITED, reason, now=now)
+    return len(runs)
+
+
 def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None:
-    """Move runs whose timer is due. Runs not due, or already moved, are left alone."""
+    """Move runs whose timer is due. Runs not due, already moved, or paused are left alone."""
     runs = session.scalars(
         select(Run)
-        .where(Run.id.in_(run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now)
+        .join(Journey, Journey.id == Run.journey_id)
+        .where(Run.id.in_(run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
+               Journey.status == "live")
         .order_by(Run.id)
         .with_for_update(skip_locked=True)
     )

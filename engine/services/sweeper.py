@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.db import defer
-from engine.models import Event, Message, MessageStatus, Run, RunStatus
+from engine.models import Event, Journey, Message, MessageStatus, Run, RunStatus
 from engine.services.journal import record_message
 
 
@@ -46,7 +46,9 @@ def _stamp(session: Session, model: Any, owed: ColumnElement[bool], order: Any, 
 
 
 def sweep(session: Session, *, now: datetime, redeliver_after: timedelta, limit: int = 500) -> SweepReport:
-    runs = _stamp(session, Run, and_(Run.status == RunStatus.WAITING.value, Run.next_at <= now), Run.next_at,
+    live_journeys = select(Journey.id).where(Journey.status == "live")  # paused journeys hold their timers
+    runs = _stamp(session, Run, and_(Run.status == RunStatus.WAITING.value, Run.next_at <= now,
+                                     Run.journey_id.in_(live_journeys)), Run.next_at,
                   now=now, redeliver_after=redeliver_after, limit=limit)
     # Fresh events are stamped when ingested, so only lost or stuck ones come back.
     events = _stamp(session, Event, Event.evaluated_at.is_(None), Event.id,

@@ -1,0 +1,143 @@
+"""The journeys API as the marketer UI uses it: drafts, validation, versions, pause/resume/archive, stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.webapp.conftest import auth_headers, post_signed
+from triggers import abandoned_cart
+from triggers.demo import cart_event, order_event
+from workers.runtime import Runtime
+from workers.scheduler import run_once
+
+JOURNEYS = "/api/v1/journeys"
+
+
+def create(client: FlaskClient, shop: Shop, definition: Any, *, publish: bool = True, name: str = "Cart") -> Any:
+    return client.post(JOURNEYS, json={"name": name, "definition": definition, "publish": publish},
+                       headers=auth_headers(shop.credentials))
+
+
+def act(client: FlaskClient, shop: Shop, path: str, **kwargs: Any) -> Any:
+    return client.post(f"{JOURNEYS}/{path}", headers=auth_headers(shop.credentials), **kwargs)
+
+
+def get(client: FlaskClient, shop: Shop, path: str = "") -> Any:
+    return client.get(f"{JOURNEYS}{path}", headers=auth_headers(shop.credentials))
+
+
+def tick(rt: Runtime) -> None:
+    run_once(rt)
+    drain(rt)
+
+
+def test_an_invalid_definition_is_refused_with_the_path_of_each_bad_field(client, shop) -> None:
+    """422 names the bad fields; nothing is created."""
+    bad = {"trigger": {"event": "cart_updated"},
+           "steps": [{"type": "wait", "id": "w", "hours": -1}, {"type": "send", "id": "s", "channel": "fax"}]}
+    response = create(client, shop, bad)
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert "steps.0.wait.hours" in fields and "steps.1.send.channel" in fields
+    assert get(client, shop).get_json()["journeys"] == []
+
+
+def test_validate_reports_errors_without_saving_anything(client, shop) -> None:
+    """POST /validate answers valid or the errors, and stores nothing."""
+    ok = act(client, shop, "validate", json={"definition": abandoned_cart.recipe()})
+    assert ok.get_json() == {"valid": True, "errors": []}
+    missing = act(client, shop, "validate", json={"definition": {
+        "trigger": {"event": "x"}, "steps": [{"type": "send", "id": "s", "channel": "email", "template": "nope"}]}})
+    assert missing.get_json()["valid"] is False
+    assert missing.get_json()["errors"] == [{"field": "steps[id=s].template", "message": "no template named 'nope'"}]
+    assert get(client, shop).get_json()["journeys"] == []
+
+
+def test_publishing_freezes_versions_and_running_contacts_finish_on_theirs(
+    client, shop, clock: FakeClock, runtime: Runtime, smtp_server: SmtpServer
+) -> None:
+    """A contact who entered v1 (1 h wait) keeps it after v2 (1 day wait) is published; new contacts get v2."""
+    journey = create(client, shop, abandoned_cart.recipe(wait_seconds=3600)).get_json()
+    post_signed(client, "/api/v1/events", cart_event("cart-v1", customer="early", email="early@example.com"),
+                shop.credentials)
+    drain(runtime)
+    edited = client.put(f"{JOURNEYS}/{journey['id']}", json={"definition": abandoned_cart.recipe(wait_seconds=86400)},
+                        headers=auth_headers(shop.credentials))
+    assert edited.status_code == 200
+    assert act(client, shop, f"{journey['id']}/publish").get_json()["version"] == 2
+    post_signed(client, "/api/v1/events", cart_event("cart-v2", customer="late", email="late@example.com"),
+                shop.credentials)
+    drain(runtime)
+    clock.advance(hours=1, seconds=1)
+    tick(runtime)
+    assert [m["To"] for m in smtp_server.messages] == ["early@example.com"]
+    clock.advance(days=1)
+    tick(runtime)
+    assert [m["To"] for m in smtp_server.messages] == ["early@example.com", "late@example.com"]
+    versions = get(client, shop, f"/{journey['id']}/versions").get_json()["versions"]
+    assert [(v["version"], v["definition"]["steps"][0]["seconds"]) for v in versions] == [(1, 3600), (2, 86400)]
+
+
+def test_a_paused_journey_holds_its_timers_and_resuming_releases_them(
+    client, shop, clock: FakeClock, runtime: Runtime, smtp_server: SmtpServer
+) -> None:
+    """While paused nobody enters and due timers wait; on resume they fire."""
+    journey = create(client, shop, abandoned_cart.recipe(wait_seconds=3600)).get_json()
+    post_signed(client, "/api/v1/events", cart_event("cart-p1"), shop.credentials)
+    drain(runtime)
+    assert act(client, shop, f"{journey['id']}/pause").get_json()["status"] == "paused"
+    post_signed(client, "/api/v1/events", cart_event("cart-p2", customer="other", email="o@example.com"),
+                shop.credentials)
+    clock.advance(hours=2)
+    tick(runtime)
+    assert smtp_server.messages == []
+    assert act(client, shop, f"{journey['id']}/resume").get_json()["status"] == "live"
+    tick(runtime)
+    assert [m["To"] for m in smtp_server.messages] == ["ada@example.com"]  # the one who entered before the pause
+
+
+def test_archiving_ends_live_runs_and_cannot_be_undone(client, shop, runtime: Runtime, smtp_server) -> None:
+    """Archive exits everyone with a reason; resume and publish then answer 409."""
+    journey = create(client, shop, abandoned_cart.recipe()).get_json()
+    post_signed(client, "/api/v1/events", cart_event("cart-a1"), shop.credentials)
+    drain(runtime)
+    assert act(client, shop, f"{journey['id']}/archive").status_code == 200
+    stats = get(client, shop, f"/{journey['id']}/stats").get_json()
+    assert stats["exits"] == {"journey archived": 1}
+    assert act(client, shop, f"{journey['id']}/resume").status_code == 409
+    assert act(client, shop, f"{journey['id']}/publish").status_code == 409
+
+
+def test_stats_count_waiting_messages_exits_and_conversions_per_step(
+    client, shop, clock: FakeClock, runtime: Runtime, smtp_server
+) -> None:
+    """Three carts: one waits, one converts, one is reminded; the counts say so per step."""
+    journey = create(client, shop, abandoned_cart.recipe(wait_seconds=3600)).get_json()
+    for n in range(3):
+        post_signed(client, "/api/v1/events", cart_event(f"cart-s{n}", customer=f"s{n}", email=f"s{n}@example.com"),
+                    shop.credentials)
+    drain(runtime)
+    post_signed(client, "/api/v1/events", order_event("cart-s0", customer="s0"), shop.credentials)
+    drain(runtime)
+    clock.advance(hours=1, seconds=1)
+    run_once(runtime)  # the two unconverted runs fall due
+    drain(runtime)
+    post_signed(client, "/api/v1/events", cart_event("cart-s3", customer="s3", email="s3@example.com"),
+                shop.credentials)
+    drain(runtime)
+    stats = get(client, shop, f"/{journey['id']}/stats").get_json()
+    assert stats["runs"]["total"] == 4
+    assert stats["conversions"] == 1 and stats["exits"] == {"goal reached: order placed": 1}
+    assert stats["steps"]["wait-for-order"]["waiting"] == 1
+    assert stats["steps"]["reminder-email"]["messages"] == {"sent": 2}
+
+
+def test_another_workspaces_journey_is_not_found(client, shop, second_shop) -> None:
+    """A key only ever reaches its own workspace's journeys."""
+    journey = create(client, shop, abandoned_cart.recipe()).get_json()
+    assert get(client, second_shop, f"/{journey['id']}").status_code == 404
+    assert act(client, second_shop, f"{journey['id']}/pause").status_code == 404
+    assert get(client, second_shop).get_json()["journeys"] == []

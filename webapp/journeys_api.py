@@ -1,0 +1,128 @@
+"""Journeys API under /api/v1/journeys: the marketer UI is built on exactly this.
+
+Drafts are edited freely; publishing freezes the draft into a new immutable version
+that new enrollments use, while running contacts finish on the version they entered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from engine.errors import DefinitionError
+from engine.models import Journey, JourneyVersion
+from engine.services import journeys
+from engine.services.journey_stats import journey_stats
+from webapp import context
+from webapp.auth import authenticate
+from webapp.errors import BadJson, error, register_api_errors
+
+bp = Blueprint("journeys_api", __name__, url_prefix="/api/v1/journeys")
+register_api_errors(bp)
+
+
+@bp.errorhandler(DefinitionError)
+def _invalid(exc: DefinitionError) -> Any:
+    return error(422, "invalid_journey", "the journey definition has invalid fields", errors=exc.errors)
+
+
+@bp.errorhandler(journeys.JourneyStateError)
+def _conflict(exc: journeys.JourneyStateError) -> Any:
+    return error(409, "journey_state", str(exc))
+
+
+def journey_json(journey: Journey) -> dict[str, Any]:
+    return {
+        "id": journey.id, "name": journey.name, "status": journey.status, "draft": journey.draft,
+        "live_version_id": journey.live_version_id, "created_at": journey.created_at.isoformat(),
+        "updated_at": journey.updated_at.isoformat(),
+    }
+
+
+def version_json(version: JourneyVersion) -> dict[str, Any]:
+    return {"id": version.id, "version": version.version, "definition": version.definition,
+            "created_at": version.created_at.isoformat()}
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadJson("expected a JSON object")
+    return data
+
+
+@bp.get("")
+def list_journeys() -> Any:
+    caller = authenticate(signed=False)
+    with context.sessions()() as session:
+        return jsonify(journeys=[journey_json(j) for j in journeys.list_journeys(session, caller.workspace_id)])
+
+
+@bp.post("")
+def create() -> Any:
+    caller = authenticate(signed=False)
+    body = _body()
+    if not isinstance(body.get("name"), str):
+        raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
+    with context.sessions().begin() as session:
+        journey = journeys.create_journey(session, caller.workspace_id, body["name"], body.get("definition"),
+                                          now=context.now(), publish=bool(body.get("publish", False)))
+        return jsonify(journey_json(journey)), 201
+
+
+@bp.post("/validate")
+def validate() -> Any:
+    authenticate(signed=False)
+    try:
+        journeys.validate_definition(_body().get("definition"))
+    except DefinitionError as exc:
+        return jsonify(valid=False, errors=exc.errors)
+    return jsonify(valid=True, errors=[])
+
+
+@bp.get("/<int:journey_id>")
+def show(journey_id: int) -> Any:
+    caller = authenticate(signed=False)
+    with context.sessions()() as session:
+        return jsonify(journey_json(journeys.get_journey(session, caller.workspace_id, journey_id)))
+
+
+@bp.put("/<int:journey_id>")
+def edit(journey_id: int) -> Any:
+    caller = authenticate(signed=False)
+    body = _body()
+    with context.sessions().begin() as session:
+        journey = journeys.update_draft(session, caller.workspace_id, journey_id, now=context.now(),
+                                        definition=body.get("definition"), name=body.get("name"))
+        return jsonify(journey_json(journey))
+
+
+@bp.post("/<int:journey_id>/publish")
+def publish(journey_id: int) -> Any:
+    caller = authenticate(signed=False)
+    with context.sessions().begin() as session:
+        version = journeys.publish_journey(session, caller.workspace_id, journey_id, now=context.now())
+        return jsonify(version_json(version)), 201
+
+
+@bp.post("/<int:journey_id>/<any(pause, resume, archive):action>")
+def change_status(journey_id: int, action: str) -> Any:
+    caller = authenticate(signed=False)
+    with context.sessions().begin() as session:
+        journey = journeys.change_status(session, caller.workspace_id, journey_id, action, now=context.now())
+        return jsonify(journey_json(journey))
+
+
+@bp.get("/<int:journey_id>/versions")
+def list_versions(journey_id: int) -> Any:
+    caller = authenticate(signed=False)
+    with context.sessions()() as session:
+        return jsonify(versions=[version_json(v) for v in journeys.versions(session, caller.workspace_id, journey_id)])
+
+
+@bp.get("/<int:journey_id>/stats")
+def stats(journey_id: int) -> Any:
+    caller = authenticate(signed=False)
+    with context.sessions()() as session:
+        return jsonify(journey_stats(session, caller.workspace_id, journey_id))
