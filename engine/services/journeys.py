@@ -118,7 +118,11 @@ def update_draft(session: Session, workspace_id: str, journey_id: int, *, now: d
     return journey
 
 
-TRANSITIONS = {"pause": ({"live"}, "paused"), "resume": ({"paused"}, "live"), "archive": ({"draft", "live", "paused"}, "archived")}
+TRANSITIONS = {  # action: (statuses it applies to, status it leads to)
+    "pause": ({"live"}, "paused"),
+    "resume": ({"paused"}, "live"),
+    "archive": ({"draft", "live", "paused"}, "archived"),
+}
 
 
 def change_status(session: Session, workspace_id: str, journey_id: int, action: str, *, now: datetime) -> Journey:
