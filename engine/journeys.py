@@ -10,10 +10,10 @@ and a journey edited into a new version never confuses a run that entered the ol
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
 from engine.conditions import Condition
 from engine.errors import DefinitionError
@@ -38,10 +38,76 @@ class Duration(_Model):
         return timedelta(days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
 
 
+LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
 class Trigger(_Model):
+    """Enter on an event."""
+
     event: EventType
     key: PropertyPath | None = None  # a property of the event; None: one run per contact
     filter: Condition | None = None  # on the event's properties and the contact; None: every event
+
+
+class DateTrigger(_Model):
+    """Enter on a date of the contact's (birthday, or a date attribute), N days before or after,
+    at a local time. Keyed by year: once per year."""
+
+    date: Annotated[str, Field(pattern=r"^(birthday|attributes\.[A-Za-z0-9_.-]+)$")]
+    offset_days: int = Field(default=0, ge=-60, le=60)  # -3: three days before
+    at: LocalTime = "10:00"
+    filter: Condition | None = None
+
+
+class HolidayTrigger(_Model):
+    """Enter on listed dates ("12-25" every year, or "2026-11-27" once), at a local time."""
+
+    dates: Annotated[list[Annotated[str, Field(pattern=r"^(\d{4}-)?\d{2}-\d{2}$")]], Field(min_length=1)]
+    name: Annotated[str, Field(max_length=100)] | None = None  # shown in the email, e.g. "Happy New Year"
+    at: LocalTime = "10:00"
+    filter: Condition | None = None
+
+
+class InactivityTrigger(_Model):
+    """Enter when a contact has had no event of a type for N days (win-back).
+    Keyed by the date of their last such event: lapsing again later enters again."""
+
+    inactive_event: EventType
+    days: int = Field(ge=1, le=3650)
+    filter: Condition | None = None
+
+
+class BroadcastTrigger(_Model):
+    """Enter everyone matching the filter, once, at a set time."""
+
+    broadcast_at: datetime
+    filter: Condition | None = None
+
+
+TimeTrigger = DateTrigger | HolidayTrigger | InactivityTrigger | BroadcastTrigger
+TRIGGER_KINDS = {"event": "event", "date": "date", "dates": "holiday", "inactive_event": "inactivity",
+                 "broadcast_at": "broadcast"}
+
+
+def _trigger_kind(value: Any) -> str | None:
+    """Which kind of trigger a dict describes, by its distinguishing key (errors then name one kind)."""
+    if not isinstance(value, dict):
+        return next((kind for cls, kind in TRIGGER_CLASSES.items() if isinstance(value, cls)), None)
+    # An event trigger is the common case: one missing its "event" is reported as such.
+    return next((kind for key, kind in TRIGGER_KINDS.items() if key in value), "event")
+
+
+AnyTrigger = Annotated[
+    Annotated[Trigger, Tag("event")] | Annotated[DateTrigger, Tag("date")] | Annotated[HolidayTrigger, Tag("holiday")]
+    | Annotated[InactivityTrigger, Tag("inactivity")] | Annotated[BroadcastTrigger, Tag("broadcast")],
+    Discriminator(_trigger_kind, custom_error_type="trigger_kind",
+                  custom_error_message="a trigger needs one of: event, date, dates, inactive_event, broadcast_at"),
+]
+TRIGGER_CLASSES: dict[type, str] = {Trigger: "event", DateTrigger: "date", HolidayTrigger: "holiday",
+                                    InactivityTrigger: "inactivity", BroadcastTrigger: "broadcast"}
+TIME_TRIGGER_EVENTS = {  # the event a scheduler scan records when a contact enters such a journey
+    DateTrigger: "date_reached", HolidayTrigger: "holiday", InactivityTrigger: "inactive", BroadcastTrigger: "broadcast",
+}
 
 
 class EveryDays(_Model):
@@ -199,7 +265,7 @@ def branches(step: Any) -> list[tuple[str, list[Any]]]:
 
 
 class JourneyDefinition(_Model):
-    trigger: Trigger
+    trigger: AnyTrigger
     reentry: Reentry = "once_per_key"
     goals: list[Goal] = Field(default_factory=list)
     steps: Annotated[list[Step], Field(min_length=1, max_length=200)]
@@ -244,6 +310,27 @@ class JourneyDefinition(_Model):
     def first_step_id(self) -> str:
         return self.steps[0].id
 
+    @property
+    def entry_event(self) -> str:
+        """The event type that enrolls: the trigger's, or the one a time scan records."""
+        if isinstance(self.trigger, Trigger):
+            return self.trigger.event
+        return TIME_TRIGGER_EVENTS[type(self.trigger)]
+
+    @property
+    def key_path(self) -> str | None:
+        """Where the correlation key is in the entering event's properties."""
+        return self.trigger.key if isinstance(self.trigger, Trigger) else "key"
+
+    @property
+    def is_keyed(self) -> bool:
+        """Do later events (goals, awaited events) have to carry the run's key to apply to it?
+
+        Only for event triggers with a key: a win-back keyed by the lapse date is ended by
+        any order of the contact's.
+        """
+        return isinstance(self.trigger, Trigger) and self.trigger.key is not None
+
     def goal_for(self, event_type: str) -> Goal | None:
         return next((g for g in self.goals if g.event == event_type), None)
 
@@ -257,7 +344,10 @@ def parse_definition(data: Any) -> JourneyDefinition:
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(root)", "message": err["msg"]}
-        for err in exc.errors()
-    ]
+    def path(loc: tuple[int | str, ...]) -> str:
+        parts = list(loc)
+        if len(parts) > 1 and parts[0] == "trigger" and parts[1] in TRIGGER_KINDS.values():
+            del parts[1]  # the trigger's kind is implied by its fields: "trigger.event", not "trigger.event.event"
+        return ".".join(str(p) for p in parts) or "(root)"
+
+    return [{"field": path(err["loc"]), "message": err["msg"]} for err in exc.errors()]

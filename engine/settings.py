@@ -45,6 +45,7 @@ class Settings:
     namespace: str = "rapport"
     scheduler_tick: float = 1.0
     redeliver_after: float = 60.0
+    scan_interval: float = 60.0  # how often time-based entries (birthdays, win-back...) are scanned
     batch_size: int = 500
     outbox_page: bool = False  # the sink's outbox shows every workspace: embedded mode only
 
@@ -72,6 +73,7 @@ class Settings:
             namespace=env.get("RAPPORT_NAMESPACE", "rapport"),
             scheduler_tick=float(env.get("RAPPORT_SCHEDULER_TICK", "1.0")),
             redeliver_after=float(env.get("RAPPORT_REDELIVER_AFTER", "60")),
+            scan_interval=float(env.get("RAPPORT_SCAN_INTERVAL", "60")),
             batch_size=int(env.get("RAPPORT_BATCH_SIZE", "500")),
             outbox_page=env.get("RAPPORT_OUTBOX_PAGE", "") in ("1", "true", "yes"),
         )

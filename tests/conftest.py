@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.db import make_engine, make_sessionmaker
 from engine.migrate import upgrade
-from engine.models import LIVE_RUN_STATUSES, Event, Message, Run
+from engine.models import LIVE_RUN_STATUSES, Event, Journey, Message, Run
 from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
 from workers import runtime as runtime_module
@@ -178,6 +178,7 @@ def shop(sessions: sessionmaker[Session], clock: FakeClock) -> Iterator[Shop]:
 
 def settle_workspace(sessions: sessionmaker[Session], workspace_id: str, now: datetime) -> None:
     with sessions.begin() as session:
+        session.execute(update(Journey).where(Journey.workspace_id == workspace_id).values(status="archived"))
         session.execute(update(Run).where(Run.workspace_id == workspace_id, Run.status.in_(LIVE_RUN_STATUSES))
                         .values(status="exited", exit_reason="test ended", next_at=None))
         session.execute(update(Message).where(Message.workspace_id == workspace_id,

@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 from types import FrameType
 
+from engine.services import time_triggers
 from engine.services.sweeper import SweepReport, sweep
 from workers.queues import relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
@@ -33,6 +34,12 @@ def run_once(rt: Runtime) -> SweepReport:
                             total.messages + report.messages, total.unknown + report.unknown)
         if max(report.due_runs, report.events, report.messages) < rt.settings.batch_size:
             return total
+
+
+def scan_once(rt: Runtime) -> int:
+    """Record the time-based entries (birthdays, holidays, inactivity, broadcasts) now due."""
+    with rt.sessions.begin() as session:
+        return time_triggers.scan(session, now=rt.clock(), batch=rt.settings.batch_size * 2)
 
 
 def _hold_lock(rt: Runtime, token: str) -> bool:
@@ -56,7 +63,7 @@ def run_forever(rt: Runtime) -> None:
     signal.signal(signal.SIGINT, stop)
     token = f"{os.uname().nodename}:{os.getpid()}"
     was_leader = None
-    next_sweep = 0.0
+    next_sweep = next_scan = 0.0
     log.info("scheduler started (tick %.2fs)", rt.settings.scheduler_tick)
     while not stopping:
         try:
@@ -68,6 +75,11 @@ def run_forever(rt: Runtime) -> None:
                 time.sleep(rt.settings.scheduler_tick)
                 continue
             relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + rt.settings.scan_interval
+                entered = scan_once(rt)
+                if entered:
+                    log.info("time-based entries recorded: %d", entered)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + rt.settings.scheduler_tick
                 report = run_once(rt)

@@ -73,7 +73,7 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, now
         workspace_id=workspace_id,
         journey_id=journey.id,
         version=number,
-        trigger_event=definition.trigger.event,
+        trigger_event=definition.entry_event,
         definition=definition_json(definition),
         created_at=now,
     )

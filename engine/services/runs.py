@@ -29,7 +29,7 @@ from engine.interpreter import (
     Waiting,
     advance,
 )
-from engine.journeys import EveryDays, JourneyDefinition, WaitForEventStep
+from engine.journeys import EveryDays, JourneyDefinition, Trigger, WaitForEventStep
 from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
 from engine.services import effects
 from engine.services.facts import gather_facts, lazy
@@ -95,10 +95,16 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
 def _end_if_goal(session: Session, run: Run, event: Event, *, now: datetime) -> None:
     definition = version_definition(session, run.journey_version_id)
     goal = definition.goal_for(event.type)
-    if goal is None or correlation_key(event.properties, definition.trigger.key) != base_key(run.key):
+    if goal is None or not _same_key(definition, event, run):
         return
     _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", now=now)
     record_run(session, run, "goal", at=now, detail=f"{event.type} {event.external_id}")
+
+
+def _same_key(definition: JourneyDefinition, event: Event, run: Run) -> bool:
+    if not definition.is_keyed:
+        return True
+    return correlation_key(event.properties, definition.key_path) == base_key(run.key)
 
 
 def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime) -> None:
@@ -109,7 +115,7 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime)
     step = definition.step(run.step_id)
     if not isinstance(step, WaitForEventStep) or step.event != event.type or event.received_at < run.step_entered_at:
         return
-    if step.same_key and correlation_key(event.properties, definition.trigger.key) != base_key(run.key):
+    if step.same_key and not _same_key(definition, event, run):
         return
     received = dict(run.state.get("received", {}))
     received[step.id] = event.external_id
@@ -123,16 +129,18 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime)
 def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
     definition = live.definition
     trigger = definition.trigger
-    if trigger.event != event.type:
+    if definition.entry_event != event.type:
         return None
+    if not isinstance(trigger, Trigger) and event.properties.get("journey_id") != live.journey_id:
+        return None  # a time scan's entry event is for one journey only
 
     def not_enrolled(why: str) -> None:
         record(session, workspace_id=event.workspace_id, contact_id=event.contact_id, kind="not_enrolled",
                at=now, detail=f"{live.name}: {why}")
 
-    key = correlation_key(event.properties, trigger.key)
+    key = correlation_key(event.properties, definition.key_path)
     if key is None:
-        not_enrolled(f"event {event.external_id} has no {trigger.key!r} property")
+        not_enrolled(f"event {event.external_id} has no {definition.key_path!r} property")
         return None
     contact = session.get_one(Contact, event.contact_id)
     if trigger.filter is not None:
