@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, assert_never
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "not_exists"]
 Path = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -67,7 +67,28 @@ class NotOf(_Model):
     not_: Condition = Field(alias="not")
 
 
-Condition = AttributeIs | PropertyIs | MetricIs | EventHistory | AllOf | AnyOf | NotOf
+_TAGS: dict[type, str] = {
+    AttributeIs: "attribute", PropertyIs: "property", MetricIs: "metric", EventHistory: "event",
+    AllOf: "all", AnyOf: "any", NotOf: "not",
+}
+
+
+def _kind(value: Any) -> str | None:
+    """The kind of condition, told by its key, so an error speaks of that kind's fields alone."""
+    if isinstance(value, dict):
+        return next((tag for tag in _TAGS.values() if tag in value or f"{tag}_" in value), None)
+    return _TAGS.get(type(value))
+
+
+# Tagged by key rather than tried member by member: one typo gives one error at its field,
+# not one per kind of condition (most of them "extra inputs are not permitted").
+Condition = Annotated[
+    Annotated[AttributeIs, Tag("attribute")] | Annotated[PropertyIs, Tag("property")]
+    | Annotated[MetricIs, Tag("metric")] | Annotated[EventHistory, Tag("event")]
+    | Annotated[AllOf, Tag("all")] | Annotated[AnyOf, Tag("any")] | Annotated[NotOf, Tag("not")],
+    Discriminator(_kind, custom_error_type="condition_kind",
+                  custom_error_message="a condition needs one of: " + ", ".join(_TAGS.values())),
+]
 for _model in (AllOf, AnyOf, NotOf):
     _model.model_rebuild()
 
@@ -159,9 +180,9 @@ def describe(condition: Condition) -> str:
         case AttributeIs(attribute=path, op=op, value=value):
             return f"{path} {op} {value!r}" if op not in ("exists", "not_exists") else f"{path} {op}"
         case PropertyIs(property=path, op=op, value=value):
-            return f"event.{path} {op} {value!r}"
+            return f"event.{path} {op} {value!r}" if op not in ("exists", "not_exists") else f"event.{path} {op}"
         case MetricIs(metric=metric, op=op, value=value):
-            return f"{metric} {op} {value!r}"
+            return f"{metric} {op} {value!r}" if op not in ("exists", "not_exists") else f"{metric} {op}"
         case EventHistory(event=event, within_days=days, at_least=low, at_most=high):
             window = f" in {days} days" if days else ""
             bounds = " ".join(b for b in (f">= {low}" if low is not None else "",

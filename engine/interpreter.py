@@ -129,13 +129,13 @@ def advance(
             case Exit(reason=reason):
                 passed.append(step_id)
                 return Outcome(Exited(step_id, reason), effects, state, passed)
-            case Branch(label=label, first_step_id=first, reason=reason, state=update):
+            case Branch(label=label, first_step_id=first, reason=reason, state=update, since=since):
                 state.update(update)
                 effects.append(Branched(step_id, label, reason))
                 passed.append(step_id)
                 if first is None:
                     return Outcome(Completed(), effects, state, passed)
-                step_id, entered_at = first, now
+                step_id, entered_at = first, since or now
                 continue
             case Send(channel=channel, template=template, transactional=transactional):
                 effects.append(PlannedSend(step_id, channel, template, transactional, state.get("arm")))

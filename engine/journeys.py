@@ -106,7 +106,8 @@ AnyTrigger = Annotated[
 TRIGGER_CLASSES: dict[type, str] = {Trigger: "event", DateTrigger: "date", HolidayTrigger: "holiday",
                                     InactivityTrigger: "inactivity", BroadcastTrigger: "broadcast"}
 TIME_TRIGGER_EVENTS = {  # the event a scheduler scan records when a contact enters such a journey
-    DateTrigger: "date_reached", HolidayTrigger: "holiday", InactivityTrigger: "inactive", BroadcastTrigger: "broadcast",
+    DateTrigger: "date_reached", HolidayTrigger: "holiday", InactivityTrigger: "inactive",
+    BroadcastTrigger: "broadcast",
 }
 
 

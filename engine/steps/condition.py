@@ -9,5 +9,7 @@ from engine.steps.decisions import Branch, Decision, StepContext
 
 def decide(step: ConditionStep, ctx: StepContext) -> Decision:
     if holds(step.condition, ctx.facts()):
-        return Branch("yes", step.yes[0].id if step.yes else None, f"{describe(step.condition)}: true")
-    return Branch("no", step.no[0].id if step.no else None, f"{describe(step.condition)}: false")
+        return Branch("yes", step.yes[0].id if step.yes else None, f"{describe(step.condition)}: true",
+                      since=ctx.entered_at)
+    return Branch("no", step.no[0].id if step.no else None, f"{describe(step.condition)}: false",
+                  since=ctx.entered_at)

@@ -41,12 +41,17 @@ class WaitUntil:
 
 @dataclass(frozen=True)
 class Branch:
-    """Take branch `label` (its first step, or the end of the run if it is empty)."""
+    """Take branch `label` (its first step, or the end of the run if it is empty).
+
+    `since` is when the branch was taken, if not just now (as for Proceed): a condition
+    reached at a wait's due time, or a timeout, counts from then, so delays do not add up.
+    """
 
     label: str
     first_step_id: str | None
     reason: str
     state: dict[str, Any] = field(default_factory=dict)  # merged into the run's state
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

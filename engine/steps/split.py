@@ -27,4 +27,5 @@ def decide(step: SplitStep, ctx: StepContext) -> Decision:
     arm = choose_arm(step.arms, ctx.run_id, step.id)
     total = sum(a.weight for a in step.arms)
     reason = f"arm {arm.name} ({arm.weight}/{total}){' holdout: receives nothing' if arm.holdout else ''}"
-    return Branch(arm.name, arm.steps[0].id if arm.steps else None, reason, {"arm": f"{step.id}:{arm.name}"})
+    return Branch(arm.name, arm.steps[0].id if arm.steps else None, reason, {"arm": f"{step.id}:{arm.name}"},
+                  since=ctx.entered_at)

@@ -16,5 +16,6 @@ def decide(step: WaitForEventStep, ctx: StepContext) -> Decision:
         return Branch("yes", step.yes[0].id if step.yes else None, f"{step.event} received ({received})")
     deadline = ctx.entered_at + step.timeout.delta
     if ctx.now >= deadline:
-        return Branch("no", step.no[0].id if step.no else None, f"no {step.event} before the timeout")
+        return Branch("no", step.no[0].id if step.no else None, f"no {step.event} before the timeout",
+                      since=deadline)
     return WaitUntil(deadline)
