@@ -109,6 +109,7 @@ def advance(
     *,
     now: datetime,
     run_id: int = 0,
+    identity: str | None = None,
     timezone: ZoneInfo | None = None,
     state: dict[str, Any] | None = None,
     facts: Callable[[], Facts] = _no_facts,
@@ -119,7 +120,8 @@ def advance(
     passed: list[str] = []
     for _ in range(MAX_STEPS_PER_ADVANCE):
         step = definition.step(step_id)
-        ctx = StepContext(run_id=run_id, entered_at=entered_at, now=now, timezone=zone, state=state, facts=facts)
+        ctx = StepContext(run_id=run_id, identity=identity or str(run_id), entered_at=entered_at, now=now,
+                          timezone=zone, state=state, facts=facts)
         decision = HANDLERS[step.type](step, ctx)
         done_at = now
         next_id: str | None

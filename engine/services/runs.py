@@ -245,6 +245,7 @@ def _walk(session: Session, run: Run, definition: JourneyDefinition, *, now: dat
     trigger = session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
     facts = lazy(lambda: gather_facts(session, contact, trigger.properties if trigger else {}, now=now))
     outcome = advance(definition, run.step_id, run.step_entered_at, now=now, run_id=run.id,
+                      identity=f"{run.contact_id}:{run.key}",
                       timezone=_zone(contact.timezone, workspace.timezone), state=run.state, facts=facts)
     journey_name: str | None = None
     for effect in outcome.effects:

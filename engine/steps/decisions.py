@@ -16,6 +16,7 @@ class StepContext:
     """Everything a step may look at. Facts are gathered only if a step asks for them."""
 
     run_id: int
+    identity: str  # who this run is, stably: "<contact id>:<key>"; a replay computes the same
     entered_at: datetime
     now: datetime
     timezone: ZoneInfo

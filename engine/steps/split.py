@@ -1,8 +1,9 @@
 """Random split into weighted arms.
 
-The arm is a pure function of (run id, step id): the same run always lands in the
-same arm, so a retried job or a backtest replay agrees with what really happened,
-and arms are independent between splits of one journey.
+The arm is a pure function of (the run's identity, step id), where the identity is
+"<contact id>:<key>": the same run always lands in the same arm, a backtest replay
+(which has no run ids) agrees with what really happened, and arms are independent
+between splits of one journey.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from engine.journeys import SplitArm, SplitStep
 from engine.steps.decisions import Branch, Decision, StepContext
 
 
-def choose_arm(arms: list[SplitArm], run_id: int, step_id: str) -> SplitArm:
-    digest = hashlib.sha256(f"{run_id}:{step_id}".encode()).digest()
+def choose_arm(arms: list[SplitArm], identity: int | str, step_id: str) -> SplitArm:
+    digest = hashlib.sha256(f"{identity}:{step_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * sum(arm.weight for arm in arms)
     for arm in arms:
         if point < arm.weight:
@@ -24,7 +25,7 @@ def choose_arm(arms: list[SplitArm], run_id: int, step_id: str) -> SplitArm:
 
 
 def decide(step: SplitStep, ctx: StepContext) -> Decision:
-    arm = choose_arm(step.arms, ctx.run_id, step.id)
+    arm = choose_arm(step.arms, ctx.identity, step.id)
     total = sum(a.weight for a in step.arms)
     reason = f"arm {arm.name} ({arm.weight}/{total}){' holdout: receives nothing' if arm.holdout else ''}"
     return Branch(arm.name, arm.steps[0].id if arm.steps else None, reason, {"arm": f"{step.id}:{arm.name}"},

@@ -29,7 +29,7 @@ def no_facts() -> Facts:
 
 
 def context(entered_at: datetime, now: datetime, zone: ZoneInfo) -> StepContext:
-    return StepContext(run_id=1, entered_at=entered_at, now=now, timezone=zone, state={}, facts=no_facts)
+    return StepContext(run_id=1, identity="1", entered_at=entered_at, now=now, timezone=zone, state={}, facts=no_facts)
 
 
 def journey(*steps: dict[str, Any]) -> JourneyDefinition:
