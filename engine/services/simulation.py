@@ -65,11 +65,13 @@ class Report:
     paths: dict[tuple[str, ...], list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def as_json(self) -> dict[str, Any]:
-        slowest = sorted(
-            ({"path": " > ".join(p), "runs": len(d), "median_hours": round(statistics.median(d) / 3600, 2),
-              "max_hours": round(max(d) / 3600, 2)} for p, d in self.paths.items()),
-            key=lambda row: (-row["median_hours"], -row["runs"]),
-        )[:5]
+        by_slowness = sorted(self.paths.items(), key=lambda item: (-statistics.median(item[1]), -len(item[1])))
+        slowest = [
+            {"path": " > ".join(path), "runs": len(durations),
+             "median_hours": round(statistics.median(durations) / 3600, 2),
+             "max_hours": round(max(durations) / 3600, 2)}
+            for path, durations in by_slowness[:5]
+        ]
         return {
             "period": {"from": self.start.isoformat(), "to": self.end.isoformat()},
             "events_replayed": self.events_replayed,
