@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from engine import journey_files
 from engine.errors import DefinitionError
 from engine.models import Journey, JourneyVersion
 from engine.services import journeys
@@ -126,3 +127,26 @@ def stats(journey_id: int) -> Any:
     caller = authenticate(signed=False)
     with context.sessions()() as session:
         return jsonify(journey_stats(session, caller.workspace_id, journey_id))
+
+
+@bp.get("/<int:journey_id>/export")
+def export(journey_id: int) -> Any:
+    """The journey's draft as a YAML file (journeys as code)."""
+    caller = authenticate(signed=False)
+    with context.sessions()() as session:
+        journey = journeys.get_journey(session, caller.workspace_id, journey_id)
+        text = journey_files.dump(journey.name, journey.draft or {})
+    filename = f"journey-{journey_id}.yaml"
+    return Response(text, mimetype="application/yaml",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.post("/import")
+def import_() -> Any:
+    """Create a journey from a YAML file; ?publish=true publishes it at once."""
+    caller = authenticate(signed=False)
+    loaded = journey_files.load(request.get_data(as_text=True))
+    with context.sessions().begin() as session:
+        journey = journeys.create_journey(session, caller.workspace_id, loaded.name, loaded.definition,
+                                          now=context.now(), publish=request.args.get("publish") == "true")
+        return jsonify(journey_json(journey)), 201

@@ -141,3 +141,28 @@ def test_another_workspaces_journey_is_not_found(client, shop, second_shop) -> N
     assert get(client, second_shop, f"/{journey['id']}").status_code == 404
     assert act(client, second_shop, f"{journey['id']}/pause").status_code == 404
     assert get(client, second_shop).get_json()["journeys"] == []
+
+
+def test_a_journey_exported_as_yaml_imports_back_unchanged(client, shop) -> None:
+    """Export gives a YAML file; importing it creates an equal journey."""
+    journey = create(client, shop, abandoned_cart.recipe(wait_seconds=600)).get_json()
+    exported = client.get(f"{JOURNEYS}/{journey['id']}/export", headers=auth_headers(shop.credentials))
+    assert exported.status_code == 200 and exported.mimetype == "application/yaml"
+    assert "name: Cart" in exported.get_data(as_text=True)
+    imported = act(client, shop, "import?publish=true", data=exported.get_data())
+    assert imported.status_code == 201
+    again = imported.get_json()
+    assert again["draft"] == journey["draft"] and again["status"] == "live" and again["id"] != journey["id"]
+
+
+def test_importing_bad_yaml_names_the_line_or_the_field(client, shop) -> None:
+    """YAML that does not parse names the line; a bad definition names the field; nothing is created."""
+    broken = act(client, shop, "import", data=b"name: [oops\n")
+    assert broken.status_code == 422 and broken.get_json()["errors"][0]["field"] == "(yaml)"
+    assert "line" in broken.get_json()["errors"][0]["message"]
+    invalid = act(client, shop, "import", data=(
+        b"name: Bad\ndefinition:\n  trigger: {event: cart_updated}\n  steps:\n    - {type: wait, id: w, days: -2}\n"))
+    assert invalid.status_code == 422
+    assert invalid.get_json()["errors"] == [
+        {"field": "definition.steps.0.wait.days", "message": "Input should be greater than or equal to 0"}]
+    assert get(client, shop).get_json()["journeys"] == []

@@ -1,0 +1,58 @@
+"""Journeys as code: a YAML file with the journey's name and its definition.
+
+    name: Abandoned cart
+    definition:
+      trigger: {event: cart_updated, key: cart_id}
+      steps:
+        - {type: wait, id: wait-1h, hours: 1}
+        - {type: send, id: reminder, channel: email, template: abandoned_cart}
+
+Loading validates like the API does, and every error names the path of the bad
+field (or the line, for YAML that does not parse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from engine.errors import DefinitionError
+
+
+@dataclass(frozen=True)
+class JourneyFile:
+    name: str
+    definition: dict[str, Any]
+
+
+def dump(name: str, definition: dict[str, Any]) -> str:
+    return yaml.safe_dump({"name": name, "definition": definition}, sort_keys=False, allow_unicode=True, width=100)
+
+
+def load(text: str) -> JourneyFile:
+    from engine.services.journeys import validate_definition  # services import this module's callers
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise DefinitionError([{"field": "(yaml)", "message": f"{where}{getattr(exc, 'problem', None) or exc}"}]) from None
+    if not isinstance(data, dict):
+        raise DefinitionError([{"field": "(root)", "message": "expected a mapping with name and definition"}])
+    errors = []
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors.append({"field": "name", "message": "a journey needs a name"})
+    extra = set(data) - {"name", "definition"}
+    if extra:
+        errors.append({"field": sorted(extra)[0], "message": "unknown key; expected name and definition"})
+    try:
+        validate_definition(data.get("definition"))
+    except DefinitionError as exc:
+        errors.extend({"field": f"definition.{e['field']}", "message": e["message"]} for e in exc.errors)
+    if errors:
+        raise DefinitionError(errors)
+    return JourneyFile(str(name).strip(), data["definition"])
