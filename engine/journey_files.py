@@ -39,7 +39,8 @@ def load(text: str) -> JourneyFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise DefinitionError([{"field": "(yaml)", "message": f"{where}{getattr(exc, 'problem', None) or exc}"}]) from None
+        problem = getattr(exc, "problem", None) or exc
+        raise DefinitionError([{"field": "(yaml)", "message": f"{where}{problem}"}]) from None
     if not isinstance(data, dict):
         raise DefinitionError([{"field": "(root)", "message": "expected a mapping with name and definition"}])
     errors = []

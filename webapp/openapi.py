@@ -1,8 +1,9 @@
 """Hand-written OpenAPI 3.1 description of /api/v1 and /healthz, served at /api/v1/openapi.json.
 
-It describes what webapp/api.py, webapp/health.py, engine/services/ingest.py,
-engine/services/contacts.py and engine/signing.py do; tests/webapp/test_openapi.py
-checks that it is valid and that its /api/v1 paths match the blueprint's routes.
+It describes what webapp/api.py, webapp/health.py, webapp/shop_webhooks.py,
+engine/services/ingest.py, engine/services/contacts.py, engine/services/shop_webhooks.py
+and engine/signing.py do; tests/webapp/test_openapi.py checks that it is valid and that
+its /api/v1 paths match the blueprints' routes.
 """
 
 from __future__ import annotations
@@ -327,6 +328,74 @@ PATHS: dict[str, Any] = {
     }},
 }
 
+# --- shop platform webhooks (webapp/shop_webhooks.py, engine/services/shop_webhooks.py) ---
+
+WORKSPACE_ID = {"name": "workspace_id", "in": "path", "required": True, "schema": {"type": "string"},
+                "description": "The workspace's id, e.g. `ws_3f9a0c6e1b7d4a2f`."}
+SHOP_SIGNATURE_TEXT = (
+    "base64(HMAC-SHA256(shop secret, raw request body)), compared in constant time. The secret is "
+    "stored per workspace with `rapport workspace connect {platform} WORKSPACE_ID --secret SECRET`."
+)
+SHOP_ANSWERS: dict[str, Any] = {
+    "202": _json("Mapped: the events are stored (source = the platform) and queued for evaluation. "
+                 "Or unmapped (unknown topic, missing data): the payload is kept for inspection and "
+                 "`warning` says why; nothing is dropped silently.", {"oneOf": [
+                     _obj({"accepted": {"const": True}, "event_ids": {"type": "array", "items": {"type": "string"}}}),
+                     _obj({"accepted": {"const": False}, "warning": {"type": "string"}})]}),
+    "200": _json("This delivery id was received before and nothing changed (`duplicate`); or the "
+                 "delivery was understood and deliberately not made an event (`ignored`, with the "
+                 "`reason`, e.g. a completed checkout or an order status already recorded); or "
+                 "WooCommerce's ping.", {"oneOf": [
+                     _obj({"duplicate": {"const": True}}),
+                     _obj({"accepted": {"const": False}, "ignored": {"const": True}, "reason": {"type": "string"}}),
+                     _obj({"ping": {"const": True}})]}),
+    "401": _error("The signature header is missing or does not match (or the workspace has no secret "
+                  "for this platform). Nothing is stored.", "unauthorized"),
+    "404": _error("No such workspace. The message says no more.", "not_found"),
+    "413": TOO_LARGE,
+}
+SHOP_WEBHOOK_PATHS: dict[str, Any] = {
+    "/api/v1/webhooks/shopify/{workspace_id}": {"parameters": [WORKSPACE_ID], "post": {
+        "operationId": "postShopifyWebhook", "tags": ["webhooks"], "security": [{"ShopifyHmac": []}],
+        "summary": "Receive a Shopify webhook",
+        "description": "Point the shop's webhooks here. Headers: `X-Shopify-Hmac-Sha256` (the signature), "
+                       "`X-Shopify-Webhook-Id` (de-duplicates: a repeat answers 200 duplicate), "
+                       "`X-Shopify-Topic`. Topics read: `checkouts/create` → checkout_started and "
+                       "`checkouts/update` → cart_updated (cart_id = the checkout token, items, total, "
+                       "currency, recovery_url = abandoned_checkout_url; a completed checkout is ignored), "
+                       "`orders/create` → order_placed (cart_id = checkout_token, so the order ends that "
+                       "cart's journey), `orders/paid` → order_paid, `orders/fulfilled` → order_fulfilled, "
+                       "`orders/cancelled` → order_cancelled, `customers/create` and `customers/update` → "
+                       "contact_updated. The contact is `shopify:<customer id>` (or the email of a guest), "
+                       "with email consent from the customer's marketing consent. Event id: "
+                       "`shopify:<X-Shopify-Webhook-Id>`.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "description": "The checkout, order or customer as Shopify sends it."}}}},
+        "responses": SHOP_ANSWERS,
+    }},
+    "/api/v1/webhooks/woocommerce/{workspace_id}": {"parameters": [WORKSPACE_ID], "post": {
+        "operationId": "postWoocommerceWebhook", "tags": ["webhooks"], "security": [{"WooCommerceSignature": []}],
+        "summary": "Receive a WooCommerce webhook",
+        "description": "Point the store's webhooks (API version 3) here. Headers: `X-WC-Webhook-Signature`, "
+                       "`X-WC-Webhook-Delivery-ID` (de-duplicates), `X-WC-Webhook-Topic`. Topics read: "
+                       "`order.created` → order_placed; `order.updated` by status: processing → order_paid, "
+                       "completed → order_fulfilled, cancelled → order_cancelled, refunded → order_refunded, "
+                       "any other → order_updated with `status`; `customer.created` and `customer.updated` → "
+                       "contact_updated. Events are keyed by what happened (`woocommerce:order:<id>:<status>`), "
+                       "since WooCommerce sends order.updated on every save: a second save of a paid order "
+                       "is answered 200 ignored. The unsigned ping WooCommerce sends when a webhook is saved "
+                       "(form body `webhook_id=<n>`) is answered 200.",
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {
+                "type": "object", "description": "The order or customer as WooCommerce's REST API shows it."}},
+            "application/x-www-form-urlencoded": {"schema": _obj(
+                {"webhook_id": {"type": "string"}}, description="The ping, sent unsigned.")}}},
+        "responses": SHOP_ANSWERS,
+    }},
+}
+PATHS |= SHOP_WEBHOOK_PATHS
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -336,7 +405,7 @@ SPEC: dict[str, Any] = {
                        "workspace API key; event writes are also signed. Errors are JSON: "
                        "`{\"error\": <code>, \"message\": <text>}`, plus `errors` for field problems.",
     },
-    "tags": [{"name": n} for n in ("events", "contacts", "outbox", "meta")],
+    "tags": [{"name": n} for n in ("events", "contacts", "outbox", "webhooks", "meta")],
     "security": [BEARER],
     "paths": PATHS,
     "components": {
@@ -345,6 +414,10 @@ SPEC: dict[str, Any] = {
                        "description": "The workspace API key: `Authorization: Bearer <key>`."},
             "RapportSignature": {"type": "apiKey", "in": "header", "name": "Rapport-Signature",
                                  "description": SIGNATURE_TEXT},
+            "ShopifyHmac": {"type": "apiKey", "in": "header", "name": "X-Shopify-Hmac-Sha256",
+                            "description": SHOP_SIGNATURE_TEXT.format(platform="shopify")},
+            "WooCommerceSignature": {"type": "apiKey", "in": "header", "name": "X-WC-Webhook-Signature",
+                                     "description": SHOP_SIGNATURE_TEXT.format(platform="woocommerce")},
         },
         "schemas": SCHEMAS,
     },

@@ -2,6 +2,7 @@
 
     rapport db upgrade
     rapport workspace create NAME [--json] [--demo]
+    rapport workspace connect shopify|woocommerce WORKSPACE_ID --secret SECRET
     rapport run                      # embedded all-in-one (what `make run` starts)
     rapport worker | scheduler | smtp-sink
     rapport demo cart | order CART_ID
@@ -19,12 +20,16 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.clock import utcnow
 from engine.errors import RapportError
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--demo", action="store_true", help="also add the demo abandoned-cart journey")
     create.add_argument("--demo-wait", type=int, default=None, metavar="SECONDS",
                         help="the demo journey's wait (default 30)")
+    connect = ws_sub.add_parser("connect", help="store the secret a shop platform signs its webhooks with")
+    connect.add_argument("platform", choices=["shopify", "woocommerce"])
+    connect.add_argument("workspace_id")
+    connect.add_argument("--secret", required=True,
+                         help="Shopify: the app's client secret or the store's webhook signing key; "
+                              "WooCommerce: the webhook's secret")
 
     run = sub.add_parser("run", help="start everything locally: Redis, web, worker, scheduler, SMTP sink")
     run.add_argument("--workers", type=int, default=1, help="RQ worker processes (default 1)")
@@ -97,6 +108,8 @@ def cmd_workspace(args: argparse.Namespace, settings: Settings) -> int:
     from triggers.demo import DEMO_WAIT_SECONDS, create_demo_workspace
 
     sessions = make_sessionmaker(make_engine(settings.database_url))
+    if args.ws_command == "connect":
+        return _connect_shop(args, settings, sessions)
     with sessions.begin() as session:
         if args.demo:
             wait = args.demo_wait if args.demo_wait is not None else DEMO_WAIT_SECONDS
@@ -108,6 +121,16 @@ def cmd_workspace(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"workspace:      {credentials.workspace_id}\napi key:        {credentials.api_key}\n"
               f"signing secret: {credentials.signing_secret}\n(shown once: store them now)")
+    return 0
+
+
+def _connect_shop(args: argparse.Namespace, settings: Settings, sessions: sessionmaker[Session]) -> int:
+    from engine.services.shop_webhooks import connect_shop
+
+    with sessions.begin() as session:
+        connect_shop(session, args.workspace_id, args.platform, args.secret)
+    url = f"{settings.base_url.rstrip('/')}/api/v1/webhooks/{args.platform}/{args.workspace_id}"
+    print(f"{args.platform} connected to workspace {args.workspace_id}; send its webhooks to {url}")
     return 0
 
 

@@ -5,14 +5,21 @@ Every job can run twice with the same ids and nothing is done twice (see the ser
 
 from __future__ import annotations
 
-from engine.services import dispatch, runs
+from engine.services import dispatch, metrics, runs
 from workers.runtime import current
 
 
 def evaluate_events(event_ids: list[int]) -> None:
+    """Count the events into contact metrics, then into journeys, in one transaction.
+
+    Only the ids metrics claimed go on to the journeys, which stamp them evaluated:
+    so each event is counted exactly once (engine/services/metrics.py says why).
+    """
     rt = current()
+    now = rt.clock()
     with rt.sessions.begin() as session:
-        runs.evaluate_events(session, event_ids, now=rt.clock())
+        claimed = metrics.apply_events(session, event_ids, now=now)
+        runs.evaluate_events(session, claimed, now=now)
 
 
 def advance_runs(run_ids: list[int]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -40,6 +41,31 @@ def profile(contact: Contact) -> dict[str, Any]:
                     for channel in ("email", "sms", "telegram", "whatsapp", "viber")},
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat(),
+        "metrics": metrics_of(contact),
+    }
+
+
+CENTS = Decimal("0.01")
+
+
+def metrics_of(contact: Contact) -> dict[str, Any]:
+    """Money as decimal strings ("1234.50"), exact in JSON; no orders means no average."""
+    orders = contact.orders_count or 0
+    spent = Decimal(contact.total_spent or 0).quantize(CENTS)
+    average = (spent / orders).quantize(CENTS, ROUND_HALF_UP) if orders else None
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "orders_count": orders,
+        "total_spent": str(spent),
+        "average_order_value": str(average) if average is not None else None,
+        "lifetime_value": str(spent),  # historic: what they have spent so far
+        "first_order_at": moment(contact.first_order_at),
+        "last_order_at": moment(contact.last_order_at),
+        "last_activity_at": moment(contact.last_activity_at),
+        "loyalty_tier": contact.loyalty_tier,
     }
 
 

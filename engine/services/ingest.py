@@ -116,13 +116,20 @@ def parse_event(payload: Any) -> EventIn:
 
 
 def ingest_events(
-    session: Session, workspace_id: str, payloads: list[Any], *, now: datetime, check_existing: bool = True
+    session: Session,
+    workspace_id: str,
+    payloads: list[Any],
+    *,
+    now: datetime,
+    check_existing: bool = True,
+    source: str = "api",
 ) -> list[ItemResult]:
     """Store the valid events of `payloads`; report on each item by its index.
 
     `check_existing=False` skips the look-up of already-seen ids (one query fewer for a
     single event); the caller must then roll back when the result is a duplicate, so the
-    contact update it made is undone.
+    contact update it made is undone. `source` records where the events came from
+    (`api`, `shopify`, `woocommerce`).
     """
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, EventIn]] = []
@@ -164,7 +171,7 @@ def ingest_events(
                 "occurred_at": e.occurred_at or now,
                 "received_at": now,
                 "properties": e.properties,
-                "source": "api",
+                "source": source,
                 "enqueued_at": now,
             }
             for _, e in valid

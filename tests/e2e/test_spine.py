@@ -134,7 +134,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # refused, or accepted while workers still boot
         return False
 
 
