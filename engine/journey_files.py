@@ -57,3 +57,28 @@ def load(text: str) -> JourneyFile:
     if errors:
         raise DefinitionError(errors)
     return JourneyFile(str(name).strip(), data["definition"])
+
+
+def line_of(text: str, field: str) -> int | None:
+    """The 1-based line where `field` (a dotted error path) sits in the YAML text, if found.
+
+    Path segments that name no key (a union's tag, such as the "wait" in
+    "steps.0.wait.hours") are skipped.
+    """
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in field.split("."):
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                continue  # a tag segment
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line

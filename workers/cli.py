@@ -6,6 +6,7 @@
     rapport run                      # embedded all-in-one (what `make run` starts)
     rapport worker | scheduler | smtp-sink
     rapport demo cart | order CART_ID
+    rapport journeys export | import | simulate
 
 Errors are one line on stderr and a non-zero exit.
 """
@@ -27,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.clock import utcnow
 from engine.errors import RapportError
 from engine.settings import Settings
+from workers import cli_journeys
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     sink = sub.add_parser("smtp-sink", help="run the local SMTP sink that fills the outbox")
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=2525)
+
+    cli_journeys.add_parser(sub)
 
     demo = sub.add_parser("demo", help="fire signed demo events at a running Rapport")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="EVENT")
@@ -208,6 +212,7 @@ COMMANDS = {
     "scheduler": cmd_scheduler,
     "smtp-sink": cmd_smtp_sink,
     "demo": cmd_demo,
+    "journeys": cli_journeys.run,
 }
 
 if __name__ == "__main__":
