@@ -8,7 +8,7 @@ ping; 401 for a missing or wrong signature; 404 for an unknown workspace.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from flask import Blueprint, jsonify, request
 
@@ -64,3 +64,5 @@ def _render(outcome: Outcome) -> Any:
             return jsonify(duplicate=True), 200
         case "ping":
             return jsonify(ping=True), 200
+        case _:
+            assert_never(outcome.status)

@@ -1,11 +1,13 @@
 """Contact metrics, kept current from events in SQL; loyalty tiers follow total spent.
 
 Each batch of events moves each contact it touches with one grouped UPDATE ... FROM
-(PostgreSQL, and SQLite >= 3.33): the batch is aggregated per contact in SQL, so the
-cost does not grow with a query per event.
+... RETURNING (PostgreSQL, and SQLite >= 3.35): the batch is aggregated per contact in
+SQL, so the cost does not grow with a query per event. Only order events ask about the
+contact's earlier events (once per order, through the (contact_id, occurred_at) index).
 
 What the metrics mean, as a function of the set of events applied so far (so the
-order events arrive in does not change the result):
+order events arrive in does not change the result, except that of two order_placed
+for one order with different totals, the first applied is the one counted):
 - `last_activity_at`: the latest `occurred_at` of any event except the ones Rapport
   makes itself (`loyalty_tier_changed`).
 - `orders_count`, `total_spent`: orders placed and not cancelled or refunded. An
@@ -29,6 +31,13 @@ engine.services.runs.evaluate_events in the same transaction, which stamps
 not at all, and while the transaction runs no other worker can claim those rows, so an
 event is counted exactly once however often its job runs. This holds as long as
 runs.evaluate_events stamps every unevaluated event it is given (tests guard it).
+
+Loyalty: the returned totals are placed in the workspace's tiers (engine.loyalty); a
+contact whose tier changes gets it stored (one UPDATE per tier reached) and a
+`loyalty_tier_changed` event (from, to, direction, total_spent, orders_count) that is
+evaluated like any event, so journeys can start on it. A contact's first placement in
+the lowest tier is stored without an event. Tiers move only when a contact's metrics
+do; after the tier settings change, `rebuild_metrics` re-places them (silently).
 
 Pre-existing events (evaluated before these metrics existed) are counted by
 `rebuild_metrics`, which recomputes contacts from their evaluated events.
@@ -153,8 +162,8 @@ def _one_of(dialect: str, col: Any) -> ColumnElement[bool]:
 
 
 def _chosen(dialect: str, scope: str) -> ColumnElement[bool]:
-    if scope == BATCH:
-        return _one_of(dialect, events.c.id)
+    if scope == BATCH:  # claimed already; IS NULL again so that no slip can count an event twice
+        return and_(_one_of(dialect, events.c.id), events.c.evaluated_at.is_(None))
     return and_(_one_of(dialect, events.c.contact_id), events.c.evaluated_at.is_not(None))
 
 

@@ -29,7 +29,9 @@ def test_a_workspace_without_tiers_uses_the_defaults() -> None:
 def test_a_workspace_can_set_its_own_tiers() -> None:
     """Custom tiers replace the defaults; amounts may be numbers or decimal strings."""
     tiers = workspace_tiers({"loyalty_tiers": [
-        {"name": "bronze", "min_spent": 0}, {"name": "silver", "min_spent": "50.50"}, {"name": "gold", "min_spent": 500},
+        {"name": "bronze", "min_spent": 0},
+        {"name": "silver", "min_spent": "50.50"},
+        {"name": "gold", "min_spent": 500},
     ]})
     assert [tier_for(Decimal(x), tiers) for x in ("50.49", "50.50", "499", "500")] == [
         "bronze", "silver", "silver", "gold"]
