@@ -107,7 +107,9 @@ def publish(journey_id: int) -> Any:
         return jsonify(version_json(version)), 201
 
 
-@bp.post("/<int:journey_id>/<any(pause, resume, archive):action>")
+@bp.post("/<int:journey_id>/pause", defaults={"action": "pause"})
+@bp.post("/<int:journey_id>/resume", defaults={"action": "resume"})
+@bp.post("/<int:journey_id>/archive", defaults={"action": "archive"})
 def change_status(journey_id: int, action: str) -> Any:
     caller = authenticate(signed=False)
     with context.sessions().begin() as session:

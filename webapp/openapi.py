@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.openapi_journeys import JOURNEY_PATHS
+
 CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber")
 CONSENT_STATES = ["opted_in", "opted_out", "pending"]
 BEARER: dict[str, list[str]] = {"ApiKey": []}
@@ -393,7 +395,7 @@ SHOP_WEBHOOK_PATHS: dict[str, Any] = {
         "responses": SHOP_ANSWERS,
     }},
 }
-PATHS |= SHOP_WEBHOOK_PATHS
+PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS
 
 
 SPEC: dict[str, Any] = {
@@ -405,7 +407,7 @@ SPEC: dict[str, Any] = {
                        "workspace API key; event writes are also signed. Errors are JSON: "
                        "`{\"error\": <code>, \"message\": <text>}`, plus `errors` for field problems.",
     },
-    "tags": [{"name": n} for n in ("events", "contacts", "outbox", "webhooks", "meta")],
+    "tags": [{"name": n} for n in ("events", "contacts", "journeys", "outbox", "webhooks", "meta")],
     "security": [BEARER],
     "paths": PATHS,
     "components": {
