@@ -42,9 +42,9 @@ LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 class Trigger(_Model):
-    """Enter on an event."""
+    """Enter on an event (or on any of several, e.g. cart_updated or checkout_started)."""
 
-    event: EventType
+    event: EventType | Annotated[list[EventType], Field(min_length=1, max_length=10)]
     key: PropertyPath | None = None  # a property of the event; None: one run per contact
     filter: Condition | None = None  # on the event's properties and the contact; None: every event
 
@@ -312,11 +312,17 @@ class JourneyDefinition(_Model):
         return self.steps[0].id
 
     @property
-    def entry_event(self) -> str:
-        """The event type that enrolls: the trigger's, or the one a time scan records."""
+    def entry_events(self) -> tuple[str, ...]:
+        """The event types that enroll: the trigger's, or the one a time scan records."""
         if isinstance(self.trigger, Trigger):
-            return self.trigger.event
-        return TIME_TRIGGER_EVENTS[type(self.trigger)]
+            event = self.trigger.event
+            return (event,) if isinstance(event, str) else tuple(event)
+        return (TIME_TRIGGER_EVENTS[type(self.trigger)],)
+
+    @property
+    def entry_event(self) -> str:
+        """The entry event types as one text, e.g. "cart_updated,checkout_started"."""
+        return ",".join(self.entry_events)
 
     @property
     def key_path(self) -> str | None:

@@ -180,7 +180,7 @@ class JourneyVersion(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    trigger_event: Mapped[str] = mapped_column(String(100))  # indexed lookup for evaluation
+    trigger_event: Mapped[str] = mapped_column(String(100))  # entry event type(s), comma-separated
     definition: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
 

@@ -1,6 +1,7 @@
 """Abandoned cart: a cart that sits without an order gets a reminder.
 
-Starts on `cart_updated`, keyed by the cart id, so each cart is reminded at most once
+Starts on `cart_updated` or `checkout_started` (Shopify's checkouts/create), keyed by
+the cart id, so each cart is reminded at most once
 and a later update of the same cart refreshes what the email shows instead of
 starting over. An `order_placed` for the same cart ends the run: no reminder for a
 cart that was bought.
@@ -16,7 +17,7 @@ DEFAULT_WAIT_SECONDS = 3600
 
 def recipe(*, wait_seconds: int = DEFAULT_WAIT_SECONDS, template: str = "abandoned_cart") -> dict[str, Any]:
     return {
-        "trigger": {"event": "cart_updated", "key": "cart_id"},
+        "trigger": {"event": ["cart_updated", "checkout_started"], "key": "cart_id"},
         "goals": [{"event": "order_placed", "name": "order placed"}],
         "steps": [
             {"type": "wait", "id": "wait-for-order", "seconds": wait_seconds},

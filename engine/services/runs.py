@@ -129,7 +129,7 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime)
 def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
     definition = live.definition
     trigger = definition.trigger
-    if definition.entry_event != event.type:
+    if event.type not in definition.entry_events:
         return None
     if not isinstance(trigger, Trigger) and event.properties.get("journey_id") != live.journey_id:
         return None  # a time scan's entry event is for one journey only

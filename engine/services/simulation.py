@@ -136,7 +136,7 @@ class Simulation:
                     and (same_key or not step.same_key)):
                 run.state = {**run.state, "received": {**run.state.get("received", {}), step.id: event.external_id}}
                 self._walk(run, now)
-        if definition.entry_event == event.type:
+        if event.type in definition.entry_events:
             self._enroll(event, key, now)
 
     def _enroll(self, event: Event, key: str | None, now: datetime) -> None:

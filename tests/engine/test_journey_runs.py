@@ -247,3 +247,17 @@ def test_work_lost_with_redis_is_handed_out_again_from_the_database(runtime, ses
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.workspace_id == shop.id)) == 1
         assert session.scalar(select(func.count()).select_from(Contact).where(Contact.workspace_id == shop.id)) == 1
+
+
+def test_a_checkout_started_enrolls_like_a_cart_update_and_one_run_covers_both(
+    runtime: Runtime, sessions, shop, clock, journey, smtp_server
+) -> None:
+    """Shopify's checkouts/create (checkout_started) starts the reminder; the later cart update joins that run."""
+    checkout = cart_event("cart-10")
+    checkout["type"] = "checkout_started"
+    ingest(sessions, shop, clock, checkout, cart_event("cart-10"))
+    drain(runtime)
+    assert len(runs_of(sessions, shop)) == 1
+    clock.advance(hours=1, seconds=1)
+    tick(runtime)
+    assert len(smtp_server.messages) == 1

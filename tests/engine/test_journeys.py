@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.errors import DefinitionError
-from engine.journeys import parse_definition
+from engine.journeys import Trigger, parse_definition
 from engine.services.runs import correlation_key
 from templates.rendering import template_exists
 from triggers import abandoned_cart
@@ -96,11 +96,11 @@ def test_a_journey_needs_at_least_one_step() -> None:
 
 
 def test_the_abandoned_cart_recipe_is_keyed_by_cart_id_and_ends_on_order_placed() -> None:
-    """The recipe validates, starts one run per cart and has the order_placed goal."""
+    """The recipe validates, starts one run per cart on a cart update or a checkout, and has the order_placed goal."""
     parsed = parse_definition(abandoned_cart.recipe(wait_seconds=1800))
 
-    assert parsed.trigger.event == "cart_updated"
-    assert parsed.trigger.key == "cart_id"
+    assert parsed.entry_events == ("cart_updated", "checkout_started")
+    assert isinstance(parsed.trigger, Trigger) and parsed.trigger.key == "cart_id"
     goal = parsed.goal_for("order_placed")
     assert goal is not None and goal.label == "order placed"
     assert parsed.goal_for("cart_updated") is None
