@@ -49,6 +49,14 @@ class Trigger(_Model):
     filter: Condition | None = None  # on the event's properties and the contact; None: every event
 
 
+class SegmentTrigger(_Model):
+    """Enter when the contact comes to match a condition (attributes, metrics, history for now;
+    full segments come later). Checked on each of the contact's events; keyed "segment", so
+    the re-entry rule says whether leaving and matching again enters again."""
+
+    segment: Condition
+
+
 class DateTrigger(_Model):
     """Enter on a date of the contact's (birthday, or a date attribute), N days before or after,
     at a local time. Keyed by year: once per year."""
@@ -85,8 +93,8 @@ class BroadcastTrigger(_Model):
 
 
 TimeTrigger = DateTrigger | HolidayTrigger | InactivityTrigger | BroadcastTrigger
-TRIGGER_KINDS = {"event": "event", "date": "date", "dates": "holiday", "inactive_event": "inactivity",
-                 "broadcast_at": "broadcast"}
+TRIGGER_KINDS = {"event": "event", "segment": "segment", "date": "date", "dates": "holiday",
+                 "inactive_event": "inactivity", "broadcast_at": "broadcast"}
 
 
 def _trigger_kind(value: Any) -> str | None:
@@ -98,13 +106,17 @@ def _trigger_kind(value: Any) -> str | None:
 
 
 AnyTrigger = Annotated[
-    Annotated[Trigger, Tag("event")] | Annotated[DateTrigger, Tag("date")] | Annotated[HolidayTrigger, Tag("holiday")]
+    Annotated[Trigger, Tag("event")] | Annotated[SegmentTrigger, Tag("segment")] | Annotated[DateTrigger, Tag("date")]
+    | Annotated[HolidayTrigger, Tag("holiday")]
     | Annotated[InactivityTrigger, Tag("inactivity")] | Annotated[BroadcastTrigger, Tag("broadcast")],
     Discriminator(_trigger_kind, custom_error_type="trigger_kind",
-                  custom_error_message="a trigger needs one of: event, date, dates, inactive_event, broadcast_at"),
+                  custom_error_message="a trigger needs one of: event, segment, date, dates, inactive_event, "
+                                       "broadcast_at"),
 ]
-TRIGGER_CLASSES: dict[type, str] = {Trigger: "event", DateTrigger: "date", HolidayTrigger: "holiday",
-                                    InactivityTrigger: "inactivity", BroadcastTrigger: "broadcast"}
+TRIGGER_CLASSES: dict[type, str] = {Trigger: "event", SegmentTrigger: "segment", DateTrigger: "date",
+                                    HolidayTrigger: "holiday", InactivityTrigger: "inactivity",
+                                    BroadcastTrigger: "broadcast"}
+TIME_TRIGGERS = (DateTrigger, HolidayTrigger, InactivityTrigger, BroadcastTrigger)
 TIME_TRIGGER_EVENTS = {  # the event a scheduler scan records when a contact enters such a journey
     DateTrigger: "date_reached", HolidayTrigger: "holiday", InactivityTrigger: "inactive",
     BroadcastTrigger: "broadcast",
@@ -313,11 +325,22 @@ class JourneyDefinition(_Model):
 
     @property
     def entry_events(self) -> tuple[str, ...]:
-        """The event types that enroll: the trigger's, or the one a time scan records."""
+        """The event types that enroll: the trigger's, the one a time scan records, or "*" (any)."""
         if isinstance(self.trigger, Trigger):
             event = self.trigger.event
             return (event,) if isinstance(event, str) else tuple(event)
+        if isinstance(self.trigger, SegmentTrigger):
+            return ("*",)
         return (TIME_TRIGGER_EVENTS[type(self.trigger)],)
+
+    def enters_on(self, event_type: str) -> bool:
+        return event_type in self.entry_events or self.entry_events == ("*",)
+
+    @property
+    def entry_filter(self) -> Condition | None:
+        if isinstance(self.trigger, SegmentTrigger):
+            return self.trigger.segment
+        return self.trigger.filter
 
     @property
     def entry_event(self) -> str:
@@ -326,8 +349,10 @@ class JourneyDefinition(_Model):
 
     @property
     def key_path(self) -> str | None:
-        """Where the correlation key is in the entering event's properties."""
-        return self.trigger.key if isinstance(self.trigger, Trigger) else "key"
+        """Where the correlation key is in the entering event's properties (None: no key)."""
+        if isinstance(self.trigger, Trigger):
+            return self.trigger.key
+        return None if isinstance(self.trigger, SegmentTrigger) else "key"
 
     @property
     def is_keyed(self) -> bool:

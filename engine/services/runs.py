@@ -29,7 +29,7 @@ from engine.interpreter import (
     Waiting,
     advance,
 )
-from engine.journeys import EveryDays, JourneyDefinition, Trigger, WaitForEventStep
+from engine.journeys import TIME_TRIGGERS, EveryDays, JourneyDefinition, SegmentTrigger, WaitForEventStep
 from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
 from engine.services import effects
 from engine.services.facts import gather_facts, lazy
@@ -129,24 +129,27 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime)
 def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
     definition = live.definition
     trigger = definition.trigger
-    if event.type not in definition.entry_events:
+    if not definition.enters_on(event.type):
         return None
-    if not isinstance(trigger, Trigger) and event.properties.get("journey_id") != live.journey_id:
+    if isinstance(trigger, TIME_TRIGGERS) and event.properties.get("journey_id") != live.journey_id:
         return None  # a time scan's entry event is for one journey only
+    quiet = isinstance(trigger, SegmentTrigger)  # checked on every event: only entries are news
 
     def not_enrolled(why: str) -> None:
-        record(session, workspace_id=event.workspace_id, contact_id=event.contact_id, kind="not_enrolled",
-               at=now, detail=f"{live.name}: {why}")
+        if not quiet:
+            record(session, workspace_id=event.workspace_id, contact_id=event.contact_id, kind="not_enrolled",
+                   at=now, detail=f"{live.name}: {why}")
 
     key = correlation_key(event.properties, definition.key_path)
     if key is None:
         not_enrolled(f"event {event.external_id} has no {definition.key_path!r} property")
         return None
     contact = session.get_one(Contact, event.contact_id)
-    if trigger.filter is not None:
+    entry_filter = definition.entry_filter
+    if entry_filter is not None:
         facts = gather_facts(session, contact, event.properties, now=now)
-        if not holds(trigger.filter, facts):
-            not_enrolled(f"entry filter not met: {describe(trigger.filter)}")
+        if not holds(entry_filter, facts):
+            not_enrolled(f"entry filter not met: {describe(entry_filter)}")
             return None
     stored_key = _key_under_reentry_rule(session, definition, live.journey_id, event.contact_id, key, now=now)
     if stored_key is None:

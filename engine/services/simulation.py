@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from engine.conditions import Facts, holds
 from engine.interpreter import Branched, Completed, Exited, PlannedSend, PlannedWebhook, Waiting, advance
-from engine.journeys import EveryDays, JourneyDefinition, SplitStep, Trigger, WaitForEventStep
+from engine.journeys import TIME_TRIGGERS, EveryDays, JourneyDefinition, SplitStep, WaitForEventStep
 from engine.models import Contact, Event, Suppression, Workspace
 from engine.policies import email_skip_reason
 from engine.services.facts import contact_metrics
@@ -93,7 +93,7 @@ class Report:
 class Simulation:
     def __init__(self, session: Session, workspace_id: str, definition: JourneyDefinition, start: datetime,
                  end: datetime):
-        if not isinstance(definition.trigger, Trigger):
+        if isinstance(definition.trigger, TIME_TRIGGERS):
             raise ValueError("the backtest replays events: it needs a journey that starts on an event")
         self.session, self.workspace_id, self.definition = session, workspace_id, definition
         self.report = Report(start, end)
@@ -136,7 +136,7 @@ class Simulation:
                     and (same_key or not step.same_key)):
                 run.state = {**run.state, "received": {**run.state.get("received", {}), step.id: event.external_id}}
                 self._walk(run, now)
-        if event.type in definition.entry_events:
+        if definition.enters_on(event.type):
             self._enroll(event, key, now)
 
     def _enroll(self, event: Event, key: str | None, now: datetime) -> None:
@@ -145,8 +145,8 @@ class Simulation:
             self.report.not_enrolled[f"no {definition.key_path!r} property"] += 1
             return
         contact = self._contact(event.contact_id)
-        if definition.trigger.filter is not None and not holds(definition.trigger.filter,
-                                                               self._facts(contact, event.properties, now)):
+        if definition.entry_filter is not None and not holds(definition.entry_filter,
+                                                             self._facts(contact, event.properties, now)):
             self.report.not_enrolled["entry filter not met"] += 1
             return
         earlier = self.runs[event.contact_id]

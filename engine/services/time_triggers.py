@@ -73,7 +73,7 @@ def _contacts(session: Session, query: Select[Any], batch: int) -> Iterator[Cont
 
 
 def _passes(session: Session, definition: JourneyDefinition, contact: Contact, *, now: datetime) -> bool:
-    condition = definition.trigger.filter
+    condition = definition.entry_filter
     return condition is None or holds(condition, gather_facts(session, contact, {}, now=now))
 
 

@@ -272,3 +272,26 @@ def test_a_webhook_step_posts_signed_json_and_retries_a_500_once(
     clock.advance(hours=2)
     tick(runtime)
     assert len(handler.received) == 1
+
+
+def test_a_contact_entering_a_segment_enrolls_once_and_quietly_otherwise(
+    runtime: Runtime, sessions, shop, clock, smtp_server: SmtpServer
+) -> None:
+    """Becoming a VIP with two orders starts the journey once; events before it leave no trace."""
+    journey(sessions, shop, clock, {
+        "trigger": {"segment": {"all": [{"attribute": "vip", "value": True},
+                                        {"event": "order_placed", "at_least": 2}]}},
+        "steps": [{"type": "update_contact", "id": "welcome-vip", "add_tags": ["vip-welcomed"]}],
+    }, name="VIP welcome")
+    ingest(sessions, shop, clock, "contact_updated", contact={"attributes": {"vip": True}})
+    ingest(sessions, shop, clock, "order_placed", properties={"order_id": "o1"})
+    drain(runtime)
+    assert journal(sessions, shop, "enrolled") == [] and journal(sessions, shop, "not_enrolled") == []
+    ingest(sessions, shop, clock, "order_placed", properties={"order_id": "o2"})
+    ingest(sessions, shop, clock, "contact_updated", contact={"first_name": "Ada"})
+    drain(runtime)
+    [entry] = journal(sessions, shop, "enrolled")
+    assert entry.startswith("VIP welcome")
+    with sessions() as session:
+        contact = session.scalar(select(Contact).where(Contact.workspace_id == shop.id))
+        assert contact is not None and contact.attributes["tags"] == ["vip-welcomed"]
