@@ -77,3 +77,23 @@ def test_simulate_prints_a_report_for_the_period(workspace, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["enrollments"] == 0 and report["period"]["from"].startswith("2026-11-01")
+
+
+def test_branch_keys_yes_and_no_stay_keys_in_yaml(workspace, tmp_path: Path) -> None:
+    """`yes:` and `no:` are branch names, not YAML 1.1 booleans; `true` is still a boolean."""
+    env, workspace_id = workspace
+    source = tmp_path / "branches.yaml"
+    source.write_text("""name: VIP check
+definition:
+  trigger: {event: cart_updated, key: cart_id}
+  steps:
+    - type: condition
+      id: vip
+      condition: {attribute: vip, value: true}
+      yes:
+        - {type: send, id: vip-mail, channel: email, template: abandoned_cart}
+      no:
+        - {type: exit, id: done}
+""")
+    result = rapport("journeys", "import", workspace_id, str(source), env=env)
+    assert result.returncode == 0, result.stderr
