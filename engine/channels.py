@@ -39,3 +39,5 @@ class Channels:
     email: EmailSender
     webhook: WebhookSender
     mail_from: str
+    base_url: str = "http://127.0.0.1:8000"  # where links in messages point (rating links)
+    link_secret: str = ""  # signs those links; empty: no signed links are offered

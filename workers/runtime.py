@@ -43,7 +43,8 @@ class Runtime:
 
     @cached_property
     def channels(self) -> Channels:
-        return Channels(email=self.email_sender, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from)
+        return Channels(email=self.email_sender, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from,
+                        base_url=self.settings.base_url, link_secret=self.settings.secret_key)
 
 
 _current: Runtime | None = None

@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from engine.channels import Channels, OutgoingEmail
 from engine.errors import PermanentSendError, TemplateError, TransientSendError
 from engine.models import Message, MessageStatus, Workspace
 from engine.services.journal import record_message
+from engine.review_links import review_links
 from engine.signing import sign
 from templates.rendering import email_template
 
@@ -77,7 +79,7 @@ def _deliver(message: Message, signing_secret: str, channels: Channels, *, now: 
         })
         return Delivered(provider_id=receipt, summary=f"POST {message.to_address}: {receipt}")
     template = email_template(message.template)
-    rendered = template.render(message.context)
+    rendered = template.render(_with_links(message, channels))
     provider_id = channels.email.send(
         OutgoingEmail(
             sender=channels.mail_from,
@@ -90,6 +92,17 @@ def _deliver(message: Message, signing_secret: str, channels: Channels, *, now: 
     )
     return Delivered(provider_id, f"{message.channel} to {message.to_address}: {rendered.subject}",
                      rendered.subject, template.version)
+
+
+def _with_links(message: Message, channels: Channels) -> dict[str, Any]:
+    """Add the signed links a template may offer; made at send time, so no secret is stored."""
+    context = dict(message.context)
+    order_id = (context.get("event") or {}).get("order_id")
+    if channels.link_secret and order_id is not None:
+        context["review_links"] = review_links(channels.link_secret, channels.base_url,
+                                               workspace_id=message.workspace_id, contact_id=message.contact_id,
+                                               order_id=str(order_id))
+    return context
 
 
 def _send_one(sessions: sessionmaker[Session], message_id: int, channels: Channels,
