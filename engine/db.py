@@ -41,6 +41,9 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     # dead raises once and SQLAlchemy then invalidates the whole pool, so a database
     # restart costs at most one failed request per process, which the shop retries.
     kwargs.setdefault("pool_recycle", 1800)
+    # Our statements are short OLTP ones; PostgreSQL's JIT can spend longer compiling
+    # them than running them (measured: 44 ms to compile an 8 ms metrics update).
+    kwargs.setdefault("connect_args", {"options": "-c jit=off"})
     return create_engine(database_url, **kwargs)
 
 

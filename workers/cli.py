@@ -7,6 +7,7 @@
     rapport worker | scheduler | smtp-sink
     rapport demo cart | order CART_ID
     rapport journeys export | import | simulate
+    rapport contacts rebuild-metrics WORKSPACE
 
 Errors are one line on stderr and a non-zero exit.
 """
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.clock import utcnow
 from engine.errors import RapportError
 from engine.settings import Settings
-from workers import cli_journeys
+from workers import cli_contacts, cli_journeys
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--port", type=int, default=2525)
 
     cli_journeys.add_parser(sub)
+    cli_contacts.add_parser(sub)
 
     demo = sub.add_parser("demo", help="fire signed demo events at a running Rapport")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="EVENT")
@@ -213,6 +215,7 @@ COMMANDS = {
     "smtp-sink": cmd_smtp_sink,
     "demo": cmd_demo,
     "journeys": cli_journeys.run,
+    "contacts": cli_contacts.run,
 }
 
 if __name__ == "__main__":

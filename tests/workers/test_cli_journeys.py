@@ -97,3 +97,12 @@ definition:
 """)
     result = rapport("journeys", "import", workspace_id, str(source), env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_rebuild_metrics_reports_the_contacts_it_recomputed(workspace) -> None:
+    """The backfill command walks the workspace's contacts and says how many."""
+    env, workspace_id = workspace
+    result = rapport("contacts", "rebuild-metrics", workspace_id, env=env)
+    assert result.returncode == 0 and "rebuilt metrics of 0 contacts" in result.stdout
+    missing = rapport("contacts", "rebuild-metrics", "ws_nope", env=env)
+    assert missing.returncode == 1 and "no workspace 'ws_nope'" in missing.stderr
