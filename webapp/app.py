@@ -33,13 +33,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
     }
 
-    from webapp import api, health, journeys_api, pages, shop_webhooks
+    from webapp import api, health, journeys_api, pages, reviews, shop_webhooks
 
     app.register_blueprint(api.bp)
     app.register_blueprint(journeys_api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(shop_webhooks.bp)
+    app.register_blueprint(reviews.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

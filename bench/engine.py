@@ -1,0 +1,807 @@
+# ruff: noqa: E402 (the imports follow the sys.path fix below)
+"""Engine throughput: events evaluated per second with 50 live journeys, due timers
+processed per second, and RQ's own no-op job rate with the same 2 workers.
+
+Run from the repo root: `.venv/bin/python bench/engine.py` (about 1-2 minutes).
+
+Everything runs against PostgreSQL, in a fresh database (rapport_bench_<hex>, created
+from BENCH_DATABASE_URL, dropped at the end), and Redis (BENCH_REDIS_URL) under a fresh
+namespace (deleted at the end), with 2 real worker processes (`python -m workers.cli
+worker`: RQ SimpleWorker, JSON serializer) and a local aiosmtpd sink they send email to.
+The scheduler's part (relaying the evaluation inbox to RQ jobs, sweeping due timers) is
+done by this process with the scheduler's own functions.
+
+What is measured
+  0. statements: before the workers start, one batch of 500 events is evaluated in this
+     process (metrics, then journeys, as the job does) while a before_cursor_execute
+     listener counts SQL statements: in a workspace with the 50 journeys, and in one
+     with the 50 twice over (100). Statements per event must not grow with journeys.
+  1. events: one workspace with 50 live journeys: abandoned cart and checkout recovery
+     (entry filters on the cart, the contact and its metrics; goals; condition splits;
+     a random split with a holdout), post-purchase (re-entry rules), browse abandonment
+     (waits for a cart), VIP carts (update the contact), welcome, loyalty tier, journeys
+     on rarer events, and date / inactivity / holiday / broadcast journeys that no event
+     enters. Two waves of shop traffic for BENCH_CONTACTS contacts (default 3000): product
+     views, carts, checkouts, orders, page views and email opens that match nothing; the
+     second wave buys some carts (goals end runs), updates others (the run's trigger
+     event is refreshed), carts viewed products (wakes runs waiting for a cart) and
+     reviews orders. Each wave is stored with ingest_events (not timed); then its ids
+     go into the evaluation inbox and through the normal path: relay_inbox (what the
+     scheduler runs) makes RQ jobs of 500 ids, the workers evaluate them. Timed from
+     the push until every event has evaluated_at set, including the loyalty_tier_changed
+     events the workers add on the way (the rate counts only the wave's own events).
+  2. timers: BENCH_TIMERS (default 100,000) runs inserted with SQL, standing on the wait
+     steps of the journeys (with their trigger events), all due. Timed from the first
+     workers.scheduler.run_once (the sweep: claim due runs in batches, stamp them,
+     enqueue advance_runs jobs) until no run is due. After the wait they send (1% of
+     their contacts consented, so some reminders really go out over SMTP; the rest are
+     recorded as skipped), branch on conditions, update contacts or wait again.
+  3. RQ baseline: BENCH_NOOP_JOBS (default 3000) jobs of bench.noop.noop (a list of ids,
+     like the real jobs), enqueued with enqueue_many and run by the same 2 workers,
+     timed until every job is gone (result_ttl=0, as the real jobs).
+
+Checks (exit status 1 if any fails): every event evaluated, within its phase, and the
+contact metrics add up to exactly the orders sent (each order event counted once); one
+"enrolled" journal line per run; no timer left due and every timer run journaled; no
+message failed or left unsent; no failed or stuck RQ job. The last line printed is one
+JSON object. Targets (issue 4): >= 2,000 events/s; 100,000 timers in under 60 s.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and this file (engine.py)
+# would stand in for the engine package: look in the repo root instead.
+ROOT = Path(__file__).resolve().parent.parent  # the repo: workers run from here (they import bench.noop)
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.clock import utcnow
+from engine.db import make_engine, make_sessionmaker
+from engine.journeys import JourneyDefinition, SplitStep, Trigger, WaitStep, branches, parse_definition
+from engine.migrate import upgrade
+from engine.models import Run
+from engine.services import metrics, runs
+from engine.services.ingest import ingest_events
+from engine.services.journeys import create_journey
+from engine.services.workspaces import create_workspace
+from engine.settings import Settings
+from workers.queues import connect_redis, inbox_key, make_queues, relay_inbox, wait_for_inbox
+from workers.runtime import Runtime
+from workers.scheduler import run_once
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+CONTACTS = int(os.environ.get("BENCH_CONTACTS", "3000"))
+TIMERS = int(os.environ.get("BENCH_TIMERS", "100000"))
+NOOP_JOBS = int(os.environ.get("BENCH_NOOP_JOBS", "3000"))
+VERBOSE = os.environ.get("BENCH_VERBOSE", "") not in ("", "0")
+TIMER_CONTACTS = max(1, TIMERS // 4)  # each has about 4 runs waiting
+BATCH = 500  # ids per job, as the scheduler's default
+JOURNEYS = 50
+PHASE_TIMEOUT = 300.0  # seconds a phase may take before the bench gives up on it
+
+
+# --- The journeys --------------------------------------------------------------------------------
+
+def _wait(step_id: str, **duration: int) -> dict[str, Any]:
+    return {"type": "wait", "id": step_id, **duration}
+
+
+def _send(step_id: str, template: str = "abandoned_cart") -> dict[str, Any]:
+    return {"type": "send", "id": step_id, "channel": "email", "template": template}
+
+
+ORDER_GOAL = [{"event": "order_placed", "name": "order placed"}]
+
+
+def journey_mix() -> list[tuple[str, dict[str, Any]]]:
+    """50 journeys, as a shop running Rapport would have them live at once."""
+    mix: list[tuple[str, dict[str, Any]]] = []
+    cart_filters: list[dict[str, Any] | None] = [
+        None,
+        {"property": "total", "op": "gte", "value": 30},
+        {"property": "total", "op": "gte", "value": 100},
+        {"attribute": "vip", "op": "eq", "value": True},
+        {"metric": "orders_count", "op": "gte", "value": 1},
+        {"not": {"metric": "orders_count", "op": "gte", "value": 1}},
+        {"property": "currency", "op": "eq", "value": "EUR"},
+        {"all": [{"property": "total", "op": "gte", "value": 50},
+                 {"metric": "loyalty_tier", "op": "in", "value": ["connoisseur", "star", "guru"]}]},
+    ]
+    for i, cart_filter in enumerate(cart_filters):  # 8 abandoned cart variants
+        wait = [3600, 1800, 7200, 3600, 2700, 3600, 5400, 3600][i]
+        if i % 2 == 0:
+            steps = [_wait("wait-first", seconds=wait), _send("reminder")]
+        else:  # customers who ordered before get the reminder now, others one more day later
+            steps = [_wait("wait-first", seconds=wait),
+                     {"type": "condition", "id": "has-ordered", "condition": {"metric": "orders_count", "op": "gte",
+                                                                              "value": 1},
+                      "yes": [_send("reminder")], "no": [_wait("wait-a-day", hours=24), _send("second-reminder")]}]
+        trigger: dict[str, Any] = {"event": "cart_updated", "key": "cart_id"}
+        if cart_filter is not None:
+            trigger["filter"] = cart_filter
+        mix.append((f"Abandoned cart {i + 1}", {"trigger": trigger, "goals": ORDER_GOAL, "steps": steps}))
+    for i in range(6):  # checkout recovery: an A/B test with a holdout
+        trigger = {"event": "checkout_started", "key": "cart_id"}
+        if i % 2:
+            trigger["filter"] = {"property": "total", "op": "gte", "value": 20 * i}
+        mix.append((f"Checkout recovery {i + 1}", {"trigger": trigger, "goals": ORDER_GOAL, "steps": [
+            {"type": "split", "id": "ab", "arms": [
+                {"name": "a", "weight": 45, "steps": [_wait("wait-30m", minutes=30), _send("nudge-a")]},
+                {"name": "b", "weight": 45, "steps": [_wait("wait-2h", hours=2), _send("nudge-b")]},
+                {"name": "control", "weight": 10, "holdout": True},
+            ]}]}))
+    for i in range(8):  # post-purchase
+        definition: dict[str, Any] = {
+            "trigger": {"event": "order_placed", "key": "order_id"},
+            "goals": [{"event": "review_submitted", "name": "reviewed"}],
+            "steps": [_wait("wait-3d", days=3 + i % 3),
+                      {"type": "condition", "id": "big-spender",
+                       "condition": {"metric": "total_spent", "op": "gte", "value": 100},
+                       "yes": [{"type": "update_contact", "id": "tag-big", "add_tags": ["big-spender"]},
+                               _wait("wait-7d", days=7), _send("thanks-big", "win_back")],
+                       "no": [_send("thanks", "win_back")]}],
+        }
+        if i == 6:
+            definition["reentry"] = {"every_days": 30}
+        elif i == 7:
+            definition["reentry"] = "once_ever"
+        mix.append((f"Post-purchase {i + 1}", definition))
+    for i, price in enumerate([0, 10, 20, 30, 40, 60, 80, 100]):  # browse abandonment
+        trigger = {"event": "product_viewed", "key": "product_id"}
+        if price:
+            trigger["filter"] = {"property": "price", "op": "gte", "value": price}
+        definition = {"trigger": trigger, "steps": [
+            {"type": "wait_for_event", "id": "carted", "event": "cart_updated", "same_key": False,
+             "timeout": {"hours": 4},
+             "yes": [{"type": "exit", "id": "added", "reason": "added to the cart"}],
+             "no": [_send("browse-reminder", "win_back")]}]}
+        if i % 3 == 0:
+            definition["reentry"] = {"every_days": 7}
+        mix.append((f"Browse abandonment {i + 1}", definition))
+    for i in range(4):  # VIP carts: tag the contact first
+        vip_filter = {"attribute": "vip", "op": "eq", "value": True} if i < 2 else {
+            "metric": "total_spent", "op": "gte", "value": 150}
+        mix.append((f"VIP cart {i + 1}", {
+            "trigger": {"event": "cart_updated", "key": "cart_id", "filter": vip_filter}, "goals": ORDER_GOAL,
+            "steps": [{"type": "condition", "id": "top-tier",
+                       "condition": {"metric": "loyalty_tier", "op": "in", "value": ["star", "guru"]},
+                       "yes": [{"type": "update_contact", "id": "tag-vip-cart", "add_tags": ["vip-cart"]},
+                               _wait("wait-1h", hours=1), _send("vip-reminder")],
+                       "no": [_wait("wait-2h", hours=2), _send("reminder")]}]}))
+    for i in range(2):  # welcome series
+        mix.append((f"Welcome {i + 1}", {"trigger": {"event": "signed_up"},
+                                         "steps": [_wait("wait-welcome", days=1 + 2 * i),
+                                                   _send("welcome", "win_back")]}))
+    rarer: list[tuple[str, dict[str, Any]]] = [
+        ("Low rating apology", {"trigger": {"event": "review_submitted", "key": "order_id",
+                                            "filter": {"property": "rating", "op": "lte", "value": 2}},
+                                "steps": [{"type": "update_contact", "id": "tag-unhappy", "add_tags": ["unhappy"]},
+                                          _wait("wait-1h", hours=1), _send("apology", "win_back")]}),
+        ("Loyalty tier reached", {"trigger": {"event": "loyalty_tier_changed", "key": "to",
+                                              "filter": {"property": "direction", "op": "eq", "value": "up"}},
+                                  "steps": [_wait("wait-1h", hours=1), _send("tier-up", "win_back")]}),
+        ("Price drop", {"trigger": {"event": "wishlist_price_drop", "key": "product_id"},
+                        "steps": [_wait("wait-10m", minutes=10), _send("price-drop", "win_back")]}),
+        ("Back in stock", {"trigger": {"event": "back_in_stock", "key": "product_id"},
+                           "steps": [_send("in-stock", "win_back")]}),
+        ("Subscription renewed", {"trigger": {"event": "subscription_renewed", "key": "subscription_id"},
+                                  "steps": [_wait("wait-1d", days=1), _send("renewed", "win_back")]}),
+        ("Refund requested", {"trigger": {"event": "refund_requested", "key": "order_id"},
+                              "steps": [{"type": "update_contact", "id": "flag", "set": {"refund_pending": True}}]}),
+        ("Coupon redeemed", {"trigger": {"event": "coupon_redeemed", "key": "code"},
+                             "steps": [{"type": "update_contact", "id": "tag", "add_tags": ["coupon-user"]}]}),
+        ("Referral reward", {"trigger": {"event": "referral_completed", "key": "referral_id"},
+                             "steps": [_wait("wait-1h", hours=1), _send("reward", "win_back")]}),
+    ]
+    mix += rarer
+    mix += [  # entered by the scheduler's time scans, never by an event
+        ("Birthday", {"trigger": {"date": "birthday", "at": "10:00"},
+                      "steps": [_send("greeting", "birthday_greeting")]}),
+        ("Win-back", {"trigger": {"inactive_event": "order_placed", "days": 90}, "goals": ORDER_GOAL,
+                      "steps": [_send("we-miss-you", "win_back")]}),
+        ("Holidays", {"trigger": {"dates": ["12-25"], "name": "Merry Christmas"},
+                      "steps": [_send("greeting", "holiday_greeting")]}),
+        ("Broadcast", {"trigger": {"broadcast_at": "2099-01-01T10:00:00Z"},
+                       "steps": [_send("news", "win_back")]}),
+    ]
+    for i in range(2):  # repeat buyers
+        mix.append((f"Repeat buyer {i + 1}", {
+            "trigger": {"event": "order_placed", "key": "order_id",
+                        "filter": {"metric": "orders_count", "op": "gte", "value": 2 + i}},
+            "steps": [_wait("wait-1d", days=1), {"type": "update_contact", "id": "mark", "set": {"repeat": True}}]}))
+    assert len(mix) == JOURNEYS, len(mix)
+    return mix
+
+
+def create_journeys(session: Session, workspace_id: str, mix: list[tuple[str, dict[str, Any]]],
+                    *, now: datetime) -> list[tuple[int, int, JourneyDefinition]]:
+    """Create and publish; return (journey id, version id, definition) of each."""
+    made = []
+    for name, definition in mix:
+        journey = create_journey(session, workspace_id, name, definition, now=now)
+        assert journey.live_version_id is not None
+        made.append((journey.id, journey.live_version_id, parse_definition(definition)))
+    return made
+
+
+# --- The traffic ---------------------------------------------------------------------------------
+
+TIMEZONES = ["Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo", None]
+PRODUCTS = [(f"p{n}", [8, 15, 25, 40, 60, 90, 150][n % 7]) for n in range(300)]
+
+
+def _cart(cart_id: str, rng: random.Random) -> dict[str, Any]:
+    items = [{"name": f"Product {pid}", "quantity": rng.randint(1, 3), "price": price,
+              "url": f"https://shop.example/products/{pid}"} for pid, price in rng.sample(PRODUCTS, rng.randint(1, 3))]
+    return {"cart_id": cart_id, "currency": "EUR", "items": items,
+            "total": round(sum(i["price"] * i["quantity"] for i in items), 2),
+            "recovery_url": f"https://shop.example/cart/{cart_id}/recover"}
+
+
+class Shoppers:
+    """Contacts that browse, cart, check out, buy and review, in two waves."""
+
+    def __init__(self, prefix: str, contacts: int, seed: int):
+        self.prefix, self.contacts, self.rng = prefix, contacts, random.Random(seed)
+        self.carts: dict[int, dict[str, Any]] = {}  # open (unbought) cart per contact
+        self.orders: dict[int, list[str]] = {}
+        self.viewed: set[int] = set()
+        self.totals: Counter[str] = Counter()  # orders and money sent, to check the metrics against
+        self.serial = 0
+
+    def _event(self, n: int, type_: str, at: datetime, properties: dict[str, Any],
+               first: bool = False) -> dict[str, Any]:
+        ext = f"{self.prefix}{n}"
+        contact: dict[str, Any] = {"external_id": ext}
+        if first:
+            rng = self.rng
+            contact.update(email=f"{ext}@example.com", first_name="Ada", last_name="Lovelace",
+                           attributes={"vip": rng.random() < 0.1},
+                           consent={"email": "opted_in"} if rng.random() < 0.2 else {})
+            zone = rng.choice(TIMEZONES)
+            if zone:
+                contact["timezone"] = zone
+        self.serial += 1
+        return {"id": f"{self.prefix}-e{self.serial}", "type": type_, "occurred_at": at.isoformat(),
+                "contact": contact, "properties": properties}
+
+    def _order(self, n: int, cart: dict[str, Any], at: datetime) -> dict[str, Any]:
+        order_id = f"{self.prefix}{n}-o{len(self.orders.get(n, [])) + 1}"
+        self.orders.setdefault(n, []).append(order_id)
+        self.totals["orders"] += 1
+        self.totals["cents"] += round(cart["total"] * 100)
+        return self._event(n, "order_placed", at, {"order_id": order_id, "cart_id": cart["cart_id"],
+                                                   "total": cart["total"], "currency": "EUR"})
+
+    def wave(self, number: int, start: datetime, spread: timedelta) -> list[dict[str, Any]]:
+        """One wave of everyone's sessions, interleaved in time; sorted by when they happened."""
+        rng, out = self.rng, []
+        for n in range(self.contacts):
+            if number > 1 and rng.random() < 0.3:
+                continue  # not back in the second wave
+            at = start + spread * rng.random()
+
+            def tick(at_: datetime) -> datetime:
+                return at_ + timedelta(seconds=rng.randint(20, 120))
+
+            first = number == 1
+            if first or rng.random() < 0.4:
+                for _ in range(rng.randint(1, 3)):
+                    pid, price = rng.choice(PRODUCTS)
+                    out.append(self._event(n, "product_viewed", at, {"product_id": pid, "price": price}, first))
+                    self.viewed.add(n)
+                    first, at = False, tick(at)
+            if rng.random() < 0.6:
+                out.append(self._event(n, "page_viewed", at, {"url": "/collections/all"}, first))
+                first, at = False, tick(at)
+            if number == 1:
+                if rng.random() < 0.05:
+                    out.append(self._event(n, "signed_up", at, {}))
+                    at = tick(at)
+                if rng.random() < 0.6:
+                    cart = self.carts[n] = _cart(f"{self.prefix}{n}-c1", rng)
+                    out.append(self._event(n, "cart_updated", at, cart))
+                    at = tick(at)
+                    if rng.random() < 0.35:
+                        out.append(self._event(n, "checkout_started", at, cart))
+                        at = tick(at)
+                    if rng.random() < 0.1:  # bought at once: the goal ends the runs just started
+                        out.append(self._order(n, self.carts.pop(n), at))
+                        at = tick(at)
+            else:
+                cart = self.carts.get(n)
+                roll = rng.random()
+                if cart is not None and roll < 0.3:
+                    out.append(self._order(n, self.carts.pop(n), at))
+                elif cart is not None and roll < 0.5:  # the same cart, changed: refreshes its runs
+                    cart = self.carts[n] = {**_cart(cart["cart_id"], rng)}
+                    out.append(self._event(n, "cart_updated", at, cart))
+                elif cart is not None and roll < 0.6:
+                    out.append(self._event(n, "checkout_started", at, cart))
+                elif cart is None and n in self.viewed and roll < 0.3:  # wakes browse runs waiting for a cart
+                    cart = self.carts[n] = _cart(f"{self.prefix}{n}-c2", rng)
+                    out.append(self._event(n, "cart_updated", at, cart))
+                at = tick(at)
+                for order_id in self.orders.get(n, []):
+                    if rng.random() < 0.3:
+                        out.append(self._event(n, "review_submitted", at, {"order_id": order_id,
+                                                                           "rating": rng.randint(1, 5)}))
+                        at = tick(at)
+            if rng.random() < 0.2:
+                out.append(self._event(n, "email_opened", at, {"campaign": "newsletter"}, first))
+        out.sort(key=lambda e: e["occurred_at"])
+        return out
+
+
+def ingest(sessions: sessionmaker[Session], workspace_id: str, payloads: list[dict[str, Any]]) -> list[int]:
+    """Store events as the API does (no job sink: nothing is queued); return their ids in order."""
+    ids: list[int] = []
+    for start in range(0, len(payloads), 1000):
+        with sessions.begin() as session:
+            results = ingest_events(session, workspace_id, payloads[start:start + 1000], now=utcnow())
+        bad = [r for r in results if r.status != "accepted"]
+        if bad:
+            raise RuntimeError(f"ingest refused events: {bad[:3]}")
+        ids += [r.id for r in results if r.id is not None]
+    return ids
+
+
+# --- Statements per evaluated batch --------------------------------------------------------------
+
+def statements_per_batch(engine: Any, sessions: sessionmaker[Session], workspace_id: str,
+                         payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Evaluate one batch in this process as workers.jobs.evaluate_events does; count statements."""
+    ids = ingest(sessions, workspace_id, payloads)
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        seen.append(" ".join(statement.split())[:90])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with sessions.begin() as session:
+            now = utcnow()
+            claimed = metrics.apply_events(session, ids, now=now)
+            runs.evaluate_events(session, claimed, now=now)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with sessions() as session:
+        enrolled = session.scalar(select(func.count()).select_from(Run).where(Run.workspace_id == workspace_id))
+    return {"events": len(ids), "statements": len(seen), "runs": enrolled or 0, "kinds": Counter(seen)}
+
+
+# --- Timers --------------------------------------------------------------------------------------
+
+def wait_steps(definition: JourneyDefinition) -> list[tuple[WaitStep, dict[str, Any]]]:
+    """Every wait step of a journey, with the run state a run standing on it has (its split arm)."""
+    found: list[tuple[WaitStep, dict[str, Any]]] = []
+
+    def visit(steps: list[Any], state: dict[str, Any]) -> None:
+        for step in steps:
+            if isinstance(step, WaitStep):
+                found.append((step, state))
+            if isinstance(step, SplitStep):
+                for arm in step.arms:
+                    visit(arm.steps, {"arm": f"{step.id}:{arm.name}"})
+            else:
+                for _label, branch in branches(step):
+                    visit(branch, state)
+
+    visit(definition.steps, {})
+    return found
+
+
+TIMER_CONTACTS_SQL = """
+INSERT INTO contacts (workspace_id, external_id, email, first_name, timezone, consent, attributes, messenger_ids,
+                      created_at, updated_at, orders_count, total_spent, loyalty_tier)
+SELECT :ws, 'timer-' || g, 'timer-' || g || '@example.com', 'Grace',
+       (ARRAY['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', NULL])[1 + g % 4],
+       CASE WHEN g % 100 = 0 THEN jsonb_build_object('email', 'opted_in') ELSE CAST('{}' AS jsonb) END,
+       jsonb_build_object('vip', g % 10 = 0), CAST('{}' AS jsonb), :now, :now, g % 4, (g % 4) * 60, 'novice'
+FROM generate_series(0, :n - 1) AS g
+"""
+
+TIMER_RUNS_SQL = """
+WITH src AS (
+    SELECT g, c.id AS contact_id
+    FROM generate_series(1, :count) AS g
+    JOIN contacts c ON c.workspace_id = :ws AND c.external_id = 'timer-' || ((g * 7919 + :k * 104729) % :contacts)
+), ev AS (
+    INSERT INTO events (workspace_id, external_id, type, contact_id, occurred_at, received_at, properties, source,
+                        enqueued_at, evaluated_at)
+    SELECT :ws, 'timer-' || :k || '-' || g, :type, contact_id, :entered, :entered,
+           jsonb_build_object(CAST(:key_path AS text), 'T' || :k || '-' || g, 'currency', 'EUR',
+                              'total', 10 + g % 190, 'rating', 1 + g % 5,
+                              'items', jsonb_build_array(jsonb_build_object('name', 'Ceramic dripper',
+                                                                            'quantity', 1, 'price', 10 + g % 190)),
+                              'recovery_url', 'https://shop.example/cart/T' || :k || '-' || g),
+           'bench', :entered, :entered
+    FROM src
+    RETURNING id, contact_id, properties ->> CAST(:key_path AS text) AS key
+)
+INSERT INTO runs (workspace_id, journey_id, journey_version_id, contact_id, key, trigger_event_id, status, step_id,
+                  step_entered_at, next_at, state, created_at)
+SELECT :ws, :journey_id, :version_id, contact_id, key, id, 'waiting', :step_id, :entered, :due,
+       CAST(:state AS jsonb), :entered
+FROM ev
+"""
+
+
+def insert_timers(engine: Any, workspace_id: str, journeys: list[tuple[int, int, JourneyDefinition]],
+                  *, now: datetime) -> tuple[int, int]:
+    """TIMERS due runs spread over every wait step of the keyed event journeys; returns (id above which
+    they are, number of wait steps they stand on)."""
+    places = [(journey_id, version_id, definition, step, state)
+              for journey_id, version_id, definition in journeys
+              if isinstance(definition.trigger, Trigger) and definition.key_path
+              for step, state in wait_steps(definition)]
+    with engine.begin() as conn:
+        before = conn.execute(text("SELECT coalesce(max(id), 0) FROM runs")).scalar_one()
+        conn.execute(text(TIMER_CONTACTS_SQL), {"ws": workspace_id, "now": now, "n": TIMER_CONTACTS})
+        for k, (journey_id, version_id, definition, step, state) in enumerate(places):
+            count = TIMERS // len(places) + (1 if k < TIMERS % len(places) else 0)
+            entered = now - step.duration - timedelta(minutes=5)
+            conn.execute(text(TIMER_RUNS_SQL), {
+                "ws": workspace_id, "count": count, "k": k, "contacts": TIMER_CONTACTS,
+                "type": definition.entry_event, "key_path": definition.key_path, "entered": entered,
+                "journey_id": journey_id, "version_id": version_id, "step_id": step.id,
+                "due": entered + step.duration, "state": json.dumps(state),
+            })
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE contacts, events, runs"))  # as autovacuum would after such a load
+    return int(before), len(places)
+
+
+# --- Processes -----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # an RQ worker finishes its job and leaves
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session
+            proc.wait()
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log_path: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the SMTP sink did not start:\n{Path(log_path).read_text()[-2000:]}")
+
+
+def until(done: Callable[[], bool], what: str, *, between: Callable[[], None] | None = None,
+          poll: float = 0.1) -> float:
+    """Seconds until `done()`; `between` runs in the meantime (relaying, sweeping)."""
+    started = time.monotonic()
+    next_check = started
+    while True:
+        if between is not None:
+            between()
+        now = time.monotonic()
+        if now >= next_check:
+            if done():
+                return time.monotonic() - started
+            next_check = now + poll
+        if now - started > PHASE_TIMEOUT:
+            raise RuntimeError(f"gave up after {PHASE_TIMEOUT:.0f} s waiting for {what}")
+        if between is None:
+            time.sleep(poll / 4)
+
+
+# --- The phases ----------------------------------------------------------------------------------
+
+def scalar(engine: Any, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def evaluate_wave(rt: Runtime, engine: Any, redis: Redis, namespace: str, workspace_id: str,
+                  ids: list[int]) -> float:
+    """Push ids into the evaluation inbox, relay them to RQ as the scheduler does; seconds until all
+    of the workspace's events are evaluated."""
+    inbox = inbox_key(namespace, "evaluate_events")
+    started = time.monotonic()
+    for start_ in range(0, len(ids), 5000):
+        redis.rpush(inbox, *ids[start_:start_ + 5000])
+
+    def relay() -> None:
+        relay_inbox(redis, namespace, rt.settings.batch_size)
+        wait_for_inbox(redis, namespace, 0.02)
+
+    def evaluated() -> bool:
+        return scalar(engine, "SELECT count(*) FROM events WHERE workspace_id = :ws AND evaluated_at IS NULL",
+                      ws=workspace_id) == 0
+
+    until(evaluated, "events to be evaluated", between=relay, poll=0.05)
+    return time.monotonic() - started
+
+
+def noop_rate(redis: Redis, namespace: str) -> float:
+    """RQ's own rate: NOOP_JOBS no-op jobs through the same workers; jobs per second."""
+    queue = make_queues(redis, namespace)["events"]
+    data = [Queue.prepare_data("bench.noop.noop", args=(list(range(10)),), result_ttl=0, failure_ttl=3600,
+                               timeout=60) for _ in range(NOOP_JOBS)]
+    started = time.monotonic()
+    keys: list[str] = []
+    for start_ in range(0, NOOP_JOBS, 1000):
+        with redis.pipeline() as pipe:
+            keys += [job.key for job in queue.enqueue_many(data[start_:start_ + 1000], pipeline=pipe)]
+            pipe.execute()
+
+    def gone() -> bool:
+        left = sum(int(redis.exists(*keys[i:i + 1000])) for i in range(0, len(keys), 1000))
+        failed = sum(q.failed_job_registry.count for q in make_queues(redis, namespace).values())
+        if failed:
+            raise RuntimeError(f"{failed} no-op jobs failed")
+        return left == 0
+
+    until(gone, "the no-op jobs", poll=0.02)
+    return NOOP_JOBS / (time.monotonic() - started)
+
+
+def rq_problems(redis: Redis, namespace: str) -> list[str]:
+    problems = []
+    for kind, queue in make_queues(redis, namespace).items():
+        if queue.failed_job_registry.count:
+            ids = queue.failed_job_registry.get_job_ids()[:3]
+            problems.append(f"{queue.failed_job_registry.count} failed jobs in {kind}, e.g. {ids}")
+            for job in queue.failed_job_registry.get_job_ids()[:1]:
+                fetched = queue.fetch_job(job)
+                if fetched is not None and fetched.exc_info:
+                    problems.append(fetched.exc_info.strip().splitlines()[-1])
+        if queue.count:
+            problems.append(f"{queue.count} jobs still queued in {kind}")
+        if queue.started_job_registry.count:
+            problems.append(f"{queue.started_job_registry.count} jobs still running in {kind}")
+    return problems
+
+
+def create_database(admin: Any, db_name: str, db_url: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+    upgrade(db_url)
+
+
+def drop_database(admin: Any, db_name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+
+
+def clear_namespace(redis: Redis, namespace: str) -> None:
+    for queue in make_queues(redis, namespace).values():
+        queue.delete(delete_jobs=True)
+    leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
+    if leftovers:
+        redis.delete(*leftovers)
+
+
+def check(checks: list[tuple[str, bool]], label: str, ok: bool) -> None:
+    checks.append((label, ok))
+    print(f"  check: {label}: {'OK' if ok else 'FAILED'}")
+
+
+def main(cleanup: ExitStack) -> int:
+    run = secrets.token_hex(4)
+    db_name, namespace = f"rapport_bench_{run}", f"rapport-bench-{run}"
+    db_url = make_url(DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
+    admin = create_engine(DATABASE_URL, isolation_level="AUTOCOMMIT")
+    cleanup.callback(admin.dispose)
+    cleanup.callback(drop_database, admin, db_name)
+    create_database(admin, db_name, db_url)
+    redis = connect_redis(REDIS_URL)
+    cleanup.callback(redis.close)
+    cleanup.callback(clear_namespace, redis, namespace)
+    tmp = tempfile.mkdtemp(prefix="rapport-bench-engine-")
+    cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+    engine = make_engine(db_url)
+    cleanup.callback(engine.dispose)
+    sessions = make_sessionmaker(engine)  # no job sink: what it defers is dropped
+    print(f"engine bench: {JOURNEYS} journeys, {CONTACTS} contacts, {TIMERS:,} timers, {WORKERS} workers, "
+          f"{os.cpu_count()} cores, database {db_name}")
+    mix = journey_mix()
+    checks: list[tuple[str, bool]] = []
+
+    # 0. Statements per evaluated batch, in this process, with 50 and with 100 journeys.
+    counts = {}
+    for journeys in (JOURNEYS, 2 * JOURNEYS):
+        with sessions.begin() as session:
+            ws = create_workspace(session, f"Statements {journeys}", now=utcnow()).workspace_id
+            create_journeys(session, ws, (mix * 2)[:journeys], now=utcnow())
+        shoppers = Shoppers("q", 200, seed=7)
+        payloads = shoppers.wave(1, utcnow() - timedelta(hours=3), timedelta(hours=1))[:BATCH]
+        counts[journeys] = statements_per_batch(engine, sessions, ws, payloads)
+        c = counts[journeys]
+        print(f"statements: {journeys:3} journeys: {c['statements']:5} statements for a batch of {c['events']} events"
+              f" ({c['statements'] / c['events']:.2f} per event), {c['runs']} runs enrolled")
+        if VERBOSE:
+            for statement, n in c["kinds"].most_common(12):
+                print(f"    {n:5}  {statement}")
+    per_event = {j: c["statements"] / c["events"] for j, c in counts.items()}
+    flat = per_event[2 * JOURNEYS] <= per_event[JOURNEYS] * 1.25
+    print(f"statements per event {per_event[JOURNEYS]:.2f} with {JOURNEYS} journeys, "
+          f"{per_event[2 * JOURNEYS]:.2f} with {2 * JOURNEYS} (enrollments {counts[JOURNEYS]['runs']} -> "
+          f"{counts[2 * JOURNEYS]['runs']}): {'does not grow with journeys' if flat else 'GROWS with journeys'}")
+
+    # The shop.
+    with sessions.begin() as session:
+        workspace_id = create_workspace(session, "Bench Shop", now=utcnow()).workspace_id
+        journeys = create_journeys(session, workspace_id, mix, now=utcnow())
+
+    smtp_port = free_port()
+    smtp_log = os.path.join(tmp, "smtp.log")
+    smtp = start([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
+                  "-c", "aiosmtpd.handlers.Sink"], dict(os.environ), smtp_log)
+    cleanup.callback(stop, smtp)
+    wait_for_port(smtp_port, smtp, smtp_log)
+    env = {"DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "RAPPORT_NAMESPACE": namespace,
+           "SECRET_KEY": secrets.token_hex(32), "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+           "RAPPORT_DATA_DIR": tmp}
+    for n in range(WORKERS):
+        worker = start([sys.executable, "-m", "workers.cli", "worker"], {**os.environ, **env},
+                       os.path.join(tmp, f"worker-{n}.log"))
+        cleanup.callback(stop, worker)
+    rt = Runtime(Settings.from_env(env))  # the scheduler's part, in this process
+    cleanup.callback(lambda: rt.sessions.kw["bind"].dispose())
+
+    # Warm up: the workers import everything, connect, and parse the journeys.
+    warm = Shoppers("w", 100, seed=3)
+    warm_ids = ingest(sessions, workspace_id, warm.wave(1, utcnow() - timedelta(hours=5), timedelta(minutes=30)))
+    evaluate_wave(rt, engine, redis, namespace, workspace_id, warm_ids)
+
+    # 3. RQ's own rate with the same workers.
+    noop_per_s = noop_rate(redis, namespace)
+    print(f"rq no-op: {NOOP_JOBS} jobs, {noop_per_s:,.0f} jobs/s")
+
+    # 1. Events.
+    shoppers = Shoppers("s", CONTACTS, seed=11)
+    phase_start = utcnow()
+    total_events, total_seconds, total_ids = 0, 0.0, []
+    for number, (offset, spread) in enumerate([(timedelta(hours=4), timedelta(hours=2)),
+                                               (timedelta(hours=1), timedelta(minutes=50))], start=1):
+        payloads = shoppers.wave(number, utcnow() - offset, spread)
+        ids = ingest(sessions, workspace_id, payloads)
+        made_before = scalar(engine, "SELECT count(*) FROM events WHERE workspace_id = :ws", ws=workspace_id)
+        seconds = evaluate_wave(rt, engine, redis, namespace, workspace_id, ids)
+        made = scalar(engine, "SELECT count(*) FROM events WHERE workspace_id = :ws", ws=workspace_id) - made_before
+        kinds = Counter(p["type"] for p in payloads)
+        print(f"events wave {number}: {len(ids):,} events in {seconds:.2f} s = {len(ids) / seconds:,.0f} events/s "
+              f"(+{made} loyalty_tier_changed made on the way; {len(ids) // BATCH + 1} jobs) "
+              f"{dict(kinds.most_common())}")
+        total_events, total_seconds, total_ids = total_events + len(ids), total_seconds + seconds, total_ids + ids
+    events_per_s = total_events / total_seconds
+    with engine.connect() as conn:
+        orders, spent = conn.execute(text(
+            "SELECT coalesce(sum(orders_count), 0), coalesce(sum(total_spent), 0) FROM contacts "
+            "WHERE workspace_id = :ws AND external_id LIKE 's%'"), {"ws": workspace_id}).one()
+        late = conn.execute(text("SELECT count(*) FROM events WHERE id = ANY(:ids) "
+                                 "AND (evaluated_at IS NULL OR evaluated_at < :t)"),
+                            {"ids": total_ids, "t": phase_start}).scalar_one()
+        run_count = conn.execute(text("SELECT count(*) FROM runs WHERE workspace_id = :ws"),
+                                 {"ws": workspace_id}).scalar_one()
+        enrolled = conn.execute(text("SELECT count(*) FROM journal WHERE workspace_id = :ws AND kind = 'enrolled'"),
+                                {"ws": workspace_id}).scalar_one()
+        outcomes = dict(conn.execute(text("SELECT kind, count(*) FROM journal WHERE workspace_id = :ws "
+                                          "AND kind IN ('goal', 'not_enrolled', 'branch', 'contact_updated') "
+                                          "GROUP BY kind"), {"ws": workspace_id}).all())
+    print(f"events: {total_events:,} in {total_seconds:.2f} s = {events_per_s:,.0f} events/s with {JOURNEYS} "
+          f"live journeys; {run_count:,} runs, journal {outcomes}")
+    check(checks, f"every event evaluated in its phase ({late} not)", late == 0)
+    check(checks, f"metrics count each order once ({orders} orders, {spent} spent; sent "
+                  f"{shoppers.totals['orders']}, {shoppers.totals['cents'] / 100:.2f})",
+          orders == shoppers.totals["orders"] and round(float(spent) * 100) == shoppers.totals["cents"])
+    check(checks, f"one 'enrolled' journal line per run ({enrolled} for {run_count})", enrolled == run_count)
+
+    # 2. Timers.
+    t0 = utcnow()
+    set_up = time.monotonic()
+    before, places = insert_timers(engine, workspace_id, journeys, now=t0)
+    print(f"timers: {TIMERS:,} due runs on {places} wait steps inserted in {time.monotonic() - set_up:.1f} s")
+    sweeps: list[int] = []
+
+    def sweep() -> None:
+        report = run_once(rt)
+        if report.due_runs:
+            sweeps.append(report.due_runs)
+        time.sleep(0.05)
+
+    def advanced() -> bool:
+        return scalar(engine, "SELECT count(*) FROM runs WHERE status = 'waiting' AND next_at <= :t", t=t0) == 0
+
+    timers_seconds = until(advanced, "the timers", between=sweep, poll=0.25)
+    timers_per_s = TIMERS / timers_seconds
+    print(f"timers: {TIMERS:,} advanced in {timers_seconds:.2f} s = {timers_per_s:,.0f} timers/s "
+          f"(handed out {sum(sweeps):,} in {len(sweeps)} sweep calls)")
+
+    def sent() -> bool:
+        return scalar(engine, "SELECT count(*) FROM messages WHERE status IN ('scheduled', 'sending')") == 0
+
+    drain = until(sent, "the messages to be sent", poll=0.25)
+    with engine.connect() as conn:
+        journaled = conn.execute(text("SELECT count(DISTINCT run_id) FROM journal WHERE run_id > :b AND at >= :t"),
+                                 {"b": before, "t": t0}).scalar_one()
+        statuses = dict(conn.execute(text("SELECT status, count(*) FROM messages GROUP BY status")).all())
+        run_statuses = dict(conn.execute(text("SELECT status, count(*) FROM runs WHERE id > :b GROUP BY status"),
+                                         {"b": before}).all())
+    print(f"timers: runs now {run_statuses}; messages {statuses} (sends drained {drain:.1f} s after)")
+    check(checks, f"every timer run advanced and journaled ({journaled:,} of {TIMERS:,})", journaled == TIMERS)
+    check(checks, f"no message failed or unsent ({statuses.get('failed', 0)} failed, "
+                  f"{statuses.get('unknown', 0)} unknown)",
+          not statuses.get("failed") and not statuses.get("unknown") and statuses.get("sent", 0) > 0)
+    problems = rq_problems(redis, namespace)
+    check(checks, "no failed or stuck RQ jobs" + (f": {problems}" if problems else ""), not problems)
+    ok = all(passed for _label, passed in checks)
+
+    events_target, timers_target = events_per_s >= 2000, timers_seconds < 60
+    print(f"events {events_per_s:,.0f}/s = {events_per_s / noop_per_s:.2f} x RQ's no-op jobs/s "
+          f"(each job carries up to {BATCH} events); timers {timers_per_s:,.0f}/s = "
+          f"{timers_per_s / noop_per_s:.2f} x no-op jobs/s")
+    print(f"targets: events >= 2,000/s: {'met' if events_target else 'MISSED'}; {TIMERS:,} timers in "
+          f"{timers_seconds:.1f} s (< 60 s): {'met' if timers_target else 'MISSED'}; statements per event "
+          f"{'flat' if flat else 'GROW'} with journeys; verification {'OK' if ok else 'FAILED'}")
+    print(json.dumps({
+        "bench": "engine", "events_per_s": round(events_per_s), "events": total_events, "journeys": JOURNEYS,
+        "statements_per_event": round(per_event[JOURNEYS], 2),
+        "statements_per_event_100_journeys": round(per_event[2 * JOURNEYS], 2),
+        "timers": TIMERS, "timers_seconds": round(timers_seconds, 2), "timers_per_s": round(timers_per_s),
+        "rq_noop_jobs_per_s": round(noop_per_s), "workers": WORKERS,
+        "events_vs_noop": round(events_per_s / noop_per_s, 2), "timers_vs_noop": round(timers_per_s / noop_per_s, 2),
+        "verified": ok,
+    }))
+    return 0 if ok else 1
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwind, so the cleanup runs
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm)
+    with ExitStack() as stack:
+        status = main(stack)
+    sys.exit(status)
