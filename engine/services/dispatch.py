@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.channels import Channels, OutgoingEmail
 from engine.errors import PermanentSendError, TemplateError, TransientSendError
 from engine.models import Message, MessageStatus, Workspace
-from engine.services.journal import record_message
 from engine.review_links import review_links
+from engine.services.journal import record_message
 from engine.signing import sign
 from templates.rendering import email_template
 
