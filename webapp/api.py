@@ -70,6 +70,7 @@ def contact_timeline(external_id: str) -> Any:
             contact=contacts.profile(contact),
             runs=contacts.runs_of(session, contact),
             messages=contacts.messages_of(session, contact),
+            reviews=contacts.reviews_of(session, contact),
             timeline=contacts.timeline(session, caller.workspace_id, external_id),
         )
 

@@ -293,6 +293,9 @@ PATHS: dict[str, Any] = {
                     "contact": _ref("ContactProfile"),
                     "runs": {"type": "array", "items": _ref("Run")},
                     "messages": {"type": "array", "items": _ref("ContactMessage")},
+                    "reviews": {"type": "array", "description": "Ratings per order, newest first.", "items": _obj({
+                        "order_id": {"type": "string"}, "score": _null("integer"),
+                        "comments": {"type": "array", "items": {"type": "string"}}, "at": _null("string")})},
                     "timeline": {"type": "array", "items": _ref("TimelineEntry")}})),
                 "401": _unauthorized(signed=False), "404": NOT_FOUND,
             },

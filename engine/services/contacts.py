@@ -115,6 +115,22 @@ def messages_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
     ]
 
 
+def reviews_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
+    """The contact's ratings per order, newest first, with any comments they left."""
+    reviews: dict[str, dict[str, Any]] = {}
+    for event in session.scalars(
+        select(Event).where(Event.contact_id == contact.id, Event.type.in_(["review_submitted", "review_comment"]))
+        .order_by(Event.occurred_at.desc())
+    ):
+        order_id = str(event.properties.get("order_id", ""))
+        review = reviews.setdefault(order_id, {"order_id": order_id, "score": None, "comments": [], "at": None})
+        if event.type == "review_submitted" and review["score"] is None:
+            review["score"], review["at"] = event.properties.get("score"), event.occurred_at.isoformat()
+        elif event.type == "review_comment" and event.properties.get("comment"):
+            review["comments"].append(event.properties["comment"])
+    return list(reviews.values())
+
+
 def subject_digest(secret_key: str, workspace_id: str, external_id: str) -> str:
     return hmac.new(secret_key.encode(), f"{workspace_id}:{external_id}".encode(), hashlib.sha256).hexdigest()
 

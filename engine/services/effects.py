@@ -6,6 +6,9 @@ worker finds the message already there and does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +22,92 @@ from engine.policies import email_skip_reason
 from engine.services.journal import record
 
 
+@dataclass
+class Lookups:
+    """Rows a batch of walks reads, loaded once per batch (engine.services.runs) and held here.
+
+    The session's identity map holds unmodified objects weakly: a workspace fetched with
+    session.get for one run is gone by the next, and fetching it per run is a query per
+    run. Whatever is not here yet is fetched (and kept) on first use.
+    """
+
+    contacts: dict[int, Contact] = field(default_factory=dict)
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+    events: dict[int, Event] = field(default_factory=dict)
+    # (workspace id, address) pairs with an email suppression, for the addresses in `checked`
+    suppressed: set[tuple[str, str]] = field(default_factory=set)
+    checked: set[tuple[str, str]] = field(default_factory=set)
+
+    def contact(self, session: Session, contact_id: int) -> Contact:
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            contact = self.contacts[contact_id] = session.get_one(Contact, contact_id)
+        return contact
+
+    def workspace(self, session: Session, workspace_id: str) -> Workspace:
+        workspace = self.workspaces.get(workspace_id)
+        if workspace is None:
+            workspace = self.workspaces[workspace_id] = session.get_one(Workspace, workspace_id)
+        return workspace
+
+    def event(self, session: Session, event_id: int | None) -> Event | None:
+        if event_id is None:
+            return None
+        event = self.events.get(event_id)
+        if event is None:
+            event = session.get(Event, event_id)
+            if event is not None:
+                self.events[event_id] = event
+        return event
+
+    def is_suppressed(self, session: Session, workspace_id: str, address: str) -> bool:
+        if (workspace_id, address) not in self.checked:
+            self.checked.add((workspace_id, address))
+            found = session.scalar(select(Suppression.id).where(
+                Suppression.workspace_id == workspace_id, Suppression.channel == "email",
+                Suppression.address == address))
+            if found is not None:
+                self.suppressed.add((workspace_id, address))
+        return (workspace_id, address) in self.suppressed
+
+    def load_suppressions(self, session: Session, contacts: list[Contact]) -> None:
+        """Check every address of `contacts` against the suppression list in one query."""
+        wanted = {(c.workspace_id, c.email) for c in contacts if c.email is not None} - self.checked
+        if not wanted:
+            return
+        self.suppressed.update(session.execute(
+            select(Suppression.workspace_id, Suppression.address).where(
+                Suppression.channel == "email",
+                Suppression.workspace_id.in_(sorted({w for w, _ in wanted})),
+                Suppression.address.in_(sorted({a for _, a in wanted})),
+            )
+        ).tuples())
+        self.checked |= wanted
+
+
+_LOOKUPS = "rapport.lookups"
+
+
+def lookups(session: Session) -> Lookups:
+    """The lookups of the batch being walked in this session, or fresh ones (a query per row)."""
+    found = session.info.get(_LOOKUPS)
+    return found if isinstance(found, Lookups) else Lookups()
+
+
+@contextmanager
+def batch_lookups(session: Session, batch: Lookups) -> Iterator[Lookups]:
+    """Let the effects of the walks inside read from `batch`."""
+    session.info[_LOOKUPS] = batch
+    try:
+        yield batch
+    finally:
+        session.info.pop(_LOOKUPS, None)
+
+
 def message_context(session: Session, run: Run, contact: Contact) -> dict[str, Any]:
-    workspace = session.get_one(Workspace, run.workspace_id)
-    event = session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
+    found = lookups(session)
+    workspace = found.workspace(session, run.workspace_id)
+    event = found.event(session, run.trigger_event_id)
     return {
         "contact": {
             "external_id": contact.external_id, "email": contact.email, "first_name": contact.first_name,
@@ -53,13 +139,8 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
 
 
 def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, now: datetime) -> None:
-    suppressed = contact.email is not None and session.scalar(
-        select(Suppression.id).where(
-            Suppression.workspace_id == run.workspace_id,
-            Suppression.channel == "email",
-            Suppression.address == contact.email,
-        )
-    ) is not None
+    suppressed = contact.email is not None and lookups(session).is_suppressed(session, run.workspace_id,
+                                                                               contact.email)
     # Transactional mail (order updates) needs no marketing consent, but never goes to a
     # suppressed (bounced, complained) address.
     consent = {} if send.transactional else contact.consent

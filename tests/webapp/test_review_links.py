@@ -174,3 +174,16 @@ def test_an_empty_or_too_long_comment_shows_the_form_again(
         assert page.status_code == 400 and "up to 2000 characters" in page.text
         assert csrf_of(page.text)
     assert events_of(sessions, shop, "review_comment") == []
+
+
+def test_the_contacts_ratings_and_comments_are_visible_on_its_timeline(
+    client: FlaskClient, settings: Settings, shop: Shop, contact_id: int
+) -> None:
+    """After a click and a comment, the contact's timeline lists the order's score and the comment."""
+    url = link(settings, shop, contact_id, 2)
+    token = csrf_of(client.get(url).text)
+    assert client.post(url + "/comment", data={"comment": "Box was crushed", "csrf_token": token}).status_code == 200
+    timeline = client.get("/api/v1/contacts/c-1/timeline",
+                          headers={"Authorization": f"Bearer {shop.credentials.api_key}"}).get_json()
+    assert [(r["order_id"], r["score"], r["comments"]) for r in timeline["reviews"]] == [
+        ("1001", 2, ["Box was crushed"])]
