@@ -119,90 +119,120 @@ def _send(step_id: str, template: str = "abandoned_cart") -> dict[str, Any]:
 ORDER_GOAL = [{"event": "order_placed", "name": "order placed"}]
 
 
+def _tiers(field: str, bounds: list[float]) -> list[dict[str, Any]]:
+    """Conditions splitting `field` (an event property) into the ranges between bounds."""
+    out: list[dict[str, Any]] = []
+    for low, high in zip([None, *bounds], [*bounds, None], strict=True):
+        parts = ([{"property": field, "op": "gte", "value": low}] if low is not None else []) + (
+            [{"property": field, "op": "lt", "value": high}] if high is not None else [])
+        out.append(parts[0] if len(parts) == 1 else {"all": parts})
+    return out
+
+
+NEW = {"metric": "orders_count", "op": "eq", "value": 0}
+RETURNING = {"metric": "orders_count", "op": "gte", "value": 1}
+VIP = {"attribute": "vip", "op": "eq", "value": True}
+
+
 def journey_mix() -> list[tuple[str, dict[str, Any]]]:
-    """50 journeys, as a shop running Rapport would have them live at once."""
+    """50 live journeys, as a shop running Rapport might have them: flows per cart value and
+    customer type (one of them fits a given cart), browse and search abandonment, post-purchase,
+    journeys on rarer events, and date, inactivity, holiday and broadcast journeys."""
     mix: list[tuple[str, dict[str, Any]]] = []
-    cart_filters: list[dict[str, Any] | None] = [
-        None,
-        {"property": "total", "op": "gte", "value": 30},
-        {"property": "total", "op": "gte", "value": 100},
-        {"attribute": "vip", "op": "eq", "value": True},
-        {"metric": "orders_count", "op": "gte", "value": 1},
-        {"not": {"metric": "orders_count", "op": "gte", "value": 1}},
-        {"property": "currency", "op": "eq", "value": "EUR"},
-        {"all": [{"property": "total", "op": "gte", "value": 50},
-                 {"metric": "loyalty_tier", "op": "in", "value": ["connoisseur", "star", "guru"]}]},
-    ]
-    for i, cart_filter in enumerate(cart_filters):  # 8 abandoned cart variants
-        wait = [3600, 1800, 7200, 3600, 2700, 3600, 5400, 3600][i]
+    value_tiers = _tiers("total", [30, 100])
+    for i, (tier, who) in enumerate((t, w) for t in value_tiers for w in (NEW, RETURNING)):  # 6 abandoned cart
         if i % 2 == 0:
-            steps = [_wait("wait-first", seconds=wait), _send("reminder")]
-        else:  # customers who ordered before get the reminder now, others one more day later
-            steps = [_wait("wait-first", seconds=wait),
-                     {"type": "condition", "id": "has-ordered", "condition": {"metric": "orders_count", "op": "gte",
-                                                                              "value": 1},
+            steps = [_wait("wait-first", seconds=[3600, 1800, 5400][i // 2]), _send("reminder")]
+        else:  # a condition, and one more day for those who ordered rarely
+            steps = [_wait("wait-first", seconds=3600),
+                     {"type": "condition", "id": "loyal", "condition": {"metric": "orders_count", "op": "gte",
+                                                                        "value": 3},
                       "yes": [_send("reminder")], "no": [_wait("wait-a-day", hours=24), _send("second-reminder")]}]
-        trigger: dict[str, Any] = {"event": "cart_updated", "key": "cart_id"}
-        if cart_filter is not None:
-            trigger["filter"] = cart_filter
-        mix.append((f"Abandoned cart {i + 1}", {"trigger": trigger, "goals": ORDER_GOAL, "steps": steps}))
-    for i in range(6):  # checkout recovery: an A/B test with a holdout
-        trigger = {"event": "checkout_started", "key": "cart_id"}
-        if i % 2:
-            trigger["filter"] = {"property": "total", "op": "gte", "value": 20 * i}
-        mix.append((f"Checkout recovery {i + 1}", {"trigger": trigger, "goals": ORDER_GOAL, "steps": [
-            {"type": "split", "id": "ab", "arms": [
-                {"name": "a", "weight": 45, "steps": [_wait("wait-30m", minutes=30), _send("nudge-a")]},
-                {"name": "b", "weight": 45, "steps": [_wait("wait-2h", hours=2), _send("nudge-b")]},
-                {"name": "control", "weight": 10, "holdout": True},
-            ]}]}))
-    for i in range(8):  # post-purchase
+        mix.append((f"Abandoned cart {i + 1}", {
+            "trigger": {"event": "cart_updated", "key": "cart_id", "filter": {"all": [tier, who]}},
+            "goals": ORDER_GOAL, "steps": steps}))
+    for i, (tier, who) in enumerate((t, w) for t in value_tiers for w in (VIP, {"not": VIP})):  # 6 checkout
+        mix.append((f"Checkout recovery {i + 1}", {
+            "trigger": {"event": "checkout_started", "key": "cart_id", "filter": {"all": [tier, who]}},
+            "goals": ORDER_GOAL, "steps": [
+                {"type": "split", "id": "ab", "arms": [
+                    {"name": "a", "weight": 45, "steps": [_wait("wait-30m", minutes=30), _send("nudge-a")]},
+                    {"name": "b", "weight": 45, "steps": [_wait("wait-2h", hours=2), _send("nudge-b")]},
+                    {"name": "control", "weight": 10, "holdout": True},
+                ]}]}))
+    for i, (tier, who) in enumerate((t, w) for t in _tiers("total", [50, 150]) for w in (  # 6 post-purchase
+            {"metric": "orders_count", "op": "lte", "value": 1}, {"metric": "orders_count", "op": "gte", "value": 2})):
         definition: dict[str, Any] = {
-            "trigger": {"event": "order_placed", "key": "order_id"},
+            "trigger": {"event": "order_placed", "key": "order_id", "filter": {"all": [tier, who]}},
             "goals": [{"event": "review_submitted", "name": "reviewed"}],
-            "steps": [_wait("wait-3d", days=3 + i % 3),
+            "steps": [_wait("wait-3d", days=3),
                       {"type": "condition", "id": "big-spender",
-                       "condition": {"metric": "total_spent", "op": "gte", "value": 100},
+                       "condition": {"metric": "total_spent", "op": "gte", "value": 150},
                        "yes": [{"type": "update_contact", "id": "tag-big", "add_tags": ["big-spender"]},
                                _wait("wait-7d", days=7), _send("thanks-big", "win_back")],
                        "no": [_send("thanks", "win_back")]}],
         }
-        if i == 6:
+        if i == 4:
             definition["reentry"] = {"every_days": 30}
-        elif i == 7:
+        elif i == 5:
             definition["reentry"] = "once_ever"
         mix.append((f"Post-purchase {i + 1}", definition))
-    for i, price in enumerate([0, 10, 20, 30, 40, 60, 80, 100]):  # browse abandonment
-        trigger = {"event": "product_viewed", "key": "product_id"}
-        if price:
-            trigger["filter"] = {"property": "price", "op": "gte", "value": price}
-        definition = {"trigger": trigger, "steps": [
+    browse_filters: list[tuple[dict[str, Any] | None, Any]] = [
+        (None, {"every_days": 7}),
+        ({"property": "price", "op": "gte", "value": 90}, "once_per_key"),
+        ({"property": "category", "op": "eq", "value": "coffee"}, {"every_days": 3}),
+        ({"property": "category", "op": "eq", "value": "tea"}, {"every_days": 3}),
+        ({"property": "on_sale", "op": "eq", "value": True}, "once_per_key"),
+    ]
+    for i, (browse_filter, reentry) in enumerate(browse_filters):  # 5 browse abandonment
+        trigger: dict[str, Any] = {"event": "product_viewed", "key": "product_id"}
+        if browse_filter is not None:
+            trigger["filter"] = browse_filter
+        mix.append((f"Browse abandonment {i + 1}", {"trigger": trigger, "reentry": reentry, "steps": [
             {"type": "wait_for_event", "id": "carted", "event": "cart_updated", "same_key": False,
              "timeout": {"hours": 4},
              "yes": [{"type": "exit", "id": "added", "reason": "added to the cart"}],
-             "no": [_send("browse-reminder", "win_back")]}]}
-        if i % 3 == 0:
-            definition["reentry"] = {"every_days": 7}
-        mix.append((f"Browse abandonment {i + 1}", definition))
-    for i in range(4):  # VIP carts: tag the contact first
-        vip_filter = {"attribute": "vip", "op": "eq", "value": True} if i < 2 else {
-            "metric": "total_spent", "op": "gte", "value": 150}
+             "no": [_send("browse-reminder", "browse_abandonment")]}]}))
+    for i in range(2):  # VIP carts: tag the contact first
         mix.append((f"VIP cart {i + 1}", {
-            "trigger": {"event": "cart_updated", "key": "cart_id", "filter": vip_filter}, "goals": ORDER_GOAL,
+            "trigger": {"event": "cart_updated", "key": "cart_id",
+                        "filter": {"all": [VIP, {"property": "total", "op": "gte", "value": 50 * i}]}},
+            "goals": ORDER_GOAL,
             "steps": [{"type": "condition", "id": "top-tier",
                        "condition": {"metric": "loyalty_tier", "op": "in", "value": ["star", "guru"]},
                        "yes": [{"type": "update_contact", "id": "tag-vip-cart", "add_tags": ["vip-cart"]},
                                _wait("wait-1h", hours=1), _send("vip-reminder")],
                        "no": [_wait("wait-2h", hours=2), _send("reminder")]}]}))
-    for i in range(2):  # welcome series
-        mix.append((f"Welcome {i + 1}", {"trigger": {"event": "signed_up"},
-                                         "steps": [_wait("wait-welcome", days=1 + 2 * i),
-                                                   _send("welcome", "win_back")]}))
-    rarer: list[tuple[str, dict[str, Any]]] = [
+    mix += [
+        ("Welcome", {"trigger": {"event": "signed_up"},
+                     "steps": [_wait("wait-welcome", hours=1), _send("welcome", "welcome")]}),
+        ("Welcome newsletter", {"trigger": {"event": "signed_up",
+                                            "filter": {"attribute": "newsletter", "op": "eq", "value": True}},
+                                "steps": [_wait("wait-3d", days=3), _send("story", "welcome_brand_story")]}),
+        ("Order confirmation", {"trigger": {"event": "order_placed", "key": "order_id"},  # sends at once
+                                "steps": [{"type": "send", "id": "confirm", "channel": "email",
+                                           "template": "order_confirmation", "transactional": True}]}),
+        ("Second order nudge", {"trigger": {"event": "order_placed", "key": "order_id",
+                                            "filter": {"metric": "orders_count", "op": "eq", "value": 1}},
+                                "steps": [_wait("wait-14d", days=14), _send("nudge", "win_back")]}),
+        ("Repeat buyer", {"trigger": {"event": "order_placed", "key": "order_id",
+                                      "filter": {"metric": "orders_count", "op": "gte", "value": 2}},
+                          "steps": [_wait("wait-1d", days=1),
+                                    {"type": "update_contact", "id": "mark", "set": {"repeat": True}}]}),
+        ("Search abandonment", {"trigger": {"event": "search_performed", "key": "query"}, "steps": [
+            {"type": "wait_for_event", "id": "viewed", "event": "product_viewed", "same_key": False,
+             "timeout": {"minutes": 30}, "yes": [], "no": [_send("search-reminder", "win_back")]}]}),
+        ("Wishlist reminder", {"trigger": {"event": "wishlist_added", "key": "product_id"}, "goals": ORDER_GOAL,
+                               "steps": [_wait("wait-2d", days=2), _send("wishlist", "win_back")]}),
+        ("Newsletter clickers", {"trigger": {"event": "email_clicked", "key": "campaign"},
+                                 "steps": [{"type": "update_contact", "id": "tag", "add_tags": ["engaged"]}]}),
         ("Low rating apology", {"trigger": {"event": "review_submitted", "key": "order_id",
                                             "filter": {"property": "rating", "op": "lte", "value": 2}},
                                 "steps": [{"type": "update_contact", "id": "tag-unhappy", "add_tags": ["unhappy"]},
                                           _wait("wait-1h", hours=1), _send("apology", "win_back")]}),
+        ("High rating thanks", {"trigger": {"event": "review_submitted", "key": "order_id",
+                                            "filter": {"property": "rating", "op": "gte", "value": 4}},
+                                "steps": [_wait("wait-1d", days=1), _send("public-review", "win_back")]}),
         ("Loyalty tier reached", {"trigger": {"event": "loyalty_tier_changed", "key": "to",
                                               "filter": {"property": "direction", "op": "eq", "value": "up"}},
                                   "steps": [_wait("wait-1h", hours=1), _send("tier-up", "win_back")]}),
@@ -218,23 +248,26 @@ def journey_mix() -> list[tuple[str, dict[str, Any]]]:
                              "steps": [{"type": "update_contact", "id": "tag", "add_tags": ["coupon-user"]}]}),
         ("Referral reward", {"trigger": {"event": "referral_completed", "key": "referral_id"},
                              "steps": [_wait("wait-1h", hours=1), _send("reward", "win_back")]}),
-    ]
-    mix += rarer
-    mix += [  # entered by the scheduler's time scans, never by an event
+        # entered by the scheduler's time scans, never by an event
         ("Birthday", {"trigger": {"date": "birthday", "at": "10:00"},
                       "steps": [_send("greeting", "birthday_greeting")]}),
-        ("Win-back", {"trigger": {"inactive_event": "order_placed", "days": 90}, "goals": ORDER_GOAL,
-                      "steps": [_send("we-miss-you", "win_back")]}),
-        ("Holidays", {"trigger": {"dates": ["12-25"], "name": "Merry Christmas"},
+        ("Birthday coupon", {"trigger": {"date": "birthday", "offset_days": -3, "at": "09:00"},
+                             "steps": [{"type": "update_contact", "id": "set-coupon",
+                                        "set": {"birthday_coupon": "B10"}},
+                                       _send("coupon", "birthday_greeting")]}),
+        ("Signup anniversary", {"trigger": {"date": "attributes.signed_up_on", "at": "10:00"},
+                                "steps": [_send("anniversary", "win_back")]}),
+        ("Win-back 90", {"trigger": {"inactive_event": "order_placed", "days": 90}, "goals": ORDER_GOAL,
+                         "steps": [_send("we-miss-you", "win_back")]}),
+        ("Win-back 180", {"trigger": {"inactive_event": "order_placed", "days": 180}, "goals": ORDER_GOAL,
+                          "steps": [_send("last-call", "win_back")]}),
+        ("Christmas", {"trigger": {"dates": ["12-25"], "name": "Merry Christmas"},
+                       "steps": [_send("greeting", "holiday_greeting")]}),
+        ("New year", {"trigger": {"dates": ["01-01"], "name": "Happy New Year"},
                       "steps": [_send("greeting", "holiday_greeting")]}),
         ("Broadcast", {"trigger": {"broadcast_at": "2099-01-01T10:00:00Z"},
                        "steps": [_send("news", "win_back")]}),
     ]
-    for i in range(2):  # repeat buyers
-        mix.append((f"Repeat buyer {i + 1}", {
-            "trigger": {"event": "order_placed", "key": "order_id",
-                        "filter": {"metric": "orders_count", "op": "gte", "value": 2 + i}},
-            "steps": [_wait("wait-1d", days=1), {"type": "update_contact", "id": "mark", "set": {"repeat": True}}]}))
     assert len(mix) == JOURNEYS, len(mix)
     return mix
 
@@ -254,6 +287,14 @@ def create_journeys(session: Session, workspace_id: str, mix: list[tuple[str, di
 
 TIMEZONES = ["Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo", None]
 PRODUCTS = [(f"p{n}", [8, 15, 25, 40, 60, 90, 150][n % 7]) for n in range(300)]
+CATEGORIES = ["coffee", "tea", "brewing", "cups", "gifts"]
+
+
+def _product(pid: str, price: int) -> dict[str, Any]:
+    n = int(pid[1:])
+    return {"product_id": pid, "name": f"Product {pid}", "price": price, "currency": "EUR",
+            "category": CATEGORIES[n % len(CATEGORIES)], "on_sale": n % 6 == 0,
+            "url": f"https://shop.example/products/{pid}"}
 
 
 def _cart(cart_id: str, rng: random.Random) -> dict[str, Any]:
@@ -282,7 +323,7 @@ class Shoppers:
         if first:
             rng = self.rng
             contact.update(email=f"{ext}@example.com", first_name="Ada", last_name="Lovelace",
-                           attributes={"vip": rng.random() < 0.1},
+                           attributes={"vip": rng.random() < 0.1, "newsletter": rng.random() < 0.5},
                            consent={"email": "opted_in"} if rng.random() < 0.2 else {})
             zone = rng.choice(TIMEZONES)
             if zone:
@@ -297,7 +338,8 @@ class Shoppers:
         self.totals["orders"] += 1
         self.totals["cents"] += round(cart["total"] * 100)
         return self._event(n, "order_placed", at, {"order_id": order_id, "cart_id": cart["cart_id"],
-                                                   "total": cart["total"], "currency": "EUR"})
+                                                   "total": cart["total"], "currency": "EUR",
+                                                   "items": cart["items"]})
 
     def wave(self, number: int, start: datetime, spread: timedelta) -> list[dict[str, Any]]:
         """One wave of everyone's sessions, interleaved in time; sorted by when they happened."""
@@ -314,11 +356,18 @@ class Shoppers:
             if first or rng.random() < 0.4:
                 for _ in range(rng.randint(1, 3)):
                     pid, price = rng.choice(PRODUCTS)
-                    out.append(self._event(n, "product_viewed", at, {"product_id": pid, "price": price}, first))
+                    out.append(self._event(n, "product_viewed", at, _product(pid, price), first))
                     self.viewed.add(n)
                     first, at = False, tick(at)
             if rng.random() < 0.6:
                 out.append(self._event(n, "page_viewed", at, {"url": "/collections/all"}, first))
+                first, at = False, tick(at)
+            if rng.random() < 0.1:
+                out.append(self._event(n, "search_performed", at, {"query": rng.choice(CATEGORIES)}, first))
+                first, at = False, tick(at)
+            if rng.random() < 0.05:
+                pid, price = rng.choice(PRODUCTS)
+                out.append(self._event(n, "wishlist_added", at, _product(pid, price), first))
                 first, at = False, tick(at)
             if number == 1:
                 if rng.random() < 0.05:
@@ -355,6 +404,9 @@ class Shoppers:
                         at = tick(at)
             if rng.random() < 0.2:
                 out.append(self._event(n, "email_opened", at, {"campaign": "newsletter"}, first))
+                first, at = False, tick(at)
+                if rng.random() < 0.3:
+                    out.append(self._event(n, "email_clicked", at, {"campaign": "newsletter"}))
         out.sort(key=lambda e: e["occurred_at"])
         return out
 
@@ -422,7 +474,7 @@ INSERT INTO contacts (workspace_id, external_id, email, first_name, timezone, co
                       created_at, updated_at, orders_count, total_spent, loyalty_tier)
 SELECT :ws, 'timer-' || g, 'timer-' || g || '@example.com', 'Grace',
        (ARRAY['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', NULL])[1 + g % 4],
-       CASE WHEN g % 100 = 0 THEN jsonb_build_object('email', 'opted_in') ELSE CAST('{}' AS jsonb) END,
+       jsonb_build_object('email', CASE WHEN g % 100 = 0 THEN 'opted_in' ELSE 'opted_out' END),
        jsonb_build_object('vip', g % 10 = 0), CAST('{}' AS jsonb), :now, :now, g % 4, (g % 4) * 60, 'novice'
 FROM generate_series(0, :n - 1) AS g
 """
@@ -727,10 +779,15 @@ def main(cleanup: ExitStack) -> int:
         enrolled = conn.execute(text("SELECT count(*) FROM journal WHERE workspace_id = :ws AND kind = 'enrolled'"),
                                 {"ws": workspace_id}).scalar_one()
         outcomes = dict(conn.execute(text("SELECT kind, count(*) FROM journal WHERE workspace_id = :ws "
-                                          "AND kind IN ('goal', 'not_enrolled', 'branch', 'contact_updated') "
-                                          "GROUP BY kind"), {"ws": workspace_id}).all())
+                                          "AND at >= :t GROUP BY kind"), {"ws": workspace_id, "t": phase_start}).all())
+        made_runs = conn.execute(text("SELECT count(*) FROM runs WHERE workspace_id = :ws AND created_at >= :t"),
+                                 {"ws": workspace_id, "t": phase_start}).scalar_one()
+        mails = dict(conn.execute(text("SELECT status, count(*) FROM messages WHERE workspace_id = :ws "
+                                       "GROUP BY status"), {"ws": workspace_id}).all())
     print(f"events: {total_events:,} in {total_seconds:.2f} s = {events_per_s:,.0f} events/s with {JOURNEYS} "
-          f"live journeys; {run_count:,} runs, journal {outcomes}")
+          f"live journeys; per event {made_runs / total_events:.2f} runs made, "
+          f"{sum(outcomes.values()) / total_events:.2f} journal lines; journal {dict(sorted(outcomes.items()))}; "
+          f"messages {mails}")
     check(checks, f"every event evaluated in its phase ({late} not)", late == 0)
     check(checks, f"metrics count each order once ({orders} orders, {spent} spent; sent "
                   f"{shoppers.totals['orders']}, {shoppers.totals['cents'] / 100:.2f})",
@@ -758,14 +815,16 @@ def main(cleanup: ExitStack) -> int:
     print(f"timers: {TIMERS:,} advanced in {timers_seconds:.2f} s = {timers_per_s:,.0f} timers/s "
           f"(handed out {sum(sweeps):,} in {len(sweeps)} sweep calls)")
 
-    def sent() -> bool:
-        return scalar(engine, "SELECT count(*) FROM messages WHERE status IN ('scheduled', 'sending')") == 0
+    def sent() -> bool:  # (the statement check's workspaces have no job sink: their messages wait for a sweep)
+        return scalar(engine, "SELECT count(*) FROM messages WHERE workspace_id = :ws "
+                              "AND status IN ('scheduled', 'sending')", ws=workspace_id) == 0
 
     drain = until(sent, "the messages to be sent", poll=0.25)
     with engine.connect() as conn:
         journaled = conn.execute(text("SELECT count(DISTINCT run_id) FROM journal WHERE run_id > :b AND at >= :t"),
                                  {"b": before, "t": t0}).scalar_one()
-        statuses = dict(conn.execute(text("SELECT status, count(*) FROM messages GROUP BY status")).all())
+        statuses = dict(conn.execute(text("SELECT status, count(*) FROM messages WHERE workspace_id = :ws "
+                                          "GROUP BY status"), {"ws": workspace_id}).all())
         run_statuses = dict(conn.execute(text("SELECT status, count(*) FROM runs WHERE id > :b GROUP BY status"),
                                          {"b": before}).all())
     print(f"timers: runs now {run_statuses}; messages {statuses} (sends drained {drain:.1f} s after)")

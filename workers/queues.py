@@ -76,15 +76,20 @@ def make_job_sink(redis: Redis, namespace: str, batch_size: int = 500) -> JobSin
     queues = make_queues(redis, namespace)
 
     def sink(jobs: list[DeferredJob]) -> None:
-        batches: dict[str, list[list[int]]] = defaultdict(list)
+        # One transaction's ids for the same job go together (a walk defers each message
+        # it makes: a job apiece would cost more to run than the sends).
+        ids: dict[str, list[int]] = defaultdict(list)
+        for job in jobs:
+            ids[job.name].extend(job.ids)
         # Not a MULTI/EXEC transaction: each command stands alone, and a partial failure
         # is covered by the sweep like any lost job. This is on every webhook's path.
         with redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                if job.name in INBOX_JOBS:
-                    pipe.rpush(inbox_key(namespace, job.name), *job.ids)
+            batches: dict[str, list[list[int]]] = {}
+            for name, job_ids in ids.items():
+                if name in INBOX_JOBS:
+                    pipe.rpush(inbox_key(namespace, name), *job_ids)
                 else:
-                    batches[job.name].extend(_chunks(list(job.ids), batch_size))
+                    batches[name] = _chunks(job_ids, batch_size)
             _enqueue(pipe, queues, batches)
             pipe.execute()
 

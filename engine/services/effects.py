@@ -6,29 +6,36 @@ worker finds the message already there and does nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, TextClause, bindparam, cast, column, func, insert, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from engine.db import defer, dialect_insert
 from engine.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
-from engine.models import Contact, Event, Message, MessageStatus, Run, Suppression, Workspace
+from engine.models import Contact, Event, JournalEntry, Journey, Message, MessageStatus, Run, Suppression, Workspace
 from engine.policies import email_skip_reason
 from engine.services.journal import record
 
 
 @dataclass
-class Lookups:
-    """Rows a batch of walks reads, loaded once per batch (engine.services.runs) and held here.
+class Batch:
+    """One batch of walks (engine.services.runs): what it reads, loaded once, and the journal
+    lines it writes, written at once at the end.
 
     The session's identity map holds unmodified objects weakly: a workspace fetched with
     session.get for one run is gone by the next, and fetching it per run is a query per
-    run. Whatever is not here yet is fetched (and kept) on first use.
+    run. What is not here yet is fetched (and kept) on first use. Journal lines are kept
+    as rows in the order they are recorded and inserted with one statement (`write_journal`):
+    as ORM objects they cost more to build and flush than everything else a walk does.
     """
 
     contacts: dict[int, Contact] = field(default_factory=dict)
@@ -37,6 +44,10 @@ class Lookups:
     # (workspace id, address) pairs with an email suppression, for the addresses in `checked`
     suppressed: set[tuple[str, str]] = field(default_factory=set)
     checked: set[tuple[str, str]] = field(default_factory=set)
+    journey_status: dict[int, str | None] = field(default_factory=dict)
+    journey_name: dict[int, str | None] = field(default_factory=dict)
+    journal: list[dict[str, Any]] | None = None  # None: record each line at once (no batch)
+    messages: list[_PendingMessage] = field(default_factory=list)  # inserted by write_messages
 
     def contact(self, session: Session, contact_id: int) -> Contact:
         contact = self.contacts.get(contact_id)
@@ -60,6 +71,16 @@ class Lookups:
                 self.events[event_id] = event
         return event
 
+    def status_of(self, session: Session, journey_id: int) -> str | None:
+        if journey_id not in self.journey_status:
+            self.journey_status[journey_id] = session.scalar(select(Journey.status).where(Journey.id == journey_id))
+        return self.journey_status[journey_id]
+
+    def name_of(self, session: Session, journey_id: int) -> str | None:
+        if journey_id not in self.journey_name:
+            self.journey_name[journey_id] = session.scalar(select(Journey.name).where(Journey.id == journey_id))
+        return self.journey_name[journey_id]
+
     def is_suppressed(self, session: Session, workspace_id: str, address: str) -> bool:
         if (workspace_id, address) not in self.checked:
             self.checked.add((workspace_id, address))
@@ -75,37 +96,174 @@ class Lookups:
         wanted = {(c.workspace_id, c.email) for c in contacts if c.email is not None} - self.checked
         if not wanted:
             return
-        self.suppressed.update(session.execute(
+        self.suppressed.update((workspace_id, address) for workspace_id, address in session.execute(
             select(Suppression.workspace_id, Suppression.address).where(
                 Suppression.channel == "email",
                 Suppression.workspace_id.in_(sorted({w for w, _ in wanted})),
                 Suppression.address.in_(sorted({a for _, a in wanted})),
             )
-        ).tuples())
+        ))
         self.checked |= wanted
 
+    def note(self, session: Session, *, workspace_id: str, contact_id: int, kind: str, at: datetime,
+             run_id: int | None = None, step_id: str | None = None, message_id: int | None = None,
+             detail: str | None = None) -> None:
+        """A journal line (as engine.services.journal.record), kept for write_journal in a batch."""
+        if self.journal is None:
+            record(session, workspace_id=workspace_id, contact_id=contact_id, kind=kind, at=at, run_id=run_id,
+                   step_id=step_id, message_id=message_id, detail=detail)
+            return
+        self.journal.append({"workspace_id": workspace_id, "contact_id": contact_id, "run_id": run_id,
+                             "step_id": step_id, "message_id": message_id, "kind": kind, "at": at,
+                             "detail": detail[:500] if detail else None})
 
-_LOOKUPS = "rapport.lookups"
+    def note_run(self, session: Session, run: Run, kind: str, *, at: datetime, step_id: str | None = None,
+                 detail: str | None = None) -> None:
+        """A line about a run (as journal.record_run); `step_id` defaults to the step the run stands on."""
+        self.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
+                  step_id=step_id or run.step_id, kind=kind, at=at, detail=detail)
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[dict[str, Any]]]:
+        """Keep the lines recorded inside apart (for a run not inserted yet; see add_lines)."""
+        kept, captured = self.journal, list[dict[str, Any]]()
+        self.journal = captured
+        try:
+            yield captured
+        finally:
+            self.journal = kept
+
+    def add_lines(self, lines: list[dict[str, Any]], *, run_id: int) -> None:
+        """Record captured lines about a run, now that it has an id."""
+        assert self.journal is not None, "lines are captured only while walking a batch"
+        self.journal.extend({**line, "run_id": run_id} for line in lines)
+
+    def write_messages(self, session: Session) -> None:
+        """Insert the batch's messages with one statement, in the order they were made, and hand
+        out the new ones to send. One that its (run, step) had made already is left out, with
+        its journal line, as a message inserted at once would have been."""
+        pending, self.messages = self.messages, []
+        if not pending:
+            return
+        made: dict[tuple[int, str], int] = {}
+        assert all(set(p.row) <= set(MESSAGE_COLUMNS) for p in pending), "a message column is missing here"
+        rows = [{name: p.row.get(name) for name in MESSAGE_COLUMNS} for p in pending]
+        for message_id, run_id, step_id in _insert_rows(session, Message, rows,
+                                                        conflict=("run_id", "step_id"),
+                                                        returning=("id", "run_id", "step_id")):
+            made[(run_id, step_id)] = message_id
+        to_send = []
+        for p in pending:
+            message_id = made.pop((p.row["run_id"], p.row["step_id"]), None)  # a repeat in the batch: not made
+            if message_id is None:
+                p.line["message_id"] = _DROPPED
+                continue
+            p.line["message_id"] = message_id
+            if p.send:
+                to_send.append(message_id)
+        defer(session, "dispatch_messages", to_send)
+
+    def write_journal(self, session: Session) -> None:
+        """Insert the kept journal lines, in the order they were recorded, with one statement."""
+        rows, self.journal = self.journal, ([] if self.journal is not None else None)
+        rows = [row for row in rows or [] if row["message_id"] is not _DROPPED]
+        if not rows:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_journal_insert(), {"rows": json.dumps(rows, default=_iso)})
+        else:
+            session.execute(insert(JournalEntry), rows)
 
 
-def lookups(session: Session) -> Lookups:
-    """The lookups of the batch being walked in this session, or fresh ones (a query per row)."""
-    found = session.info.get(_LOOKUPS)
-    return found if isinstance(found, Lookups) else Lookups()
+@dataclass
+class _PendingMessage:
+    row: dict[str, Any]  # as inserted; its context a snapshot of when it was made
+    line: dict[str, Any]  # its journal line, in its place in Batch.journal
+    send: bool
+
+
+MESSAGE_COLUMNS = ("workspace_id", "contact_id", "run_id", "journey_id", "step_id", "channel", "template",
+                   "to_address", "context", "status", "skip_reason", "attempts", "scheduled_at", "enqueued_at",
+                   "created_at", "arm")
+_DROPPED = object()  # the message_id of a journal line about a message that was not made after all
+
+
+def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]], *, conflict: tuple[str, ...],
+                 returning: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """INSERT rows ... ON CONFLICT (conflict) DO NOTHING RETURNING (returning), with one statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = recordset_insert(model.__table__, tuple(rows[0]), conflict).returning(
+            *(model.__table__.c[name] for name in returning))
+        return [tuple(row) for row in session.execute(stmt, {"rows": json.dumps(rows, default=_iso)})]
+    table = model.__table__
+    stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=list(conflict)).returning(
+        *(table.c[name] for name in returning))
+    return [tuple(row) for row in session.execute(stmt, rows)]
+
+
+@cache
+def recordset_insert(table: Any, names: tuple[str, ...], conflict: tuple[str, ...]) -> Any:
+    """PostgreSQL: INSERT the rows of one JSON parameter `rows` ... ON CONFLICT DO NOTHING.
+
+    A multi-row VALUES has a parameter per value, and the driver parses a statement of more
+    than 50 parameters again on every call: that cost more than the insert itself.
+    """
+    source = (
+        func.jsonb_to_recordset(cast(bindparam("rows", type_=String), JSONB))
+        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .render_derived(with_types=True)
+    )
+    return (postgresql.insert(table).from_select(list(names), select(*(source.c[name] for name in names)))
+            .on_conflict_do_nothing(index_elements=list(conflict)))
+
+
+JOURNAL_COLUMNS = {"workspace_id": "varchar", "contact_id": "bigint", "run_id": "bigint", "step_id": "varchar",
+                   "message_id": "bigint", "kind": "varchar", "at": "timestamptz", "detail": "varchar"}
+
+
+@cache
+def _journal_insert() -> TextClause:
+    """PostgreSQL: the rows as one JSON parameter, in order (a multi-row VALUES of that many
+    parameters is re-parsed by the driver on every call, and costs more than the insert)."""
+    names = ", ".join(JOURNAL_COLUMNS)
+    types = ", ".join(f"{name} {kind}" for name, kind in JOURNAL_COLUMNS.items())
+    return text(
+        f"INSERT INTO journal ({names}) SELECT {names} FROM ROWS FROM "
+        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS r({names}, n) ORDER BY n"
+    )
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_BATCH = "rapport.batch"
+
+
+def current_batch(session: Session) -> Batch:
+    """The batch being walked in this session, or a fresh one (a query per row, lines recorded at once)."""
+    found = session.info.get(_BATCH)
+    return found if isinstance(found, Batch) else Batch()
 
 
 @contextmanager
-def batch_lookups(session: Session, batch: Lookups) -> Iterator[Lookups]:
-    """Let the effects of the walks inside read from `batch`."""
-    session.info[_LOOKUPS] = batch
+def walking(session: Session, batch: Batch) -> Iterator[Batch]:
+    """Walk `batch` in this session: the effects read from it and keep their journal lines in it."""
+    session.info[_BATCH] = batch
+    if batch.journal is None:
+        batch.journal = []
     try:
         yield batch
+        batch.write_messages(session)
+        batch.write_journal(session)
     finally:
-        session.info.pop(_LOOKUPS, None)
+        session.info.pop(_BATCH, None)
 
 
 def message_context(session: Session, run: Run, contact: Contact) -> dict[str, Any]:
-    found = lookups(session)
+    found = current_batch(session)
     workspace = found.workspace(session, run.workspace_id)
     event = found.event(session, run.trigger_event_id)
     return {
@@ -127,20 +285,29 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
         "created_at": now, "skip_reason": skip, "enqueued_at": None if skip else now,
         "status": (MessageStatus.SKIPPED if skip else MessageStatus.SCHEDULED).value, **values,
     }
+    batch = current_batch(session)
+    line = {"workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id, "step_id": step_id,
+            "message_id": None, "kind": "skipped" if skip else "message_scheduled", "at": now,
+            "detail": (skip or detail)[:500] or None}
+    if batch.journal is not None and run.id is not None:  # walking a batch: inserted with the others
+        row["context"] = json.loads(json.dumps(row["context"]))  # as it is now, as an INSERT now would store it
+        batch.journal.append(line)
+        batch.messages.append(_PendingMessage(row, line, send=not skip))
+        return None
     stmt = dialect_insert(session, Message).values(row).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
     message_id: int | None = session.scalar(stmt.returning(Message.id))
     if message_id is None:
         return None  # this step already made its message
-    record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id, step_id=step_id,
-           message_id=message_id, kind="skipped" if skip else "message_scheduled", at=now, detail=skip or detail)
+    batch.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id, step_id=step_id,
+               message_id=message_id, kind="skipped" if skip else "message_scheduled", at=now, detail=skip or detail)
     if not skip:
         defer(session, "dispatch_messages", [message_id])
     return message_id
 
 
 def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, now: datetime) -> None:
-    suppressed = contact.email is not None and lookups(session).is_suppressed(session, run.workspace_id,
-                                                                               contact.email)
+    suppressed = contact.email is not None and current_batch(session).is_suppressed(session, run.workspace_id,
+                                                                                     contact.email)
     # Transactional mail (order updates) needs no marketing consent, but never goes to a
     # suppressed (bounced, complained) address.
     consent = {} if send.transactional else contact.consent
@@ -177,5 +344,5 @@ def update_contact(session: Session, run: Run, contact: Contact, update: Planned
     contact.updated_at = now
     parts = [f"set {k}={v!r}" for k, v in change.set.items()] + [f"unset {k}" for k in change.unset]
     parts += [f"tag +{t}" for t in change.add_tags] + [f"tag -{t}" for t in change.remove_tags]
-    record(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-           step_id=update.step_id, kind="contact_updated", at=now, detail=", ".join(parts))
+    current_batch(session).note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
+                                step_id=update.step_id, kind="contact_updated", at=now, detail=", ".join(parts))

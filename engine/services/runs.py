@@ -9,31 +9,47 @@ move, and each message or call is unique per (run, step).
 
 from __future__ import annotations
 
+import json
+import typing
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
 from typing import Any, assert_never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
-from engine.conditions import describe, holds
+from engine.conditions import AllOf, AnyOf, AttributeIs, EventHistory, MetricIs, NotOf, PropertyIs, describe, holds
 from engine.db import dialect_insert
 from engine.interpreter import (
     Branched,
     Completed,
     Exited,
+    Outcome,
     PlannedSend,
     PlannedUpdate,
     PlannedWebhook,
     Waiting,
     advance,
 )
-from engine.journeys import TIME_TRIGGERS, EveryDays, JourneyDefinition, SegmentTrigger, WaitForEventStep
+from engine.journeys import (
+    TIME_TRIGGERS,
+    ConditionStep,
+    EveryDays,
+    JourneyDefinition,
+    SegmentTrigger,
+    UpdateContactStep,
+    WaitForEventStep,
+    WaitStep,
+    branches,
+)
 from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
 from engine.services import effects
 from engine.services.facts import gather_facts, lazy
-from engine.services.journal import record, record_run
 from engine.services.journeys import LiveVersion, live_versions, version_definition
 
 REPEAT_MARK = "|#"  # stored key = "<correlation key>|#<n>" for the n-th repeat under an every_days rule
@@ -58,7 +74,15 @@ def base_key(stored: str) -> str:
 
 
 def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) -> None:
-    """Apply events to journeys: end runs whose goal they meet, wake waiting runs, enroll."""
+    """Apply events to journeys: end runs whose goal they meet, wake waiting runs, enroll.
+
+    Each contact's events are applied in order (occurred_at, id), one journey after the
+    other, as if one at a time. Contacts do not affect each other, so the batch goes in
+    rounds (a round holds one event of each of its contacts: their first, then their
+    second...), and the runs a round makes are inserted with one statement. What the
+    batch reads is loaded once (its contacts, the keys their runs hold, their re-entry
+    history). So the statements per event do not grow with the number of journeys.
+    """
     events = list(
         session.scalars(
             select(Event)
@@ -70,35 +94,74 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
     if not events:
         return
     journeys = live_versions(session, {e.workspace_id for e in events})
+    contact_ids = sorted({e.contact_id for e in events})
     runs_by_contact: dict[int, list[Run]] = defaultdict(list)
     for run in session.scalars(
         select(Run)
-        .where(Run.contact_id.in_({e.contact_id for e in events}), Run.status.in_(LIVE_RUN_STATUSES))
+        .where(Run.contact_id.in_(contact_ids), Run.status.in_(LIVE_RUN_STATUSES))
         .order_by(Run.id)
         .with_for_update()
     ):
         runs_by_contact[run.contact_id].append(run)
-
+    rounds: list[list[Event]] = []
+    seen: dict[int, int] = defaultdict(int)
     for event in events:
-        for run in runs_by_contact[event.contact_id]:
-            if run.status in LIVE_RUN_STATUSES:
-                _end_if_goal(session, run, event, now=now)
-            if run.status in LIVE_RUN_STATUSES:
-                _wake_if_awaited(session, run, event, now=now)
-        for live in journeys.get(event.workspace_id, []):
-            enrolled = _enroll_if_triggered(session, live, event, now=now)
-            if enrolled is not None:
-                runs_by_contact[event.contact_id].append(enrolled)
-        event.evaluated_at = now
+        nth = seen[event.contact_id]
+        seen[event.contact_id] += 1
+        if nth == len(rounds):
+            rounds.append([])
+        rounds[nth].append(event)
+
+    # Nothing read below depends on the changes made on the way, so they are written
+    # once at the end (one INSERT of journal lines, grouped UPDATEs) instead of before
+    # every query.
+    with session.no_autoflush:
+        # Of the live runs, only those waiting for an event may be walked here (woken): their
+        # trigger events are loaded with the batch, any other is fetched if a walk needs it.
+        wakeable = [run for runs in runs_by_contact.values() for run in runs if _awaits_event(session, run)]
+        batch = _load_batch(session, contact_ids=contact_ids, events=events, runs=wakeable)
+        enrollment = _Enrollment.load(session, journeys, contact_ids, runs_by_contact)
+        with effects.walking(session, batch):
+            for round_ in rounds:
+                for event in round_:
+                    for run in runs_by_contact[event.contact_id]:
+                        if run.status in LIVE_RUN_STATUSES:
+                            _end_if_goal(session, run, event, batch, now=now)
+                        if run.status in LIVE_RUN_STATUSES:
+                            _wake_if_awaited(session, run, event, batch, now=now)
+                enrollment.enroll(session, journeys, round_, batch, now=now)
+                for event in round_:
+                    event.evaluated_at = now
 
 
-def _end_if_goal(session: Session, run: Run, event: Event, *, now: datetime) -> None:
+def _load_batch(session: Session, *, contact_ids: list[int], runs: list[Run],
+                events: Sequence[Event] = ()) -> effects.Batch:
+    """The contacts (with their suppressions), workspaces and trigger events a batch walks with."""
+    batch = effects.Batch(events={e.id: e for e in events})
+    if contact_ids:
+        batch.contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
+        workspace_ids = sorted({c.workspace_id for c in batch.contacts.values()})
+        batch.workspaces = {w.id: w for w in session.scalars(select(Workspace).where(Workspace.id.in_(workspace_ids)))}
+        batch.load_suppressions(session, list(batch.contacts.values()))
+    wanted = sorted({r.trigger_event_id for r in runs if r.trigger_event_id is not None} - set(batch.events))
+    if wanted:
+        batch.events.update((e.id, e) for e in session.scalars(select(Event).where(Event.id.in_(wanted))))
+    return batch
+
+
+def _awaits_event(session: Session, run: Run) -> bool:
+    definition = version_definition(session, run.journey_version_id)
+    return (run.step_id is not None and definition.has_step(run.step_id)
+            and isinstance(definition.step(run.step_id), WaitForEventStep))
+
+
+def _end_if_goal(session: Session, run: Run, event: Event, batch: effects.Batch, *, now: datetime) -> None:
     definition = version_definition(session, run.journey_version_id)
     goal = definition.goal_for(event.type)
     if goal is None or not _same_key(definition, event, run):
         return
-    _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", now=now)
-    record_run(session, run, "goal", at=now, detail=f"{event.type} {event.external_id}")
+    _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", batch, now=now)
+    batch.note_run(session, run, "goal", at=now, detail=f"{event.type} {event.external_id}")
 
 
 def _same_key(definition: JourneyDefinition, event: Event, run: Run) -> bool:
@@ -107,7 +170,7 @@ def _same_key(definition: JourneyDefinition, event: Event, run: Run) -> bool:
     return correlation_key(event.properties, definition.key_path) == base_key(run.key)
 
 
-def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime) -> None:
+def _wake_if_awaited(session: Session, run: Run, event: Event, batch: effects.Batch, *, now: datetime) -> None:
     """A run waiting for this event (same key unless told otherwise) takes its yes branch now."""
     definition = version_definition(session, run.journey_version_id)
     if run.step_id is None or not definition.has_step(run.step_id):
@@ -120,93 +183,321 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, *, now: datetime)
     received = dict(run.state.get("received", {}))
     received[step.id] = event.external_id
     run.state = {**run.state, "received": received}
-    if session.scalar(select(Journey.status).where(Journey.id == run.journey_id)) == "live":
-        _walk(session, run, definition, now=now)
+    if batch.status_of(session, run.journey_id) == "live":
+        _walk(session, run, definition, batch, now=now)
     else:  # paused: the yes branch is taken as soon as the journey resumes
         run.next_at, run.enqueued_at = now, None
 
 
-def _enroll_if_triggered(session: Session, live: LiveVersion, event: Event, *, now: datetime) -> Run | None:
-    definition = live.definition
-    trigger = definition.trigger
-    if not definition.enters_on(event.type):
-        return None
-    if isinstance(trigger, TIME_TRIGGERS) and event.properties.get("journey_id") != live.journey_id:
-        return None  # a time scan's entry event is for one journey only
-    quiet = isinstance(trigger, SegmentTrigger)  # checked on every event: only entries are news
+@dataclass(frozen=True)
+class _Decision:
+    """What one journey does with one event, in the order the journeys are gone through."""
 
-    def not_enrolled(why: str) -> None:
-        if not quiet:
-            record(session, workspace_id=event.workspace_id, contact_id=event.contact_id, kind="not_enrolled",
-                   at=now, detail=f"{live.name}: {why}")
+    live: LiveVersion
+    kind: str  # "skip" (not enrolled: `text` says why) | "refresh" (already enrolled for the key) | "enroll"
+    text: str = ""
+    key: str = ""  # the correlation key, and the key stored on the run
+    stored_key: str = ""
 
-    key = correlation_key(event.properties, definition.key_path)
-    if key is None:
-        not_enrolled(f"event {event.external_id} has no {definition.key_path!r} property")
-        return None
-    contact = session.get_one(Contact, event.contact_id)
-    entry_filter = definition.entry_filter
-    if entry_filter is not None:
-        facts = gather_facts(session, contact, event.properties, now=now)
-        if not holds(entry_filter, facts):
-            not_enrolled(f"entry filter not met: {describe(entry_filter)}")
+
+@dataclass
+class _Enrollment:
+    """The batch's contacts' standing with the live journeys, loaded once and kept current.
+
+    `taken`: every (version, contact, stored key) that has a run, with the run's status
+    when loaded (enrollment is unique per version, contact and key, whatever the status).
+    `history`: for journeys whose re-entry rule looks at earlier runs, per (journey,
+    contact), how many runs of any version and when the last one was made.
+    """
+
+    taken: dict[tuple[int, int, str], str]
+    history: dict[tuple[int, int], tuple[int, datetime | None]]
+    runs_by_contact: dict[int, list[Run]]
+    entered_by: dict[tuple[str, str], list[LiveVersion]] = field(default_factory=dict)  # (workspace, type)
+    _later_reads: dict[tuple[str, str], dict[int, frozenset[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, journeys: dict[str, list[LiveVersion]], contact_ids: list[int],
+             runs_by_contact: dict[int, list[Run]]) -> _Enrollment:
+        lives = [live for lives in journeys.values() for live in lives]
+        taken: dict[tuple[int, int, str], str] = {}
+        history: dict[tuple[int, int], tuple[int, datetime | None]] = {}
+        if lives and contact_ids:
+            for version_id, contact_id, key, status in session.execute(
+                select(Run.journey_version_id, Run.contact_id, Run.key, Run.status).where(
+                    Run.contact_id.in_(contact_ids), Run.journey_version_id.in_(sorted(v.version_id for v in lives)))
+            ):
+                taken[(version_id, contact_id, key)] = status
+            ruled = sorted({v.journey_id for v in lives if v.definition.reentry != "once_per_key"})
+            if ruled:
+                for journey_id, contact_id, count, last in session.execute(
+                    select(Run.journey_id, Run.contact_id, func.count(), func.max(Run.created_at))
+                    .where(Run.journey_id.in_(ruled), Run.contact_id.in_(contact_ids))
+                    .group_by(Run.journey_id, Run.contact_id)
+                ):
+                    history[(journey_id, contact_id)] = (count, last)
+        return cls(taken, history, runs_by_contact)
+
+    def enroll(self, session: Session, journeys: dict[str, list[LiveVersion]], round_: list[Event],
+               batch: effects.Batch, *, now: datetime) -> None:
+        """Enroll each event's contact (one event per contact) in the journeys the event triggers:
+        decide journey by journey, insert the new runs in one statement, then record and walk
+        each in order.
+
+        A walk may change the contact (an update step before the first wait), which a later
+        journey's entry filter may read: that event's decisions after such a journey wait
+        for its walk (the next statement).
+        """
+        pending = [(event, iter(self._entering(journeys, event))) for event in round_]
+        self._later_reads.clear()
+        while pending:
+            step: list[tuple[Event, list[_Decision]]] = []
+            left = []
+            for event, lives in pending:
+                decisions: list[_Decision] = []
+                for live in lives:
+                    decision = self._decide(session, live, event, batch, now=now)
+                    if decision is None:
+                        continue
+                    decisions.append(decision)
+                    if decision.kind == "enroll" and self._changes_what_later_ones_read(event, live):
+                        left.append((event, lives))  # the rest after this walk
+                        break
+                step.append((event, decisions))
+            self._apply(session, step, batch, now=now)
+            pending = left
+
+    def _changes_what_later_ones_read(self, event: Event, live: LiveVersion) -> bool:
+        """Can entering `live` change a contact attribute that a journey after it (for this event)
+        reads on entry? Then those wait for its walk."""
+        changes = _entry_effects(live).changes
+        if not changes:
+            return False
+        key = (event.workspace_id, event.type)
+        reads = self._later_reads.get(key)
+        if reads is None:  # per journey of the list: the attributes the journeys after it read
+            entering = self.entered_by[key]
+            reads, seen = {}, frozenset[str]()
+            for later in reversed(entering):
+                reads[later.version_id] = seen
+                seen = seen | _entry_effects(later).reads
+            self._later_reads[key] = reads
+        read_later = reads[live.version_id]
+        return "*" in read_later or not changes.isdisjoint(read_later)
+
+    def _entering(self, journeys: dict[str, list[LiveVersion]], event: Event) -> list[LiveVersion]:
+        """The journeys this type of event may enter, in their order."""
+        entering = self.entered_by.get((event.workspace_id, event.type))
+        if entering is None:
+            lives = journeys.get(event.workspace_id, [])
+            entering = self.entered_by[(event.workspace_id, event.type)] = [
+                live for live in lives if live.definition.enters_on(event.type)]
+        return entering
+
+    def _decide(self, session: Session, live: LiveVersion, event: Event, batch: effects.Batch, *,
+                now: datetime) -> _Decision | None:
+        definition = live.definition
+        trigger = definition.trigger
+        if not definition.enters_on(event.type):
             return None
-    stored_key = _key_under_reentry_rule(session, definition, live.journey_id, event.contact_id, key, now=now)
-    if stored_key is None:
-        not_enrolled(f"re-entry rule {_rule_text(definition)}")
-        return None
-    values = {
-        "workspace_id": event.workspace_id, "journey_id": live.journey_id, "journey_version_id": live.version_id,
-        "contact_id": event.contact_id, "key": stored_key, "trigger_event_id": event.id,
-        "status": RunStatus.ACTIVE.value, "step_id": definition.first_step_id, "step_entered_at": now,
-        "created_at": now, "state": {},
-    }
-    stmt = dialect_insert(session, Run).values(values).on_conflict_do_nothing(
-        index_elements=["journey_version_id", "contact_id", "key"]
-    )
-    run_id = session.scalar(stmt.returning(Run.id))
-    if run_id is None:
-        # Already enrolled for this key: later trigger events refresh what the
-        # messages show (the cart's latest items), without a second run.
+        if isinstance(trigger, TIME_TRIGGERS) and event.properties.get("journey_id") != live.journey_id:
+            return None  # a time scan's entry event is for one journey only
+        # A segment is checked on every event of the contact's: not matching it is no news.
+        quiet = isinstance(trigger, SegmentTrigger)
+        key = correlation_key(event.properties, definition.key_path)
+        if key is None:
+            return _Decision(live, "skip", f"event {event.external_id} has no {definition.key_path!r} property")
+        contact = batch.contact(session, event.contact_id)
+        entry_filter = definition.entry_filter
+        if entry_filter is not None:
+            facts = gather_facts(session, contact, event.properties, now=now)
+            if not holds(entry_filter, facts):
+                return None if quiet else _Decision(live, "skip", f"entry filter not met: {describe(entry_filter)}")
+        stored_key = self._key_under_reentry_rule(definition, live.journey_id, event.contact_id, key, now=now)
+        if stored_key is None:
+            return None if quiet else _Decision(live, "skip", f"re-entry rule {_rule_text(definition)}")
+        slot = (live.version_id, event.contact_id, stored_key)
+        if slot in self.taken:
+            return _Decision(live, "refresh", key=key, stored_key=stored_key)
+        self.taken[slot] = RunStatus.ACTIVE.value
+        if definition.reentry != "once_per_key":
+            count, last = self.history.get((live.journey_id, event.contact_id), (0, None))
+            self.history[(live.journey_id, event.contact_id)] = (count + 1, now if last is None else max(last, now))
+        return _Decision(live, "enroll", key=key, stored_key=stored_key)
+
+    def _key_under_reentry_rule(self, definition: JourneyDefinition, journey_id: int, contact_id: int,
+                                key: str, *, now: datetime) -> str | None:
+        """The key to store for a new run, or None when the re-entry rule forbids one.
+
+        once_per_key: the (version, contact, key) uniqueness does it. once_ever: any earlier
+        run of this journey (any version) forbids. every_days: the last run must be old
+        enough, and the n-th run gets key "<key>|#n", still unique per version.
+        """
+        rule = definition.reentry
+        if rule == "once_per_key":
+            return key
+        count, last = self.history.get((journey_id, contact_id), (0, None))
+        if rule == "once_ever":
+            return key if count == 0 else None
+        if last is not None and now - last < timedelta(days=rule.every_days):
+            return None
+        return key if count == 0 else f"{key}{REPEAT_MARK}{count}"
+
+    def _apply(self, session: Session, step: list[tuple[Event, list[_Decision]]], batch: effects.Batch, *,
+               now: datetime) -> None:
+        """Insert the new runs of the decisions with one statement, then record each decision in order.
+
+        Walking is pure until its effects are applied, so each new run's first walk is
+        planned before the insert. A walk that only branches and stops (the common case:
+        enter, wait) is settled on the row before it is inserted, so the run is written
+        once, as it ends up; one that sends, calls or changes the contact is applied to
+        the inserted run, as before. Either way the journal reads as one walk after the other.
+        """
+        planned: dict[tuple[int, int], tuple[Outcome, list[dict[str, Any]] | None]] = {}
+        rows = []
+        for event, decisions in step:
+            for decision in decisions:
+                if decision.kind != "enroll":
+                    continue
+                live = decision.live
+                # The row to be, walked as a Run would be (an ORM instance costs more to build than the walk).
+                draft = typing.cast(Run, SimpleNamespace(
+                    id=None, workspace_id=event.workspace_id, journey_id=live.journey_id,
+                    journey_version_id=live.version_id, contact_id=event.contact_id, key=decision.stored_key,
+                    trigger_event_id=event.id, status=RunStatus.ACTIVE.value, step_id=live.definition.first_step_id,
+                    step_entered_at=now, next_at=None, enqueued_at=None, exit_reason=None, state={}, created_at=now,
+                    ended_at=None))
+                outcome = _plan(session, draft, live.definition, batch, now=now)
+                lines = None
+                if all(isinstance(effect, Branched) for effect in outcome.effects):
+                    with batch.capturing() as lines:  # the run has no id yet: its lines wait for it
+                        _settle(session, draft, outcome, batch, now=now)
+                planned[(live.version_id, event.contact_id)] = (outcome, lines)
+                rows.append({name: getattr(draft, name) for name in RUN_COLUMNS})
+        created = {(run.journey_version_id, run.contact_id): run for run in _insert_runs(session, rows)} if rows else {}
+        for event, decisions in step:
+            for decision in decisions:
+                live = decision.live
+                if decision.kind == "skip":
+                    batch.note(session, workspace_id=event.workspace_id, contact_id=event.contact_id,
+                               kind="not_enrolled", at=now, detail=f"{live.name}: {decision.text}")
+                    continue
+                run = created.get((live.version_id, event.contact_id)) if decision.kind == "enroll" else None
+                if run is None:
+                    # Already enrolled for this key: later trigger events refresh what the
+                    # messages show (the cart's latest items), without a second run.
+                    self._refresh(session, live, event, decision.stored_key)
+                    continue
+                self.runs_by_contact[event.contact_id].append(run)
+                batch.note_run(session, run, "enrolled", at=now, step_id=live.definition.first_step_id,
+                               detail=f"{live.name} (key {decision.key!r}) by {event.type} {event.external_id}")
+                outcome, lines = planned[(live.version_id, event.contact_id)]
+                if lines is None:
+                    _settle(session, run, outcome, batch, now=now)
+                else:
+                    batch.add_lines(lines, run_id=run.id)
+
+    def _refresh(self, session: Session, live: LiveVersion, event: Event, stored_key: str) -> None:
+        """Point the live run holding this key at the new trigger event (an ended run keeps its own)."""
+        for run in self.runs_by_contact[event.contact_id]:
+            if (run.journey_version_id, run.key) == (live.version_id, stored_key):
+                if run.status in LIVE_RUN_STATUSES:
+                    run.trigger_event_id = event.id
+                return  # a run this batch holds (locked): the one to refresh, if live
+        if self.taken.get((live.version_id, event.contact_id, stored_key)) not in LIVE_RUN_STATUSES:
+            return  # it ended before this batch began: nothing to refresh
+        # Live, but made by another transaction after this batch locked its runs.
+        session.flush()
         session.execute(
             update(Run)
             .where(Run.journey_version_id == live.version_id, Run.contact_id == event.contact_id,
                    Run.key == stored_key, Run.status.in_(LIVE_RUN_STATUSES))
             .values(trigger_event_id=event.id)
         )
-        return None
-    run = session.get_one(Run, run_id)
-    record_run(session, run, "enrolled", at=now,
-               detail=f"{live.name} (key {key!r}) by {event.type} {event.external_id}")
-    _walk(session, run, definition, now=now)
-    return run
+
+
+def _insert_runs(session: Session, rows: list[dict[str, Any]]) -> list[Run]:
+    """Insert runs with one statement, skipping (version, contact, key) already taken; the new ones."""
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"rows": json.dumps(rows, default=lambda v: v.isoformat())}
+        return list(session.scalars(_runs_insert_pg(RUN_COLUMNS), params))
+    stmt = dialect_insert(session, Run).on_conflict_do_nothing(index_elements=RUN_KEY).returning(Run)
+    return list(session.scalars(stmt, rows))
+
+
+RUN_KEY = ["journey_version_id", "contact_id", "key"]
+RUN_COLUMNS = ("workspace_id", "journey_id", "journey_version_id", "contact_id", "key", "trigger_event_id", "status",
+               "step_id", "step_entered_at", "next_at", "enqueued_at", "exit_reason", "state", "created_at",
+               "ended_at")
+
+
+@cache
+def _runs_insert_pg(names: tuple[str, ...]) -> Any:
+    """The rows as one JSON parameter, the new runs returned as Run objects."""
+    table = typing.cast(Table, Run.__table__)
+    return select(Run).from_statement(effects.recordset_insert(table, names, tuple(RUN_KEY)).returning(*table.c))
+
+
+@dataclass(frozen=True)
+class _EntryEffects:
+    """Which contact attributes entering a journey may change at once (update steps before the
+    first wait), and which it reads on entry (its entry filter, conditions before that wait).
+    Attributes by their first name ("tags" for tag changes); "*" stands for any."""
+
+    changes: frozenset[str]
+    reads: frozenset[str]
+
+
+_ENTRY_EFFECTS: dict[int, _EntryEffects] = {}
+
+
+def _entry_effects(live: LiveVersion) -> _EntryEffects:
+    found = _ENTRY_EFFECTS.get(live.version_id)
+    if found is None:
+        changes: set[str] = set()
+        reads = set(_attributes_read(live.definition.entry_filter))
+        _walk_before_waiting(live.definition.steps, changes, reads)
+        found = _ENTRY_EFFECTS[live.version_id] = _EntryEffects(frozenset(changes), frozenset(reads))
+    return found
+
+
+def _walk_before_waiting(steps: list[Any], changes: set[str], reads: set[str]) -> None:
+    """Collect what the steps a run passes on entering may change and read (a run that has just
+    entered stops at a wait with a duration, or a wait for an event with a timeout)."""
+    for step in steps:
+        if isinstance(step, UpdateContactStep):
+            changes.update(name.split(".", 1)[0] for name in [*step.set, *step.unset])
+            if step.add_tags or step.remove_tags:
+                changes.add("tags")
+        elif isinstance(step, ConditionStep):
+            reads.update(_attributes_read(step.condition))
+        if isinstance(step, WaitStep) and step.duration > timedelta(0):
+            return
+        if isinstance(step, WaitForEventStep) and step.timeout.delta > timedelta(0):
+            return
+        for _label, branch in branches(step):
+            _walk_before_waiting(branch, changes, reads)
+
+
+def _attributes_read(condition: Any) -> list[str]:
+    match condition:
+        case None:
+            return []
+        case AttributeIs(attribute=path):
+            return [path.split(".", 1)[0]]
+        case AllOf(all=parts) | AnyOf(any=parts):
+            return [name for part in parts for name in _attributes_read(part)]
+        case NotOf(not_=inner):
+            return _attributes_read(inner)
+        case PropertyIs() | MetricIs() | EventHistory():
+            return []
+        case _:
+            return ["*"]  # a kind of condition this does not know: it may read anything
 
 
 def _rule_text(definition: JourneyDefinition) -> str:
     rule = definition.reentry
     return f"at most once per {rule.every_days} days" if isinstance(rule, EveryDays) else rule.replace("_", " ")
-
-
-def _key_under_reentry_rule(session: Session, definition: JourneyDefinition, journey_id: int, contact_id: int,
-                            key: str, *, now: datetime) -> str | None:
-    """The key to store for a new run, or None when the re-entry rule forbids one.
-
-    once_per_key: the (version, contact, key) uniqueness does it. once_ever: any earlier
-    run of this journey (any version) forbids. every_days: the last run must be old
-    enough, and the n-th run gets key "<key>|#n", still unique per version.
-    """
-    rule = definition.reentry
-    if rule == "once_per_key":
-        return key
-    earlier = select(func.count(), func.max(Run.created_at)).where(
-        Run.journey_id == journey_id, Run.contact_id == contact_id
-    )
-    count, last = session.execute(earlier).one()
-    if rule == "once_ever":
-        return key if count == 0 else None
-    if last is not None and now - last < timedelta(days=rule.every_days):
-        return None
-    return key if count == 0 else f"{key}{REPEAT_MARK}{count}"
 
 
 def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datetime) -> int:
@@ -218,17 +509,29 @@ def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datet
 
 
 def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None:
-    """Move runs whose timer is due. Runs not due, already moved, or paused are left alone."""
-    runs = session.scalars(
+    """Move runs whose timer is due. Runs not due, already moved, or paused are left alone.
+
+    Only the runs are locked (FOR UPDATE OF runs): locking their journeys' rows too made a
+    second worker skip every run of a journey the first was advancing (SKIP LOCKED), so
+    its job did nothing and those timers waited for the sweep to hand them out again.
+    """
+    runs = list(session.scalars(
         select(Run)
         .join(Journey, Journey.id == Run.journey_id)
         .where(Run.id.in_(run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
                Journey.status == "live")
         .order_by(Run.id)
-        .with_for_update(skip_locked=True)
-    )
-    for run in runs:
-        _walk(session, run, version_definition(session, run.journey_version_id), now=now)
+        .with_for_update(skip_locked=True, of=Run)
+    ))
+    if not runs:
+        return
+    # As in evaluate_events: what the walks read is loaded for the whole batch, and what
+    # they change is written once at the end.
+    with session.no_autoflush:
+        batch = _load_batch(session, contact_ids=sorted({r.contact_id for r in runs}), runs=runs)
+        with effects.walking(session, batch):
+            for run in runs:
+                _walk(session, run, version_definition(session, run.journey_version_id), batch, now=now)
 
 
 def _zone(name: str | None, fallback: str) -> ZoneInfo:
@@ -241,16 +544,26 @@ def _zone(name: str | None, fallback: str) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def _walk(session: Session, run: Run, definition: JourneyDefinition, *, now: datetime) -> None:
+def _walk(session: Session, run: Run, definition: JourneyDefinition, batch: effects.Batch, *, now: datetime) -> None:
+    _settle(session, run, _plan(session, run, definition, batch, now=now), batch, now=now)
+
+
+def _plan(session: Session, run: Run, definition: JourneyDefinition, batch: effects.Batch, *,
+          now: datetime) -> Outcome:
+    """Where the run's walk from its step leads, and what it does on the way (nothing applied yet)."""
     assert run.step_id is not None
-    contact = session.get_one(Contact, run.contact_id)
-    workspace = session.get_one(Workspace, run.workspace_id)
-    trigger = session.get(Event, run.trigger_event_id) if run.trigger_event_id else None
+    contact = batch.contact(session, run.contact_id)
+    workspace = batch.workspace(session, run.workspace_id)
+    trigger = batch.event(session, run.trigger_event_id)
     facts = lazy(lambda: gather_facts(session, contact, trigger.properties if trigger else {}, now=now))
-    outcome = advance(definition, run.step_id, run.step_entered_at, now=now, run_id=run.id,
-                      identity=f"{run.contact_id}:{run.key}",
-                      timezone=_zone(contact.timezone, workspace.timezone), state=run.state, facts=facts)
-    journey_name: str | None = None
+    return advance(definition, run.step_id, run.step_entered_at, now=now, run_id=run.id or 0,
+                   identity=f"{run.contact_id}:{run.key}",
+                   timezone=_zone(contact.timezone, workspace.timezone), state=run.state, facts=facts)
+
+
+def _settle(session: Session, run: Run, outcome: Outcome, batch: effects.Batch, *, now: datetime) -> None:
+    """Apply a planned walk: its effects, the run's new state, and where it stops."""
+    contact = batch.contact(session, run.contact_id)
     for effect in outcome.effects:
         match effect:
             case PlannedSend():
@@ -258,10 +571,10 @@ def _walk(session: Session, run: Run, definition: JourneyDefinition, *, now: dat
             case PlannedUpdate():
                 effects.update_contact(session, run, contact, effect, now=now)
             case PlannedWebhook():
-                journey_name = journey_name or session.scalar(select(Journey.name).where(Journey.id == run.journey_id))
-                effects.make_webhook_call(session, run, contact, effect, journey_name=journey_name or "", now=now)
+                effects.make_webhook_call(session, run, contact, effect,
+                                          journey_name=batch.name_of(session, run.journey_id) or "", now=now)
             case Branched(step_id=step_id, label=label, reason=reason):
-                record_run(session, run, "branch", at=now, step_id=step_id, detail=f"{label}: {reason}")
+                batch.note_run(session, run, "branch", at=now, step_id=step_id, detail=f"{label}: {reason}")
             case _:
                 assert_never(effect)
     if outcome.state != run.state:
@@ -270,21 +583,22 @@ def _walk(session: Session, run: Run, definition: JourneyDefinition, *, now: dat
     match stop:
         case Waiting(step_id=step_id, entered_at=entered_at, until=until):
             if (run.step_id, run.next_at) != (step_id, until):
-                record_run(session, run, "waiting", at=now, step_id=step_id, detail=f"until {until.isoformat()}")
+                batch.note_run(session, run, "waiting", at=now, step_id=step_id, detail=f"until {until.isoformat()}")
             run.status, run.step_id, run.step_entered_at = RunStatus.WAITING.value, step_id, entered_at
             run.next_at, run.enqueued_at = until, None
         case Completed():
-            _end_run(session, run, RunStatus.COMPLETED, None, now=now)
-            record_run(session, run, "completed", at=now)
+            _end_run(session, run, RunStatus.COMPLETED, None, batch, now=now)
+            batch.note_run(session, run, "completed", at=now)
         case Exited(step_id=step_id, reason=reason):
             run.step_id = step_id
-            _end_run(session, run, RunStatus.EXITED, reason, now=now)
+            _end_run(session, run, RunStatus.EXITED, reason, batch, now=now)
         case _:
             assert_never(stop)
 
 
-def _end_run(session: Session, run: Run, status: RunStatus, reason: str | None, *, now: datetime) -> None:
+def _end_run(session: Session, run: Run, status: RunStatus, reason: str | None, batch: effects.Batch | None = None,
+             *, now: datetime) -> None:
     run.status, run.exit_reason, run.ended_at = status.value, reason, now
     run.next_at = run.enqueued_at = None
     if status is RunStatus.EXITED:
-        record_run(session, run, "exited", at=now, detail=reason)
+        (batch or effects.Batch()).note_run(session, run, "exited", at=now, detail=reason)
