@@ -16,20 +16,26 @@ What is measured
      process (metrics, then journeys, as the job does) while a before_cursor_execute
      listener counts SQL statements: in a workspace with the 50 journeys, and in one
      with the 50 twice over (100). Statements per event must not grow with journeys.
-  1. events: one workspace with 50 live journeys: abandoned cart and checkout recovery
-     (entry filters on the cart, the contact and its metrics; goals; condition splits;
-     a random split with a holdout), post-purchase (re-entry rules), browse abandonment
-     (waits for a cart), VIP carts (update the contact), welcome, loyalty tier, journeys
-     on rarer events, and date / inactivity / holiday / broadcast journeys that no event
-     enters. Two waves of shop traffic for BENCH_CONTACTS contacts (default 3000): product
-     views, carts, checkouts, orders, page views and email opens that match nothing; the
-     second wave buys some carts (goals end runs), updates others (the run's trigger
+  1. events: one workspace with 50 live journeys, as a shop might run them (journey_mix):
+     abandoned cart and checkout recovery per cart value and customer type (one variant
+     fits a cart; waits, a condition, an A/B split with a holdout, goals), post-purchase
+     per order value (re-entry rules, a contact update), browse abandonment (waits for a
+     cart), VIP carts (update the contact at once), an order confirmation, welcome,
+     search and wishlist journeys, journeys on rarer events, and date / inactivity /
+     holiday / broadcast journeys that no event enters. The order confirmation is sent an
+     hour after the order, so the measured journeys send no email at once
+     (BENCH_SEND_AT_ONCE=1: at once; the workers then also send those during the events
+     phase, their queue first). Two waves of shop traffic for BENCH_CONTACTS contacts
+     (default 3000), sessions interleaved in time: product views, carts, checkouts,
+     orders, searches, wishlists, email opens and clicks, page views that match nothing;
+     the second wave buys some carts (goals end runs), updates others (the run's trigger
      event is refreshed), carts viewed products (wakes runs waiting for a cart) and
-     reviews orders. Each wave is stored with ingest_events (not timed); then its ids
-     go into the evaluation inbox and through the normal path: relay_inbox (what the
-     scheduler runs) makes RQ jobs of 500 ids, the workers evaluate them. Timed from
-     the push until every event has evaluated_at set, including the loyalty_tier_changed
-     events the workers add on the way (the rate counts only the wave's own events).
+     reviews orders. Each wave is stored with ingest_events (not timed); then its ids go
+     into the evaluation inbox and through the normal path: relay_inbox (what the
+     scheduler runs) makes RQ jobs of 500 ids, the workers evaluate them (metrics, then
+     journeys). Timed from the push until every event has evaluated_at set, including
+     the loyalty_tier_changed events the workers add on the way (the rate counts only the
+     wave's own events). The workers' time per job kind is printed (from their logs).
   2. timers: BENCH_TIMERS (default 100,000) runs inserted with SQL, standing on the wait
      steps of the journeys (with their trigger events), all due. Timed from the first
      workers.scheduler.run_once (the sweep: claim due runs in batches, stamp them,
@@ -60,6 +66,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -100,6 +107,10 @@ CONTACTS = int(os.environ.get("BENCH_CONTACTS", "3000"))
 TIMERS = int(os.environ.get("BENCH_TIMERS", "100000"))
 NOOP_JOBS = int(os.environ.get("BENCH_NOOP_JOBS", "3000"))
 VERBOSE = os.environ.get("BENCH_VERBOSE", "") not in ("", "0")
+# 1: the order confirmation goes out as the order is evaluated (the events phase then also
+# sends email); default: an hour later (its sends come due in the timers phase).
+SEND_AT_ONCE = os.environ.get("BENCH_SEND_AT_ONCE", "") not in ("", "0")
+KEEP_LOGS = os.environ.get("BENCH_KEEP_LOGS", "") not in ("", "0")  # keep the workers' logs (the path is printed)
 TIMER_CONTACTS = max(1, TIMERS // 4)  # each has about 4 runs waiting
 BATCH = 500  # ids per job, as the scheduler's default
 JOURNEYS = 50
@@ -209,9 +220,10 @@ def journey_mix() -> list[tuple[str, dict[str, Any]]]:
         ("Welcome newsletter", {"trigger": {"event": "signed_up",
                                             "filter": {"attribute": "newsletter", "op": "eq", "value": True}},
                                 "steps": [_wait("wait-3d", days=3), _send("story", "welcome_brand_story")]}),
-        ("Order confirmation", {"trigger": {"event": "order_placed", "key": "order_id"},  # sends at once
-                                "steps": [{"type": "send", "id": "confirm", "channel": "email",
-                                           "template": "order_confirmation", "transactional": True}]}),
+        ("Order confirmation", {"trigger": {"event": "order_placed", "key": "order_id"},  # sends at once, or after 1 h
+                                "steps": ([] if SEND_AT_ONCE else [_wait("wait-1h", hours=1)]) + [
+                                    {"type": "send", "id": "confirm", "channel": "email",
+                                     "template": "order_confirmation", "transactional": True}]}),
         ("Second order nudge", {"trigger": {"event": "order_placed", "key": "order_id",
                                             "filter": {"metric": "orders_count", "op": "eq", "value": 1}},
                                 "steps": [_wait("wait-14d", days=14), _send("nudge", "win_back")]}),
@@ -637,6 +649,28 @@ def noop_rate(redis: Redis, namespace: str) -> float:
     return NOOP_JOBS / (time.monotonic() - started)
 
 
+JOB_DONE = re.compile(r"^(\S+ \S+) rq\.worker INFO Successfully completed (?:workers\.jobs\.)?([\w.]+)\(.* job in "
+                      r"(\d+):(\d+):([\d.]+)s")
+
+
+def worker_time(log_dir: str, since: datetime, until_: datetime) -> dict[str, float]:
+    """Seconds the workers spent per job kind on jobs that finished between two local times (their logs)."""
+    busy: Counter[str] = Counter()
+    for path in Path(log_dir).glob("worker-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            match = JOB_DONE.match(line)
+            if match is None:
+                continue
+            at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f")
+            if since <= at <= until_:
+                busy[match[2]] += int(match[3]) * 3600 + int(match[4]) * 60 + float(match[5])
+    return dict(busy)
+
+
+def busy_text(busy: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(busy.items(), key=lambda kv: -kv[1]))
+
+
 def rq_problems(redis: Redis, namespace: str) -> list[str]:
     problems = []
     for kind, queue in make_queues(redis, namespace).items():
@@ -690,12 +724,14 @@ def main(cleanup: ExitStack) -> int:
     cleanup.callback(redis.close)
     cleanup.callback(clear_namespace, redis, namespace)
     tmp = tempfile.mkdtemp(prefix="rapport-bench-engine-")
-    cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+    if not KEEP_LOGS:
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
     engine = make_engine(db_url)
     cleanup.callback(engine.dispose)
     sessions = make_sessionmaker(engine)  # no job sink: what it defers is dropped
     print(f"engine bench: {JOURNEYS} journeys, {CONTACTS} contacts, {TIMERS:,} timers, {WORKERS} workers, "
-          f"{os.cpu_count()} cores, database {db_name}")
+          f"order confirmations {'at once' if SEND_AT_ONCE else 'an hour after the order'}, "
+          f"{os.cpu_count()} cores, database {db_name}" + (f", logs in {tmp}" if KEEP_LOGS else ""))
     mix = journey_mix()
     checks: list[tuple[str, bool]] = []
 
@@ -752,7 +788,7 @@ def main(cleanup: ExitStack) -> int:
 
     # 1. Events.
     shoppers = Shoppers("s", CONTACTS, seed=11)
-    phase_start = utcnow()
+    phase_start, local_start = utcnow(), datetime.now()
     total_events, total_seconds, total_ids = 0, 0.0, []
     for number, (offset, spread) in enumerate([(timedelta(hours=4), timedelta(hours=2)),
                                                (timedelta(hours=1), timedelta(minutes=50))], start=1):
@@ -767,6 +803,7 @@ def main(cleanup: ExitStack) -> int:
               f"{dict(kinds.most_common())}")
         total_events, total_seconds, total_ids = total_events + len(ids), total_seconds + seconds, total_ids + ids
     events_per_s = total_events / total_seconds
+    events_busy = worker_time(tmp, local_start, datetime.now())
     with engine.connect() as conn:
         orders, spent = conn.execute(text(
             "SELECT coalesce(sum(orders_count), 0), coalesce(sum(total_spent), 0) FROM contacts "
@@ -788,6 +825,8 @@ def main(cleanup: ExitStack) -> int:
           f"live journeys; per event {made_runs / total_events:.2f} runs made, "
           f"{sum(outcomes.values()) / total_events:.2f} journal lines; journal {dict(sorted(outcomes.items()))}; "
           f"messages {mails}")
+    print(f"events: worker time {busy_text(events_busy)} (sending email is the dispatch_messages jobs, which "
+          f"go first: their queue is drained before the events queue)")
     check(checks, f"every event evaluated in its phase ({late} not)", late == 0)
     check(checks, f"metrics count each order once ({orders} orders, {spent} spent; sent "
                   f"{shoppers.totals['orders']}, {shoppers.totals['cents'] / 100:.2f})",
@@ -799,12 +838,14 @@ def main(cleanup: ExitStack) -> int:
     set_up = time.monotonic()
     before, places = insert_timers(engine, workspace_id, journeys, now=t0)
     print(f"timers: {TIMERS:,} due runs on {places} wait steps inserted in {time.monotonic() - set_up:.1f} s")
-    sweeps: list[int] = []
+    sweeps: list[tuple[int, float]] = []
+    local_start = datetime.now()
 
     def sweep() -> None:
+        started = time.monotonic()
         report = run_once(rt)
         if report.due_runs:
-            sweeps.append(report.due_runs)
+            sweeps.append((report.due_runs, time.monotonic() - started))
         time.sleep(0.05)
 
     def advanced() -> bool:
@@ -813,7 +854,8 @@ def main(cleanup: ExitStack) -> int:
     timers_seconds = until(advanced, "the timers", between=sweep, poll=0.25)
     timers_per_s = TIMERS / timers_seconds
     print(f"timers: {TIMERS:,} advanced in {timers_seconds:.2f} s = {timers_per_s:,.0f} timers/s "
-          f"(handed out {sum(sweeps):,} in {len(sweeps)} sweep calls)")
+          f"(the sweep handed out {sum(n for n, _ in sweeps):,} in {len(sweeps)} run_once calls taking "
+          f"{sum(t for _, t in sweeps):.1f} s; worker time {busy_text(worker_time(tmp, local_start, datetime.now()))})")
 
     def sent() -> bool:  # (the statement check's workspaces have no job sink: their messages wait for a sweep)
         return scalar(engine, "SELECT count(*) FROM messages WHERE workspace_id = :ws "
@@ -848,7 +890,7 @@ def main(cleanup: ExitStack) -> int:
         "statements_per_event": round(per_event[JOURNEYS], 2),
         "statements_per_event_100_journeys": round(per_event[2 * JOURNEYS], 2),
         "timers": TIMERS, "timers_seconds": round(timers_seconds, 2), "timers_per_s": round(timers_per_s),
-        "rq_noop_jobs_per_s": round(noop_per_s), "workers": WORKERS,
+        "rq_noop_jobs_per_s": round(noop_per_s), "workers": WORKERS, "send_at_once": SEND_AT_ONCE,
         "events_vs_noop": round(events_per_s / noop_per_s, 2), "timers_vs_noop": round(timers_per_s / noop_per_s, 2),
         "verified": ok,
     }))

@@ -14,9 +14,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, TextClause, bindparam, cast, column, func, insert, select, text
+from sqlalchemy import String, TextClause, any_, bindparam, cast, column, func, insert, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from engine.db import defer, dialect_insert
@@ -100,7 +100,7 @@ class Batch:
             select(Suppression.workspace_id, Suppression.address).where(
                 Suppression.channel == "email",
                 Suppression.workspace_id.in_(sorted({w for w, _ in wanted})),
-                Suppression.address.in_(sorted({a for _, a in wanted})),
+                _one_of(session, Suppression.address, sorted({a for _, a in wanted})),
             )
         ))
         self.checked |= wanted
@@ -173,6 +173,14 @@ class Batch:
             session.execute(_journal_insert(), {"rows": json.dumps(rows, default=_iso)})
         else:
             session.execute(insert(JournalEntry), rows)
+
+
+def _one_of(session: Session, column: Any, values: list[str]) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY(<one array parameter>)` (a statement of more
+    than 50 parameters is parsed again by the driver on every call)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
 
 
 @dataclass

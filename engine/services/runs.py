@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import typing
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -20,8 +20,10 @@ from types import SimpleNamespace
 from typing import Any, assert_never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.conditions import AllOf, AnyOf, AttributeIs, EventHistory, MetricIs, NotOf, PropertyIs, describe, holds
 from engine.db import dialect_insert
@@ -86,7 +88,7 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
     events = list(
         session.scalars(
             select(Event)
-            .where(Event.id.in_(event_ids), Event.evaluated_at.is_(None))
+            .where(_one_of(session, Event.id, event_ids), Event.evaluated_at.is_(None))
             .order_by(Event.occurred_at, Event.id)
             .with_for_update(skip_locked=True)
         )
@@ -98,7 +100,7 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
     runs_by_contact: dict[int, list[Run]] = defaultdict(list)
     for run in session.scalars(
         select(Run)
-        .where(Run.contact_id.in_(contact_ids), Run.status.in_(LIVE_RUN_STATUSES))
+        .where(_one_of(session, Run.contact_id, contact_ids), Run.status.in_(LIVE_RUN_STATUSES))
         .order_by(Run.id)
         .with_for_update()
     ):
@@ -130,8 +132,21 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
                         if run.status in LIVE_RUN_STATUSES:
                             _wake_if_awaited(session, run, event, batch, now=now)
                 enrollment.enroll(session, journeys, round_, batch, now=now)
-                for event in round_:
-                    event.evaluated_at = now
+    # Every event gets the same stamp: one UPDATE, not one per event at the flush.
+    for event in events:
+        set_committed_value(event, "evaluated_at", now)
+    session.execute(update(Event).where(_one_of(session, Event.id, [e.id for e in events])).values(evaluated_at=now)
+                    .execution_options(synchronize_session=False))
+
+
+def _one_of(session: Session, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL `column = ANY(<one array parameter>)`: the driver caches
+    its parsing of statements of up to 50 parameters only, and these have hundreds."""
+    if session.get_bind().dialect.name == "postgresql":
+        in_array: ColumnElement[bool] = column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+        return in_array
+    in_list: ColumnElement[bool] = column.in_(list(ids))
+    return in_list
 
 
 def _load_batch(session: Session, *, contact_ids: list[int], runs: list[Run],
@@ -139,13 +154,14 @@ def _load_batch(session: Session, *, contact_ids: list[int], runs: list[Run],
     """The contacts (with their suppressions), workspaces and trigger events a batch walks with."""
     batch = effects.Batch(events={e.id: e for e in events})
     if contact_ids:
-        batch.contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
+        contacts = session.scalars(select(Contact).where(_one_of(session, Contact.id, contact_ids)))
+        batch.contacts = {c.id: c for c in contacts}
         workspace_ids = sorted({c.workspace_id for c in batch.contacts.values()})
         batch.workspaces = {w.id: w for w in session.scalars(select(Workspace).where(Workspace.id.in_(workspace_ids)))}
         batch.load_suppressions(session, list(batch.contacts.values()))
     wanted = sorted({r.trigger_event_id for r in runs if r.trigger_event_id is not None} - set(batch.events))
     if wanted:
-        batch.events.update((e.id, e) for e in session.scalars(select(Event).where(Event.id.in_(wanted))))
+        batch.events.update((e.id, e) for e in session.scalars(select(Event).where(_one_of(session, Event.id, wanted))))
     return batch
 
 
@@ -225,14 +241,15 @@ class _Enrollment:
         if lives and contact_ids:
             for version_id, contact_id, key, status in session.execute(
                 select(Run.journey_version_id, Run.contact_id, Run.key, Run.status).where(
-                    Run.contact_id.in_(contact_ids), Run.journey_version_id.in_(sorted(v.version_id for v in lives)))
+                    _one_of(session, Run.contact_id, contact_ids),
+                    Run.journey_version_id.in_(sorted(v.version_id for v in lives)))
             ):
                 taken[(version_id, contact_id, key)] = status
             ruled = sorted({v.journey_id for v in lives if v.definition.reentry != "once_per_key"})
             if ruled:
                 for journey_id, contact_id, count, last in session.execute(
                     select(Run.journey_id, Run.contact_id, func.count(), func.max(Run.created_at))
-                    .where(Run.journey_id.in_(ruled), Run.contact_id.in_(contact_ids))
+                    .where(Run.journey_id.in_(ruled), _one_of(session, Run.contact_id, contact_ids))
                     .group_by(Run.journey_id, Run.contact_id)
                 ):
                     history[(journey_id, contact_id)] = (count, last)
@@ -518,7 +535,7 @@ def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None
     runs = list(session.scalars(
         select(Run)
         .join(Journey, Journey.id == Run.journey_id)
-        .where(Run.id.in_(run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
+        .where(_one_of(session, Run.id, run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
                Journey.status == "live")
         .order_by(Run.id)
         .with_for_update(skip_locked=True, of=Run)
