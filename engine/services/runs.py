@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine.conditions import AllOf, AnyOf, AttributeIs, EventHistory, MetricIs, NotOf, PropertyIs, describe, holds
+from engine.conditions import describe, holds
 from engine.db import dialect_insert
 from engine.interpreter import (
     Branched,
@@ -40,17 +40,14 @@ from engine.interpreter import (
 )
 from engine.journeys import (
     TIME_TRIGGERS,
-    ConditionStep,
     EveryDays,
     JourneyDefinition,
     SegmentTrigger,
-    UpdateContactStep,
     WaitForEventStep,
-    WaitStep,
-    branches,
 )
 from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
 from engine.services import effects
+from engine.services.entry_effects import entry_effects
 from engine.services.facts import gather_facts, lazy
 from engine.services.journeys import LiveVersion, live_versions, version_definition
 
@@ -287,7 +284,7 @@ class _Enrollment:
     def _changes_what_later_ones_read(self, event: Event, live: LiveVersion) -> bool:
         """Can entering `live` change a contact attribute that a journey after it (for this event)
         reads on entry? Then those wait for its walk."""
-        changes = _entry_effects(live).changes
+        changes = entry_effects(live).changes
         if not changes:
             return False
         key = (event.workspace_id, event.type)
@@ -297,7 +294,7 @@ class _Enrollment:
             reads, seen = {}, frozenset[str]()
             for later in reversed(entering):
                 reads[later.version_id] = seen
-                seen = seen | _entry_effects(later).reads
+                seen = seen | entry_effects(later).reads
             self._later_reads[key] = reads
         read_later = reads[live.version_id]
         return "*" in read_later or not changes.isdisjoint(read_later)
@@ -453,63 +450,6 @@ def _runs_insert_pg(names: tuple[str, ...]) -> Any:
     """The rows as one JSON parameter, the new runs returned as Run objects."""
     table = typing.cast(Table, Run.__table__)
     return select(Run).from_statement(effects.recordset_insert(table, names, tuple(RUN_KEY)).returning(*table.c))
-
-
-@dataclass(frozen=True)
-class _EntryEffects:
-    """Which contact attributes entering a journey may change at once (update steps before the
-    first wait), and which it reads on entry (its entry filter, conditions before that wait).
-    Attributes by their first name ("tags" for tag changes); "*" stands for any."""
-
-    changes: frozenset[str]
-    reads: frozenset[str]
-
-
-_ENTRY_EFFECTS: dict[int, _EntryEffects] = {}
-
-
-def _entry_effects(live: LiveVersion) -> _EntryEffects:
-    found = _ENTRY_EFFECTS.get(live.version_id)
-    if found is None:
-        changes: set[str] = set()
-        reads = set(_attributes_read(live.definition.entry_filter))
-        _walk_before_waiting(live.definition.steps, changes, reads)
-        found = _ENTRY_EFFECTS[live.version_id] = _EntryEffects(frozenset(changes), frozenset(reads))
-    return found
-
-
-def _walk_before_waiting(steps: list[Any], changes: set[str], reads: set[str]) -> None:
-    """Collect what the steps a run passes on entering may change and read (a run that has just
-    entered stops at a wait with a duration, or a wait for an event with a timeout)."""
-    for step in steps:
-        if isinstance(step, UpdateContactStep):
-            changes.update(name.split(".", 1)[0] for name in [*step.set, *step.unset])
-            if step.add_tags or step.remove_tags:
-                changes.add("tags")
-        elif isinstance(step, ConditionStep):
-            reads.update(_attributes_read(step.condition))
-        if isinstance(step, WaitStep) and step.duration > timedelta(0):
-            return
-        if isinstance(step, WaitForEventStep) and step.timeout.delta > timedelta(0):
-            return
-        for _label, branch in branches(step):
-            _walk_before_waiting(branch, changes, reads)
-
-
-def _attributes_read(condition: Any) -> list[str]:
-    match condition:
-        case None:
-            return []
-        case AttributeIs(attribute=path):
-            return [path.split(".", 1)[0]]
-        case AllOf(all=parts) | AnyOf(any=parts):
-            return [name for part in parts for name in _attributes_read(part)]
-        case NotOf(not_=inner):
-            return _attributes_read(inner)
-        case PropertyIs() | MetricIs() | EventHistory():
-            return []
-        case _:
-            return ["*"]  # a kind of condition this does not know: it may read anything
 
 
 def _rule_text(definition: JourneyDefinition) -> str:
