@@ -65,7 +65,6 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import json
 import os
-import random
 import re
 import secrets
 import shutil
@@ -86,14 +85,14 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.engine_journeys import JOURNEYS, create_journeys, journey_mix  # noqa: E402
+from bench.engine_traffic import Shoppers, ingest  # noqa: E402
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
-from engine.journeys import JourneyDefinition, SplitStep, Trigger, WaitStep, branches, parse_definition
+from engine.journeys import JourneyDefinition, SplitStep, Trigger, WaitStep, branches
 from engine.migrate import upgrade
 from engine.models import Run
 from engine.services import metrics, runs
-from engine.services.ingest import ingest_events
-from engine.services.journeys import create_journey
 from engine.services.workspaces import create_workspace
 from engine.settings import Settings
 from workers.queues import connect_redis, inbox_key, make_queues, relay_inbox, wait_for_inbox
@@ -113,327 +112,7 @@ SEND_AT_ONCE = os.environ.get("BENCH_SEND_AT_ONCE", "") not in ("", "0")
 KEEP_LOGS = os.environ.get("BENCH_KEEP_LOGS", "") not in ("", "0")  # keep the workers' logs (the path is printed)
 TIMER_CONTACTS = max(1, TIMERS // 4)  # each has about 4 runs waiting
 BATCH = 500  # ids per job, as the scheduler's default
-JOURNEYS = 50
 PHASE_TIMEOUT = 300.0  # seconds a phase may take before the bench gives up on it
-
-
-# --- The journeys --------------------------------------------------------------------------------
-
-def _wait(step_id: str, **duration: int) -> dict[str, Any]:
-    return {"type": "wait", "id": step_id, **duration}
-
-
-def _send(step_id: str, template: str = "abandoned_cart") -> dict[str, Any]:
-    return {"type": "send", "id": step_id, "channel": "email", "template": template}
-
-
-ORDER_GOAL = [{"event": "order_placed", "name": "order placed"}]
-
-
-def _tiers(field: str, bounds: list[float]) -> list[dict[str, Any]]:
-    """Conditions splitting `field` (an event property) into the ranges between bounds."""
-    out: list[dict[str, Any]] = []
-    for low, high in zip([None, *bounds], [*bounds, None], strict=True):
-        parts = ([{"property": field, "op": "gte", "value": low}] if low is not None else []) + (
-            [{"property": field, "op": "lt", "value": high}] if high is not None else [])
-        out.append(parts[0] if len(parts) == 1 else {"all": parts})
-    return out
-
-
-NEW = {"metric": "orders_count", "op": "eq", "value": 0}
-RETURNING = {"metric": "orders_count", "op": "gte", "value": 1}
-VIP = {"attribute": "vip", "op": "eq", "value": True}
-
-
-def journey_mix() -> list[tuple[str, dict[str, Any]]]:
-    """50 live journeys, as a shop running Rapport might have them: flows per cart value and
-    customer type (one of them fits a given cart), browse and search abandonment, post-purchase,
-    journeys on rarer events, and date, inactivity, holiday and broadcast journeys."""
-    mix: list[tuple[str, dict[str, Any]]] = []
-    value_tiers = _tiers("total", [30, 100])
-    for i, (tier, who) in enumerate((t, w) for t in value_tiers for w in (NEW, RETURNING)):  # 6 abandoned cart
-        if i % 2 == 0:
-            steps = [_wait("wait-first", seconds=[3600, 1800, 5400][i // 2]), _send("reminder")]
-        else:  # a condition, and one more day for those who ordered rarely
-            steps = [_wait("wait-first", seconds=3600),
-                     {"type": "condition", "id": "loyal", "condition": {"metric": "orders_count", "op": "gte",
-                                                                        "value": 3},
-                      "yes": [_send("reminder")], "no": [_wait("wait-a-day", hours=24), _send("second-reminder")]}]
-        mix.append((f"Abandoned cart {i + 1}", {
-            "trigger": {"event": "cart_updated", "key": "cart_id", "filter": {"all": [tier, who]}},
-            "goals": ORDER_GOAL, "steps": steps}))
-    for i, (tier, who) in enumerate((t, w) for t in value_tiers for w in (VIP, {"not": VIP})):  # 6 checkout
-        mix.append((f"Checkout recovery {i + 1}", {
-            "trigger": {"event": "checkout_started", "key": "cart_id", "filter": {"all": [tier, who]}},
-            "goals": ORDER_GOAL, "steps": [
-                {"type": "split", "id": "ab", "arms": [
-                    {"name": "a", "weight": 45, "steps": [_wait("wait-30m", minutes=30), _send("nudge-a")]},
-                    {"name": "b", "weight": 45, "steps": [_wait("wait-2h", hours=2), _send("nudge-b")]},
-                    {"name": "control", "weight": 10, "holdout": True},
-                ]}]}))
-    for i, (tier, who) in enumerate((t, w) for t in _tiers("total", [50, 150]) for w in (  # 6 post-purchase
-            {"metric": "orders_count", "op": "lte", "value": 1}, {"metric": "orders_count", "op": "gte", "value": 2})):
-        definition: dict[str, Any] = {
-            "trigger": {"event": "order_placed", "key": "order_id", "filter": {"all": [tier, who]}},
-            "goals": [{"event": "review_submitted", "name": "reviewed"}],
-            "steps": [_wait("wait-3d", days=3),
-                      {"type": "condition", "id": "big-spender",
-                       "condition": {"metric": "total_spent", "op": "gte", "value": 150},
-                       "yes": [{"type": "update_contact", "id": "tag-big", "add_tags": ["big-spender"]},
-                               _wait("wait-7d", days=7), _send("thanks-big", "win_back")],
-                       "no": [_send("thanks", "win_back")]}],
-        }
-        if i == 4:
-            definition["reentry"] = {"every_days": 30}
-        elif i == 5:
-            definition["reentry"] = "once_ever"
-        mix.append((f"Post-purchase {i + 1}", definition))
-    browse_filters: list[tuple[dict[str, Any] | None, Any]] = [
-        (None, {"every_days": 7}),
-        ({"property": "price", "op": "gte", "value": 90}, "once_per_key"),
-        ({"property": "category", "op": "eq", "value": "coffee"}, {"every_days": 3}),
-        ({"property": "category", "op": "eq", "value": "tea"}, {"every_days": 3}),
-        ({"property": "on_sale", "op": "eq", "value": True}, "once_per_key"),
-    ]
-    for i, (browse_filter, reentry) in enumerate(browse_filters):  # 5 browse abandonment
-        trigger: dict[str, Any] = {"event": "product_viewed", "key": "product_id"}
-        if browse_filter is not None:
-            trigger["filter"] = browse_filter
-        mix.append((f"Browse abandonment {i + 1}", {"trigger": trigger, "reentry": reentry, "steps": [
-            {"type": "wait_for_event", "id": "carted", "event": "cart_updated", "same_key": False,
-             "timeout": {"hours": 4},
-             "yes": [{"type": "exit", "id": "added", "reason": "added to the cart"}],
-             "no": [_send("browse-reminder", "browse_abandonment")]}]}))
-    for i in range(2):  # VIP carts: tag the contact first
-        mix.append((f"VIP cart {i + 1}", {
-            "trigger": {"event": "cart_updated", "key": "cart_id",
-                        "filter": {"all": [VIP, {"property": "total", "op": "gte", "value": 50 * i}]}},
-            "goals": ORDER_GOAL,
-            "steps": [{"type": "condition", "id": "top-tier",
-                       "condition": {"metric": "loyalty_tier", "op": "in", "value": ["star", "guru"]},
-                       "yes": [{"type": "update_contact", "id": "tag-vip-cart", "add_tags": ["vip-cart"]},
-                               _wait("wait-1h", hours=1), _send("vip-reminder")],
-                       "no": [_wait("wait-2h", hours=2), _send("reminder")]}]}))
-    mix += [
-        ("Welcome", {"trigger": {"event": "signed_up"},
-                     "steps": [_wait("wait-welcome", hours=1), _send("welcome", "welcome")]}),
-        ("Welcome newsletter", {"trigger": {"event": "signed_up",
-                                            "filter": {"attribute": "newsletter", "op": "eq", "value": True}},
-                                "steps": [_wait("wait-3d", days=3), _send("story", "welcome_brand_story")]}),
-        ("Order confirmation", {"trigger": {"event": "order_placed", "key": "order_id"},  # sends at once, or after 1 h
-                                "steps": ([] if SEND_AT_ONCE else [_wait("wait-1h", hours=1)]) + [
-                                    {"type": "send", "id": "confirm", "channel": "email",
-                                     "template": "order_confirmation", "transactional": True}]}),
-        ("Second order nudge", {"trigger": {"event": "order_placed", "key": "order_id",
-                                            "filter": {"metric": "orders_count", "op": "eq", "value": 1}},
-                                "steps": [_wait("wait-14d", days=14), _send("nudge", "win_back")]}),
-        ("Repeat buyer", {"trigger": {"event": "order_placed", "key": "order_id",
-                                      "filter": {"metric": "orders_count", "op": "gte", "value": 2}},
-                          "steps": [_wait("wait-1d", days=1),
-                                    {"type": "update_contact", "id": "mark", "set": {"repeat": True}}]}),
-        ("Search abandonment", {"trigger": {"event": "search_performed", "key": "query"}, "steps": [
-            {"type": "wait_for_event", "id": "viewed", "event": "product_viewed", "same_key": False,
-             "timeout": {"minutes": 30}, "yes": [], "no": [_send("search-reminder", "win_back")]}]}),
-        ("Wishlist reminder", {"trigger": {"event": "wishlist_added", "key": "product_id"}, "goals": ORDER_GOAL,
-                               "steps": [_wait("wait-2d", days=2), _send("wishlist", "win_back")]}),
-        ("Newsletter clickers", {"trigger": {"event": "email_clicked", "key": "campaign"},
-                                 "steps": [{"type": "update_contact", "id": "tag", "add_tags": ["engaged"]}]}),
-        ("Low rating apology", {"trigger": {"event": "review_submitted", "key": "order_id",
-                                            "filter": {"property": "rating", "op": "lte", "value": 2}},
-                                "steps": [{"type": "update_contact", "id": "tag-unhappy", "add_tags": ["unhappy"]},
-                                          _wait("wait-1h", hours=1), _send("apology", "win_back")]}),
-        ("High rating thanks", {"trigger": {"event": "review_submitted", "key": "order_id",
-                                            "filter": {"property": "rating", "op": "gte", "value": 4}},
-                                "steps": [_wait("wait-1d", days=1), _send("public-review", "win_back")]}),
-        ("Loyalty tier reached", {"trigger": {"event": "loyalty_tier_changed", "key": "to",
-                                              "filter": {"property": "direction", "op": "eq", "value": "up"}},
-                                  "steps": [_wait("wait-1h", hours=1), _send("tier-up", "win_back")]}),
-        ("Price drop", {"trigger": {"event": "wishlist_price_drop", "key": "product_id"},
-                        "steps": [_wait("wait-10m", minutes=10), _send("price-drop", "win_back")]}),
-        ("Back in stock", {"trigger": {"event": "back_in_stock", "key": "product_id"},
-                           "steps": [_send("in-stock", "win_back")]}),
-        ("Subscription renewed", {"trigger": {"event": "subscription_renewed", "key": "subscription_id"},
-                                  "steps": [_wait("wait-1d", days=1), _send("renewed", "win_back")]}),
-        ("Refund requested", {"trigger": {"event": "refund_requested", "key": "order_id"},
-                              "steps": [{"type": "update_contact", "id": "flag", "set": {"refund_pending": True}}]}),
-        ("Coupon redeemed", {"trigger": {"event": "coupon_redeemed", "key": "code"},
-                             "steps": [{"type": "update_contact", "id": "tag", "add_tags": ["coupon-user"]}]}),
-        ("Referral reward", {"trigger": {"event": "referral_completed", "key": "referral_id"},
-                             "steps": [_wait("wait-1h", hours=1), _send("reward", "win_back")]}),
-        # entered by the scheduler's time scans, never by an event
-        ("Birthday", {"trigger": {"date": "birthday", "at": "10:00"},
-                      "steps": [_send("greeting", "birthday_greeting")]}),
-        ("Birthday coupon", {"trigger": {"date": "birthday", "offset_days": -3, "at": "09:00"},
-                             "steps": [{"type": "update_contact", "id": "set-coupon",
-                                        "set": {"birthday_coupon": "B10"}},
-                                       _send("coupon", "birthday_greeting")]}),
-        ("Signup anniversary", {"trigger": {"date": "attributes.signed_up_on", "at": "10:00"},
-                                "steps": [_send("anniversary", "win_back")]}),
-        ("Win-back 90", {"trigger": {"inactive_event": "order_placed", "days": 90}, "goals": ORDER_GOAL,
-                         "steps": [_send("we-miss-you", "win_back")]}),
-        ("Win-back 180", {"trigger": {"inactive_event": "order_placed", "days": 180}, "goals": ORDER_GOAL,
-                          "steps": [_send("last-call", "win_back")]}),
-        ("Christmas", {"trigger": {"dates": ["12-25"], "name": "Merry Christmas"},
-                       "steps": [_send("greeting", "holiday_greeting")]}),
-        ("New year", {"trigger": {"dates": ["01-01"], "name": "Happy New Year"},
-                      "steps": [_send("greeting", "holiday_greeting")]}),
-        ("Broadcast", {"trigger": {"broadcast_at": "2099-01-01T10:00:00Z"},
-                       "steps": [_send("news", "win_back")]}),
-    ]
-    assert len(mix) == JOURNEYS, len(mix)
-    return mix
-
-
-def create_journeys(session: Session, workspace_id: str, mix: list[tuple[str, dict[str, Any]]],
-                    *, now: datetime) -> list[tuple[int, int, JourneyDefinition]]:
-    """Create and publish; return (journey id, version id, definition) of each."""
-    made = []
-    for name, definition in mix:
-        journey = create_journey(session, workspace_id, name, definition, now=now)
-        assert journey.live_version_id is not None
-        made.append((journey.id, journey.live_version_id, parse_definition(definition)))
-    return made
-
-
-# --- The traffic ---------------------------------------------------------------------------------
-
-TIMEZONES = ["Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo", None]
-PRODUCTS = [(f"p{n}", [8, 15, 25, 40, 60, 90, 150][n % 7]) for n in range(300)]
-CATEGORIES = ["coffee", "tea", "brewing", "cups", "gifts"]
-
-
-def _product(pid: str, price: int) -> dict[str, Any]:
-    n = int(pid[1:])
-    return {"product_id": pid, "name": f"Product {pid}", "price": price, "currency": "EUR",
-            "category": CATEGORIES[n % len(CATEGORIES)], "on_sale": n % 6 == 0,
-            "url": f"https://shop.example/products/{pid}"}
-
-
-def _cart(cart_id: str, rng: random.Random) -> dict[str, Any]:
-    items = [{"name": f"Product {pid}", "quantity": rng.randint(1, 3), "price": price,
-              "url": f"https://shop.example/products/{pid}"} for pid, price in rng.sample(PRODUCTS, rng.randint(1, 3))]
-    return {"cart_id": cart_id, "currency": "EUR", "items": items,
-            "total": round(sum(i["price"] * i["quantity"] for i in items), 2),
-            "recovery_url": f"https://shop.example/cart/{cart_id}/recover"}
-
-
-class Shoppers:
-    """Contacts that browse, cart, check out, buy and review, in two waves."""
-
-    def __init__(self, prefix: str, contacts: int, seed: int):
-        self.prefix, self.contacts, self.rng = prefix, contacts, random.Random(seed)
-        self.carts: dict[int, dict[str, Any]] = {}  # open (unbought) cart per contact
-        self.orders: dict[int, list[str]] = {}
-        self.viewed: set[int] = set()
-        self.totals: Counter[str] = Counter()  # orders and money sent, to check the metrics against
-        self.serial = 0
-
-    def _event(self, n: int, type_: str, at: datetime, properties: dict[str, Any],
-               first: bool = False) -> dict[str, Any]:
-        ext = f"{self.prefix}{n}"
-        contact: dict[str, Any] = {"external_id": ext}
-        if first:
-            rng = self.rng
-            contact.update(email=f"{ext}@example.com", first_name="Ada", last_name="Lovelace",
-                           attributes={"vip": rng.random() < 0.1, "newsletter": rng.random() < 0.5},
-                           consent={"email": "opted_in"} if rng.random() < 0.2 else {})
-            zone = rng.choice(TIMEZONES)
-            if zone:
-                contact["timezone"] = zone
-        self.serial += 1
-        return {"id": f"{self.prefix}-e{self.serial}", "type": type_, "occurred_at": at.isoformat(),
-                "contact": contact, "properties": properties}
-
-    def _order(self, n: int, cart: dict[str, Any], at: datetime) -> dict[str, Any]:
-        order_id = f"{self.prefix}{n}-o{len(self.orders.get(n, [])) + 1}"
-        self.orders.setdefault(n, []).append(order_id)
-        self.totals["orders"] += 1
-        self.totals["cents"] += round(cart["total"] * 100)
-        return self._event(n, "order_placed", at, {"order_id": order_id, "cart_id": cart["cart_id"],
-                                                   "total": cart["total"], "currency": "EUR",
-                                                   "items": cart["items"]})
-
-    def wave(self, number: int, start: datetime, spread: timedelta) -> list[dict[str, Any]]:
-        """One wave of everyone's sessions, interleaved in time; sorted by when they happened."""
-        rng, out = self.rng, []
-        for n in range(self.contacts):
-            if number > 1 and rng.random() < 0.3:
-                continue  # not back in the second wave
-            at = start + spread * rng.random()
-
-            def tick(at_: datetime) -> datetime:
-                return at_ + timedelta(seconds=rng.randint(20, 120))
-
-            first = number == 1
-            if first or rng.random() < 0.4:
-                for _ in range(rng.randint(1, 3)):
-                    pid, price = rng.choice(PRODUCTS)
-                    out.append(self._event(n, "product_viewed", at, _product(pid, price), first))
-                    self.viewed.add(n)
-                    first, at = False, tick(at)
-            if rng.random() < 0.6:
-                out.append(self._event(n, "page_viewed", at, {"url": "/collections/all"}, first))
-                first, at = False, tick(at)
-            if rng.random() < 0.1:
-                out.append(self._event(n, "search_performed", at, {"query": rng.choice(CATEGORIES)}, first))
-                first, at = False, tick(at)
-            if rng.random() < 0.05:
-                pid, price = rng.choice(PRODUCTS)
-                out.append(self._event(n, "wishlist_added", at, _product(pid, price), first))
-                first, at = False, tick(at)
-            if number == 1:
-                if rng.random() < 0.05:
-                    out.append(self._event(n, "signed_up", at, {}))
-                    at = tick(at)
-                if rng.random() < 0.6:
-                    cart = self.carts[n] = _cart(f"{self.prefix}{n}-c1", rng)
-                    out.append(self._event(n, "cart_updated", at, cart))
-                    at = tick(at)
-                    if rng.random() < 0.35:
-                        out.append(self._event(n, "checkout_started", at, cart))
-                        at = tick(at)
-                    if rng.random() < 0.1:  # bought at once: the goal ends the runs just started
-                        out.append(self._order(n, self.carts.pop(n), at))
-                        at = tick(at)
-            else:
-                cart = self.carts.get(n)
-                roll = rng.random()
-                if cart is not None and roll < 0.3:
-                    out.append(self._order(n, self.carts.pop(n), at))
-                elif cart is not None and roll < 0.5:  # the same cart, changed: refreshes its runs
-                    cart = self.carts[n] = {**_cart(cart["cart_id"], rng)}
-                    out.append(self._event(n, "cart_updated", at, cart))
-                elif cart is not None and roll < 0.6:
-                    out.append(self._event(n, "checkout_started", at, cart))
-                elif cart is None and n in self.viewed and roll < 0.3:  # wakes browse runs waiting for a cart
-                    cart = self.carts[n] = _cart(f"{self.prefix}{n}-c2", rng)
-                    out.append(self._event(n, "cart_updated", at, cart))
-                at = tick(at)
-                for order_id in self.orders.get(n, []):
-                    if rng.random() < 0.3:
-                        out.append(self._event(n, "review_submitted", at, {"order_id": order_id,
-                                                                           "rating": rng.randint(1, 5)}))
-                        at = tick(at)
-            if rng.random() < 0.2:
-                out.append(self._event(n, "email_opened", at, {"campaign": "newsletter"}, first))
-                first, at = False, tick(at)
-                if rng.random() < 0.3:
-                    out.append(self._event(n, "email_clicked", at, {"campaign": "newsletter"}))
-        out.sort(key=lambda e: e["occurred_at"])
-        return out
-
-
-def ingest(sessions: sessionmaker[Session], workspace_id: str, payloads: list[dict[str, Any]]) -> list[int]:
-    """Store events as the API does (no job sink: nothing is queued); return their ids in order."""
-    ids: list[int] = []
-    for start in range(0, len(payloads), 1000):
-        with sessions.begin() as session:
-            results = ingest_events(session, workspace_id, payloads[start:start + 1000], now=utcnow())
-        bad = [r for r in results if r.status != "accepted"]
-        if bad:
-            raise RuntimeError(f"ingest refused events: {bad[:3]}")
-        ids += [r.id for r in results if r.id is not None]
-    return ids
 
 
 # --- Statements per evaluated batch --------------------------------------------------------------
@@ -732,7 +411,7 @@ def main(cleanup: ExitStack) -> int:
     print(f"engine bench: {JOURNEYS} journeys, {CONTACTS} contacts, {TIMERS:,} timers, {WORKERS} workers, "
           f"order confirmations {'at once' if SEND_AT_ONCE else 'an hour after the order'}, "
           f"{os.cpu_count()} cores, database {db_name}" + (f", logs in {tmp}" if KEEP_LOGS else ""))
-    mix = journey_mix()
+    mix = journey_mix(send_at_once=SEND_AT_ONCE)
     checks: list[tuple[str, bool]] = []
 
     # 0. Statements per evaluated batch, in this process, with 50 and with 100 journeys.
