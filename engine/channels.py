@@ -1,28 +1,113 @@
-"""Channel ports, declared here by their user (the dispatch service).
+"""Channel ports, declared here by their user (the dispatch and receipts services).
 
-Adapters live in workers/; they classify their failures as TransientSendError
-(retry later) or PermanentSendError (give up) from engine.errors.
+Every channel adapter (workers/channels/) is a `MessageSender`: it hands one
+`OutgoingMessage` to its provider and returns a `Receipt`, or raises
+TransientSendError (retry later, maybe after `retry_after`) or PermanentSendError
+(give up; `address_dead` when the address itself is gone: hard bounce, blocked
+bot, number not in service) from engine.errors. Providers' webhooks are read by a
+`WebhookReader`, which verifies the signature and returns what happened as
+`DeliveryEvent`s (receipts) and `InboundMessage`s (replies, /start, STOP).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Channel = Literal["email", "sms", "telegram", "whatsapp", "viber"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "telegram", "whatsapp", "viber")
+MESSENGERS: tuple[Channel, ...] = ("telegram", "whatsapp", "viber")
 
 
 @dataclass(frozen=True)
-class OutgoingEmail:
-    sender: str
-    to: str
-    subject: str
+class Button:
     text: str
-    html: str
-    headers: dict[str, str] = field(default_factory=dict)
+    url: str
 
 
-class EmailSender(Protocol):
-    def send(self, email: OutgoingEmail) -> str:
-        """Hand the email to the provider; return its id (the Message-ID)."""
+@dataclass(frozen=True)
+class ProviderTemplate:
+    """A pre-approved provider template (WhatsApp outside the 24-hour window)."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One rendered message for one recipient, on one channel."""
+
+    message_id: int
+    workspace_id: str
+    channel: str
+    to: str  # email address, E.164 number, Telegram chat id, WhatsApp id, Viber user id
+    text: str
+    subject: str = ""  # email
+    html: str = ""  # email
+    sender: str = ""  # email From, or an SMS sender id
+    headers: dict[str, str] = field(default_factory=dict)  # email: List-Unsubscribe, X-Rapport-*
+    return_path: str = ""  # email envelope sender (VERP: encodes the message for bounces)
+    buttons: tuple[Button, ...] = ()  # messengers: link buttons under the text
+    template: ProviderTemplate | None = None  # WhatsApp: send this template instead of free text
+    status_callback: str = ""  # where the provider should post delivery receipts
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_id: str  # the provider's id for the message (Message-ID, SID, message_id, token)
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. SMS segments and encoding
+
+
+class MessageSender(Protocol):
+    def send(self, message: OutgoingMessage) -> Receipt:
+        """Hand the message to the provider; raise TransientSendError / PermanentSendError."""
+        ...
+
+
+# Receipt statuses a provider can report; engine/delivery.py orders them.
+DeliveryStatus = Literal["sent", "delivered", "opened", "clicked", "replied", "bounced", "complained", "failed"]
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """A receipt: what the provider says happened to a message it accepted."""
+
+    channel: str
+    status: DeliveryStatus
+    receipt_key: str  # unique per receipt, for de-duplication (provider event id or a digest)
+    occurred_at: datetime
+    provider_id: str | None = None  # find the message by the id the provider gave it…
+    message_id: int | None = None  # …or by ours, when the provider echoes it (VERP, metadata)
+    detail: str = ""
+    address_dead: bool = False  # a hard bounce / unknown number: suppress the address
+    address: str | None = None  # the recipient, when the receipt names it
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """Something a contact sent us: a reply, a command (/start TOKEN, /stop), a STOP keyword."""
+
+    channel: str
+    sender: str  # phone number, chat id, WhatsApp id, Viber user id
+    text: str
+    receipt_key: str
+    occurred_at: datetime
+    sender_name: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookBatch:
+    deliveries: list[DeliveryEvent] = field(default_factory=list)
+    inbound: list[InboundMessage] = field(default_factory=list)
+    reply: dict[str, Any] | None = None  # a body the provider expects back (e.g. a verification echo)
+
+
+class WebhookReader(Protocol):
+    def read_webhook(self, *, url: str, headers: Mapping[str, str], body: bytes) -> WebhookBatch:
+        """Verify the provider's signature (AuthError if it fails) and parse the payload."""
         ...
 
 
@@ -32,12 +117,23 @@ class WebhookSender(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    def acquire(self, key: str) -> float:
+        """Take one send token for `key` (a provider); return 0.0, or the seconds until one is free."""
+        ...
+
+
 @dataclass(frozen=True)
 class Channels:
-    """The adapters a dispatcher sends through, and the From address for email."""
+    """The adapters a dispatcher sends through, and what messages need to say who sent them."""
 
-    email: EmailSender
+    senders: Mapping[str, MessageSender]  # channel -> adapter; a channel not here is unavailable
     webhook: WebhookSender
     mail_from: str
-    base_url: str = "http://127.0.0.1:8000"  # where links in messages point (rating links)
+    base_url: str = "http://127.0.0.1:8000"  # where links in messages point (unsubscribe, tracking, ratings)
     link_secret: str = ""  # signs those links; empty: no signed links are offered
+    bounce_domain: str = ""  # VERP: bounces go to bounce+<message id>-<sig>@bounce_domain; empty: From
+    limiter: RateLimiter | None = None  # per-provider token buckets shared by all workers
+
+    def sender(self, channel: str) -> MessageSender | None:
+        return self.senders.get(channel)

@@ -36,8 +36,28 @@ class SendError(RapportError):
 
 
 class TransientSendError(SendError):
-    """Worth retrying: timeouts, connection loss, 4xx SMTP replies, 429, 5xx HTTP."""
+    """Worth retrying: timeouts, connection loss, 4xx SMTP replies, 429, 5xx HTTP.
+
+    `retry_after` (seconds) is the provider's own wish (HTTP 429 Retry-After, Telegram's
+    `parameters.retry_after`); it overrides the backoff when it is longer.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentSendError(SendError):
-    """Retrying cannot help: rejected recipient, invalid address."""
+    """Retrying cannot help: rejected recipient, invalid address.
+
+    `address_dead`: the address itself is gone (hard bounce, bot blocked by the user,
+    number not in service), so it is suppressed and routing falls back to another channel.
+    """
+
+    def __init__(self, message: str, *, address_dead: bool = False):
+        super().__init__(message)
+        self.address_dead = address_dead
+
+
+class ChannelUnavailable(SendError):
+    """No adapter is configured for the channel, or the channel is paused."""

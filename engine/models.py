@@ -73,9 +73,17 @@ LIVE_RUN_STATUSES = (RunStatus.ACTIVE.value, RunStatus.WAITING.value)
 
 
 class MessageStatus(enum.StrEnum):
+    """Where a message stands; engine/delivery.py says which moves are allowed."""
+
     SCHEDULED = "scheduled"
     SENDING = "sending"
-    SENT = "sent"
+    SENT = "sent"  # the provider accepted it
+    DELIVERED = "delivered"  # the provider says it reached the recipient
+    OPENED = "opened"
+    CLICKED = "clicked"
+    REPLIED = "replied"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"  # marked as spam
     SKIPPED = "skipped"
     FAILED = "failed"
     UNKNOWN = "unknown"  # a worker died after handing it over; never resent
@@ -118,6 +126,9 @@ class Contact(Base):
     messenger_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     consent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # channel -> state
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))  # chosen on the preference center
+    topics: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # topic -> subscribed
+    last_inbound_at: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # channel -> ISO
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Metrics kept current from events, in SQL (engine/services/metrics.py).
@@ -257,6 +268,14 @@ class Message(Base):
     provider_id: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(998))
     arm: Mapped[str | None] = mapped_column(String(64))  # the split-test arm that chose this message
+    transactional: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # What routing still may try if this channel fails for good (["sms", "email"]), and what
+    # the provider told us (SMS segments and encoding, WhatsApp template or free text).
+    fallback: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    delivered_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 
@@ -274,6 +293,59 @@ class JournalEntry(Base):
     kind: Mapped[str] = mapped_column(String(32))
     step_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class MessageReceipt(Base):
+    """One provider receipt or tracking hit, kept once (the provider's event id is unique)."""
+
+    __tablename__ = "message_receipts"
+    __table_args__ = (UniqueConstraint("channel", "receipt_key"), Index("ix_receipts_message", "message_id"),
+                      NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    receipt_key: Mapped[str] = mapped_column(String(200))  # provider event id, or a digest of the receipt
+    status: Mapped[str] = mapped_column(String(16))
+    applied: Mapped[bool] = mapped_column(default=False)  # False: arrived late or out of order, kept for the record
+    detail: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class ChannelHealth(Base):
+    """Consecutive permanent/transient failures per workspace channel; paused past a limit."""
+
+    __tablename__ = "channel_health"
+    __table_args__ = (UniqueConstraint("workspace_id", "channel"), NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    paused_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Attribution(Base):
+    """An order credited to the message whose click (or open) came last before it."""
+
+    __tablename__ = "attributions"
+    __table_args__ = (UniqueConstraint("order_event_id"), Index("ix_attributions_journey", "journey_id"),
+                      NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    order_event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    journey_id: Mapped[int | None] = mapped_column(ForeignKey("journeys.id", ondelete="SET NULL"))
+    step_id: Mapped[str | None] = mapped_column(String(64))
+    arm: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    touch: Mapped[str] = mapped_column(String(8))  # click | open
+    revenue: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    attributed_at: Mapped[datetime]
 
 
 class Suppression(Base):
@@ -337,4 +409,5 @@ class OutboxCapture(Base):
     subject: Mapped[str | None] = mapped_column(String(998))
     text: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # buttons, template name…
     received_at: Mapped[datetime]
