@@ -37,6 +37,9 @@ class PlannedSend:
     template: str
     transactional: bool = False
     arm: str | None = None
+    fallback: tuple[str, ...] = ()
+    topic: str | None = None
+    when_capped: str = "skip"
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,9 @@ def advance(
                     return Outcome(Completed(), effects, state, passed)
                 step_id, entered_at = first, since or now
                 continue
-            case Send(channel=channel, template=template, transactional=transactional):
-                effects.append(PlannedSend(step_id, channel, template, transactional, state.get("arm")))
+            case Send() as send:
+                effects.append(PlannedSend(step_id, send.channel, send.template, send.transactional,
+                                           state.get("arm"), send.fallback, send.topic, send.when_capped))
             case UpdateContact():
                 effects.append(PlannedUpdate(step_id, decision))
             case CallWebhook(url=url, payload=payload):

@@ -218,12 +218,40 @@ class SplitStep(_Model):
         return self
 
 
+ChannelName = Literal["email", "sms", "telegram", "whatsapp", "viber"]
+
+
 class SendStep(_Model):
+    """Send a template on a channel; routing tries `fallback` in order when it cannot go.
+
+    `channel` may also be "preferred" (the contact's choice on the preference center,
+    then the fallbacks) or "reply" (the channel the trigger event came in on, for bots).
+    """
+
     type: Literal["send"]
     id: StepId
-    channel: Literal["email"]
+    channel: ChannelName | Literal["preferred", "reply"] = "email"
+    fallback: list[ChannelName] = Field(default_factory=list, max_length=5)
     template: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
     transactional: bool = False  # order updates: sent without marketing consent (never to suppressed)
+    topic: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # preference-center topic
+    when_capped: Literal["skip", "defer"] = "skip"  # a frequency cap skips the send, or waits for room
+
+    @model_validator(mode="after")
+    def _routable(self) -> SendStep:
+        if self.channel == "preferred" and not self.fallback:
+            raise ValueError("channel 'preferred' needs a fallback list for contacts who chose none")
+        if self.channel in self.fallback:
+            raise ValueError("fallback repeats the step's own channel")
+        if len(set(self.fallback)) != len(self.fallback):
+            raise ValueError("fallback lists a channel twice")
+        return self
+
+    @property
+    def channels(self) -> list[str]:
+        """Every channel this step may send on, in the order routing considers them."""
+        first = [] if self.channel in ("preferred", "reply") else [self.channel]
+        return [*first, *self.fallback]
 
 
 class UpdateContactStep(_Model):

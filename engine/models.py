@@ -238,6 +238,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "step_id"),
         Index("ix_messages_contact", "contact_id", "created_at"),
+        Index("ix_messages_provider_id", "provider_id"),  # receipts find their message by it
         Index(
             "ix_messages_pending",
             "scheduled_at",

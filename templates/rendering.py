@@ -79,7 +79,11 @@ class EmailTemplate:
         return RenderedEmail(subject=subject, html=parts["html"], text=parts["text"].strip() + "\n")
 
 
-def template_exists(name: str) -> bool:
+def template_exists(name: str, channel: str = "email") -> bool:
+    if channel != "email":
+        from templates.texts import text_template_exists  # texts imports this module
+
+        return text_template_exists(channel, name)
     return (EMAIL_DIR / name / "body.mjml").is_file()
 
 

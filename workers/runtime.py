@@ -10,7 +10,7 @@ from functools import cached_property
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.channels import Channels
+from engine.channels import Channels, MessageSender
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
 from engine.settings import Settings
@@ -42,9 +42,20 @@ class Runtime:
         return SmtpSender(self.settings.smtp_url)
 
     @cached_property
+    def senders(self) -> dict[str, MessageSender]:
+        """Every configured channel's adapter; email when SMTP_URL is set, the others per provider settings."""
+        from workers.channels import build_senders
+
+        senders: dict[str, MessageSender] = dict(build_senders(self.settings))
+        if self.settings.smtp_url:
+            senders["email"] = self.email_sender
+        return senders
+
+    @cached_property
     def channels(self) -> Channels:
-        return Channels(email=self.email_sender, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from,
-                        base_url=self.settings.base_url, link_secret=self.settings.secret_key)
+        return Channels(senders=self.senders, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from,
+                        base_url=self.settings.base_url, link_secret=self.settings.secret_key,
+                        bounce_domain=getattr(self.settings, "bounce_domain", ""))
 
 
 _current: Runtime | None = None

@@ -1,33 +1,42 @@
-"""Dispatch: claim scheduled messages, render them, hand them to the channel, record it.
+"""Dispatch: claim each message, render it, hand it to its channel, record what happened.
 
-A message is claimed by one conditional UPDATE (scheduled -> sending) whose row
-count says who won, so two workers holding the same ids never both send it. The
-send is recorded in its own commit right after the provider accepted it; a worker
-that dies in between leaves the message in `sending`, which the sweeper marks
-`unknown` rather than risking a second copy.
+A batch of ids is read once; then each message is claimed on its own by one
+conditional UPDATE (scheduled -> sending) whose row count says who won, sent with no
+transaction open, and recorded in the same commit that claims the next one. A worker
+that dies therefore leaves at most one message in `sending` — the one whose fate is
+unknown, which the sweeper marks `unknown` rather than risk a second copy — and the
+rest of its batch still `scheduled`, to be handed out again.
+
+Outcomes: sent; retried later with backoff (timeouts, 429, 5xx: TransientSendError);
+re-routed to the step's next fallback channel (a permanent failure, a paused or
+unconfigured channel, consent withdrawn on this channel); or failed, and where the
+address is dead, suppressed.
 """
 
 from __future__ import annotations
 
-import json
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.channels import Channels, OutgoingEmail
-from engine.errors import PermanentSendError, TemplateError, TransientSendError
-from engine.models import Message, MessageStatus, Workspace
-from engine.review_links import review_links
+from engine.channels import Channels
+from engine.db import defer, dialect_insert
+from engine.errors import ChannelUnavailable, PermanentSendError, TemplateError, TransientSendError
+from engine.models import Contact, Message, MessageStatus, Suppression, Workspace
+from engine.policies import parse_quiet_hours, quiet_until, route
+from engine.services import channel_health, routing
 from engine.services.journal import record_message
-from engine.signing import sign
-from templates.rendering import email_template
+from engine.services.outgoing import Built, build
 
 MAX_ATTEMPTS = 8
+PAUSED_RECHECK = timedelta(minutes=5)  # a message for a paused channel with no fallback looks again then
+MAX_INLINE_WAIT = 1.0  # a rate-limit wait up to this is slept; longer ones reschedule the message
 
 
 def retry_delay(attempt: int, *, rng: random.Random | None = None) -> timedelta:
@@ -36,115 +45,267 @@ def retry_delay(attempt: int, *, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=max(5.0, (rng or random).uniform(ceiling / 2, ceiling)))
 
 
-def dispatch_messages(
-    sessions: sessionmaker[Session],
-    message_ids: list[int],
-    *,
-    channels: Channels,
-    clock: Callable[[], datetime],
-) -> None:
+@dataclass
+class _Batch:
+    messages: dict[int, Message]
+    contacts: dict[int, Contact]
+    workspaces: dict[str, Workspace]
+    paused: dict[str, set[str]] = field(default_factory=dict)
+    suppressed: set[tuple[str, str, str]] = field(default_factory=set)  # (workspace, channel, address)
+    succeeded: set[tuple[str, str]] = field(default_factory=set)  # (workspace, channel) that sent fine
+
+
+def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *, channels: Channels,
+                      clock: Callable[[], datetime], pause_after: int = 10,
+                      sleep: Callable[[float], None] = time.sleep) -> None:
+    batch = _load(sessions, message_ids, now=clock())
+    pending: Callable[[Session], None] | None = None  # the last outcome, recorded with the next claim
+    for message_id in sorted(batch.messages):
+        message = batch.messages[message_id]
+        with sessions.begin() as session:
+            if pending is not None:
+                pending(session)
+            pending = None
+            now = clock()
+            hold = _hold_reason(session, message, batch, channels, now=now)
+            if hold is not None:
+                hold(session)
+                continue
+            if not _claim(session, message, now=now):
+                continue
+        pending = _send(message, batch, channels, clock, pause_after=pause_after, sleep=sleep)
     with sessions.begin() as session:
-        now = clock()
-        claimed = list(
-            session.scalars(
-                update(Message)
-                .where(
-                    Message.id.in_(message_ids),
-                    Message.status == MessageStatus.SCHEDULED.value,
-                    Message.scheduled_at <= now,
-                )
-                .values(status=MessageStatus.SENDING.value, claimed_at=now, attempts=Message.attempts + 1)
-                .returning(Message.id)
-            )
-        )
-    for message_id in sorted(claimed):
-        _send_one(sessions, message_id, channels, clock)
+        if pending is not None:
+            pending(session)
+        for workspace_id, channel in batch.succeeded:
+            channel_health.record_success(session, workspace_id, channel)
 
 
-@dataclass(frozen=True)
-class Delivered:
-    provider_id: str
-    summary: str  # for the timeline: the subject, or the webhook's answer
-    subject: str | None = None
-    template_version: str | None = None
-
-
-def _deliver(message: Message, signing_secret: str, channels: Channels, *, now: datetime) -> Delivered:
-    if message.channel == "webhook":
-        body = json.dumps(message.context, default=str).encode()
-        receipt = channels.webhook.post(message.to_address or "", body, {
-            "Content-Type": "application/json",
-            "Rapport-Signature": sign(signing_secret, body, int(now.timestamp())),
-            "X-Rapport-Message": str(message.id),
-        })
-        return Delivered(provider_id=receipt, summary=f"POST {message.to_address}: {receipt}")
-    template = email_template(message.template)
-    rendered = template.render(_with_links(message, channels))
-    provider_id = channels.email.send(
-        OutgoingEmail(
-            sender=channels.mail_from,
-            to=message.to_address or "",
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            headers={"X-Rapport-Workspace": message.workspace_id, "X-Rapport-Message": str(message.id)},
-        )
-    )
-    return Delivered(provider_id, f"{message.channel} to {message.to_address}: {rendered.subject}",
-                     rendered.subject, template.version)
-
-
-def _with_links(message: Message, channels: Channels) -> dict[str, Any]:
-    """Add the signed links a template may offer; made at send time, so no secret is stored."""
-    context = dict(message.context)
-    order_id = (context.get("event") or {}).get("order_id")
-    if channels.link_secret and order_id is not None:
-        context["review_links"] = review_links(channels.link_secret, channels.base_url,
-                                               workspace_id=message.workspace_id, contact_id=message.contact_id,
-                                               order_id=str(order_id))
-    return context
-
-
-def _send_one(sessions: sessionmaker[Session], message_id: int, channels: Channels,
-              clock: Callable[[], datetime]) -> None:
-    """Render and send with no transaction open: no lock is held across network I/O."""
+def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datetime) -> _Batch:
     with sessions() as session:
-        message = session.get_one(Message, message_id)
-        secret = session.scalar(select(Workspace.signing_secret).where(Workspace.id == message.workspace_id)) or ""
-        session.expunge(message)
-    outcome: Delivered | Exception
+        messages = {m.id: m for m in session.scalars(select(Message).where(
+            Message.id.in_(message_ids), Message.status == MessageStatus.SCHEDULED.value,
+            Message.scheduled_at <= now))}
+        contact_ids = sorted({m.contact_id for m in messages.values()})
+        contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
+        workspace_ids = sorted({m.workspace_id for m in messages.values()})
+        workspaces = {w.id: w for w in session.scalars(select(Workspace).where(Workspace.id.in_(workspace_ids)))}
+        paused = {w: routing.paused_channels(session, w) for w in workspace_ids}
+        addresses = sorted({m.to_address for m in messages.values() if m.to_address})
+        suppressed = {(w, ch, a) for w, ch, a in session.execute(
+            select(Suppression.workspace_id, Suppression.channel, Suppression.address).where(
+                Suppression.workspace_id.in_(workspace_ids), Suppression.address.in_(addresses)))}
+        session.expunge_all()
+    return _Batch(messages, contacts, workspaces, paused, suppressed)
+
+
+def _claim(session: Session, message: Message, *, now: datetime) -> bool:
+    won = session.scalar(
+        update(Message).where(Message.id == message.id, Message.status == MessageStatus.SCHEDULED.value)
+        .values(status=MessageStatus.SENDING.value, claimed_at=now, attempts=Message.attempts + 1)
+        .returning(Message.attempts).execution_options(synchronize_session=False)
+    )
+    if won is None:
+        return False
+    message.attempts = int(won)
+    return True
+
+
+def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Channels, *,
+                 now: datetime) -> Callable[[Session], None] | None:
+    """Why this message may not go right now, as the change to make instead; None: send it."""
+    if message.channel == "webhook":
+        return None
+    contact = batch.contacts.get(message.contact_id)
+    if contact is None:  # erased since it was scheduled
+        return _settle(message, MessageStatus.SKIPPED, "skipped: contact erased", now=now)
+    unavailable = None
+    if message.channel in batch.paused.get(message.workspace_id, set()):
+        unavailable = f"{message.channel} is paused after repeated failures"
+    elif channels.sender(message.channel) is None:
+        unavailable = f"{message.channel} is not configured"
+    if unavailable is not None:
+        return _reroute_or(message, batch, unavailable, now=now,
+                           otherwise=_later(message, now + PAUSED_RECHECK, unavailable, now=now)
+                           if "paused" in unavailable else None)
+    # Consent may have been withdrawn, or the address suppressed, since the message was made.
+    recipient = routing.recipient_of(contact)
+    still = route([message.channel], recipient, transactional=message.transactional,
+                          suppressed=lambda ch, address: (message.workspace_id, ch, address) in batch.suppressed)
+    if still.channel is None:
+        return _reroute_or(message, batch, "; ".join(still.passed_over), now=now)
+    if not message.transactional:
+        zone = routing.contact_zone(contact, batch.workspaces[message.workspace_id])
+        window = parse_quiet_hours(batch.workspaces[message.workspace_id].settings or {}).get(message.channel)
+        opens = quiet_until(window, zone, now=now)
+        if opens is not None:  # a retry or a cap deferral that landed in the night
+            return _later(message, opens, f"quiet hours for {message.channel}", now=now)
+    return None
+
+
+def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[], datetime], *,
+          pause_after: int, sleep: Callable[[float], None]) -> Callable[[Session], None]:
+    """Send with no transaction open; return the change that records the outcome."""
+    workspace = batch.workspaces[message.workspace_id]
+    contact = batch.contacts.get(message.contact_id)
     try:
-        outcome = _deliver(message, secret, channels, now=clock())
-    except (TemplateError, PermanentSendError, TransientSendError) as exc:
-        outcome = exc
-    with sessions.begin() as session:
-        message = session.get_one(Message, message_id)
-        now = clock()
-        match outcome:
-            case Delivered():
-                message.status = MessageStatus.SENT.value
-                message.sent_at, message.provider_id, message.error = now, outcome.provider_id, None
-                message.subject, message.template_version = outcome.subject, outcome.template_version
-                record_message(session, message, "sent", at=now, detail=outcome.summary)
-            case TemplateError():
-                _fail(session, message, str(outcome), now=now)
-            case PermanentSendError():
-                _fail(session, message, f"rejected: {outcome}", now=now)
-            case TransientSendError() if message.attempts >= MAX_ATTEMPTS:
-                _fail(session, message, f"gave up after {message.attempts} attempts: {outcome}", now=now)
-            case _:
-                _retry_later(session, message, str(outcome), now=now)
+        built = build(message, channels, signing_secret=workspace.signing_secret,
+                      last_inbound=contact.last_inbound_at if contact else {}, now=clock())
+        _wait_for_token(message, channels, sleep)
+        if message.channel == "webhook":
+            receipt_id, meta = channels.webhook.post(message.to_address or "", built.outgoing.text.encode(),
+                                                     built.outgoing.headers), {}
+        else:
+            sender = channels.sender(message.channel)
+            if sender is None:
+                raise ChannelUnavailable(f"{message.channel} is not configured")
+            receipt = sender.send(built.outgoing)
+            receipt_id, meta = receipt.provider_id, receipt.meta
+    except _Throttled as exc:
+        return _later(message, clock() + timedelta(seconds=exc.wait), "rate limited", now=clock(), unclaim=True)
+    except TemplateError as exc:
+        return _settle(message, MessageStatus.FAILED, str(exc), now=clock())
+    except (PermanentSendError, ChannelUnavailable) as exc:
+        return _failed_for_good(message, batch, exc, now=clock(), pause_after=pause_after)
+    except TransientSendError as exc:
+        return _transient(message, batch, exc, now=clock(), pause_after=pause_after)
+    batch.succeeded.add((message.workspace_id, message.channel))
+    return _sent(message, built, receipt_id, meta, now=clock())
 
 
-def _retry_later(session: Session, message: Message, error: str, *, now: datetime) -> None:
-    message.status = MessageStatus.SCHEDULED.value
-    message.scheduled_at = now + retry_delay(message.attempts)
-    message.enqueued_at = None
-    message.error = error
-    record_message(session, message, "retrying", at=now,
-                   detail=f"attempt {message.attempts}: {error}; next at {message.scheduled_at.isoformat()}")
+class _Throttled(Exception):
+    def __init__(self, wait: float):
+        self.wait = wait
 
 
-def _fail(session: Session, message: Message, error: str, *, now: datetime) -> None:
-    message.status, message.error = MessageStatus.FAILED.value, error
-    record_message(session, message, "failed", at=now, detail=error)
+def _wait_for_token(message: Message, channels: Channels, sleep: Callable[[float], None]) -> None:
+    if channels.limiter is None:
+        return
+    while (wait := channels.limiter.acquire(message.channel)) > 0:
+        if wait > MAX_INLINE_WAIT:
+            raise _Throttled(wait)
+        sleep(wait)
+
+
+def _sent(message: Message, built: Built, provider_id: str, meta: dict[str, Any], *,
+          now: datetime) -> Callable[[Session], None]:
+    def record(session: Session) -> None:
+        session.execute(update(Message).where(Message.id == message.id).values(
+            status=MessageStatus.SENT.value, sent_at=now, provider_id=provider_id[:255], error=None,
+            subject=built.subject, template_version=built.template_version,
+            meta={**(message.meta or {}), **meta}).execution_options(synchronize_session=False))
+        detail = built.summary + (f" ({_describe(meta)})" if meta else "")
+        record_message(session, message, "sent", at=now, detail=detail)
+    return record
+
+
+def _describe(meta: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in meta.items() if isinstance(v, str | int | float))
+
+
+def _settle(message: Message, status: MessageStatus, why: str, *, now: datetime) -> Callable[[Session], None]:
+    def record(session: Session) -> None:
+        values: dict[str, Any] = {"status": status.value}
+        values["skip_reason" if status == MessageStatus.SKIPPED else "error"] = why[:200] if (
+            status == MessageStatus.SKIPPED) else why
+        session.execute(update(Message).where(Message.id == message.id).values(**values)
+                        .execution_options(synchronize_session=False))
+        record_message(session, message, "skipped" if status == MessageStatus.SKIPPED else status.value,
+                       at=now, detail=why)
+    return record
+
+
+def _later(message: Message, at: datetime, why: str, *, now: datetime, unclaim: bool = False,
+           error: str | None = None) -> Callable[[Session], None]:
+    """Back to `scheduled` for `at`; the sweeper hands it out when due."""
+    def record(session: Session) -> None:
+        values: dict[str, Any] = {"status": MessageStatus.SCHEDULED.value, "scheduled_at": at, "enqueued_at": None}
+        if unclaim:
+            values["attempts"] = Message.attempts - 1  # waiting for a token is not an attempt
+        if error is not None:
+            values["error"] = error
+        session.execute(update(Message).where(Message.id == message.id).values(**values)
+                        .execution_options(synchronize_session=False))
+        kind = "retrying" if error else "message_deferred"
+        record_message(session, message, kind, at=now, detail=f"{why}; next at {at.isoformat()}")
+    return record
+
+
+def _transient(message: Message, batch: _Batch, exc: TransientSendError, *, now: datetime,
+               pause_after: int) -> Callable[[Session], None]:
+    if message.attempts >= MAX_ATTEMPTS:
+        return _failed_for_good(message, batch, PermanentSendError(
+            f"gave up after {message.attempts} attempts: {exc}"), now=now, pause_after=pause_after, counted=True)
+    delay = retry_delay(message.attempts)
+    if exc.retry_after is not None:
+        delay = max(delay, timedelta(seconds=exc.retry_after))
+    retry = _later(message, now + delay, f"attempt {message.attempts}: {exc}", now=now, error=str(exc))
+
+    def record(session: Session) -> None:
+        retry(session)
+        _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after)
+    return record
+
+
+def _failed_for_good(message: Message, batch: _Batch, exc: Exception, *, now: datetime, pause_after: int,
+                     counted: bool = False) -> Callable[[Session], None]:
+    dead = isinstance(exc, PermanentSendError) and exc.address_dead
+    channel_fault = not dead and not isinstance(exc, ChannelUnavailable) and not counted
+    why = f"{message.channel} rejected: {exc}" if isinstance(exc, PermanentSendError) else str(exc)
+    then = _reroute_or(message, batch, why, now=now, otherwise=_settle(message, MessageStatus.FAILED, why, now=now))
+
+    def record(session: Session) -> None:
+        if dead and message.to_address:
+            session.execute(dialect_insert(session, Suppression).values(
+                workspace_id=message.workspace_id, channel=message.channel, address=message.to_address,
+                reason=f"address dead: {exc}"[:200], created_at=now,
+            ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))
+            record_message(session, message, "suppressed", at=now, detail=f"{message.channel} {message.to_address}")
+        if channel_fault:
+            _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after)
+        then(session)
+    return record
+
+
+def _count_failure(session: Session, message: Message, batch: _Batch, error: str, *, now: datetime,
+                   pause_after: int) -> None:
+    if channel_health.record_failure(session, message.workspace_id, message.channel, error, now=now,
+                                     pause_after=pause_after):
+        batch.paused.setdefault(message.workspace_id, set()).add(message.channel)
+        record_message(session, message, "channel_paused", at=now,
+                       detail=f"{message.channel} paused after {pause_after} failures in a row: {error}")
+
+
+def _reroute_or(message: Message, batch: _Batch, why: str, *, now: datetime,
+                otherwise: Callable[[Session], None] | None = None) -> Callable[[Session], None]:
+    """Move the message to the step's next fallback channel that can take it, or do `otherwise`
+    (by default: skip it, saying why)."""
+    remaining = list((message.fallback or {}).get("channels") or [])
+    contact = batch.contacts.get(message.contact_id)
+    if remaining and contact is not None:
+        workspace = batch.workspaces[message.workspace_id]
+        plan = routing.plan_send(
+            candidates=remaining, recipient=routing.recipient_of(contact), transactional=message.transactional,
+            topic=None, when_capped="defer", template=message.template, workspace=workspace,
+            zone=routing.contact_zone(contact, workspace), suppressed=lambda ch, a: False,
+            paused=batch.paused.get(message.workspace_id, set()), recent=lambda: [], now=now)
+        if plan.channel is not None:
+            def reroute(session: Session) -> None:
+                if routing.is_suppressed(session, message.workspace_id, plan.channel or "", plan.address or ""):
+                    _settle(message, MessageStatus.SKIPPED, f"skipped: {why}; {plan.channel} address suppressed",
+                            now=now)(session)
+                    return
+                session.execute(update(Message).where(Message.id == message.id).values(
+                    status=MessageStatus.SCHEDULED.value, channel=plan.channel, to_address=plan.address,
+                    scheduled_at=plan.send_at, enqueued_at=None if plan.deferred else now, attempts=0, error=why,
+                    fallback={"channels": list(plan.remaining)} if plan.remaining else {},
+                ).execution_options(synchronize_session=False))
+                record_message(session, message, "fallback", at=now,
+                               detail=f"{message.channel}: {why}; falling back to {plan.detail}")
+                if not plan.deferred:
+                    defer(session, "dispatch_messages", [message.id])
+            return reroute
+        why = f"{why}; fallback {(plan.skip_reason or '').removeprefix('skipped: ')}"
+    if otherwise is not None:
+        return otherwise
+    return _settle(message, MessageStatus.SKIPPED, f"skipped: {why}", now=now)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from engine.db import defer, dialect_insert
 from engine.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
 from engine.models import Contact, Event, JournalEntry, Journey, Message, MessageStatus, Run, Suppression, Workspace
-from engine.policies import email_skip_reason
+from engine.services import routing
 from engine.services.journal import record
 
 
@@ -41,9 +41,11 @@ class Batch:
     contacts: dict[int, Contact] = field(default_factory=dict)
     workspaces: dict[str, Workspace] = field(default_factory=dict)
     events: dict[int, Event] = field(default_factory=dict)
-    # (workspace id, address) pairs with an email suppression, for the addresses in `checked`
-    suppressed: set[tuple[str, str]] = field(default_factory=set)
-    checked: set[tuple[str, str]] = field(default_factory=set)
+    # (workspace id, channel, address) with a suppression, for the ones in `checked`
+    suppressed: set[tuple[str, str, str]] = field(default_factory=set)
+    checked: set[tuple[str, str, str]] = field(default_factory=set)
+    paused: dict[str, set[str]] = field(default_factory=dict)  # workspace -> channels paused
+    recent: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)  # contact -> marketing sends
     journey_status: dict[int, str | None] = field(default_factory=dict)
     journey_name: dict[int, str | None] = field(default_factory=dict)
     journal: list[dict[str, Any]] | None = None  # None: record each line at once (no batch)
@@ -81,29 +83,41 @@ class Batch:
             self.journey_name[journey_id] = session.scalar(select(Journey.name).where(Journey.id == journey_id))
         return self.journey_name[journey_id]
 
-    def is_suppressed(self, session: Session, workspace_id: str, address: str) -> bool:
-        if (workspace_id, address) not in self.checked:
-            self.checked.add((workspace_id, address))
-            found = session.scalar(select(Suppression.id).where(
-                Suppression.workspace_id == workspace_id, Suppression.channel == "email",
-                Suppression.address == address))
-            if found is not None:
-                self.suppressed.add((workspace_id, address))
-        return (workspace_id, address) in self.suppressed
+    def is_suppressed(self, session: Session, workspace_id: str, channel: str, address: str) -> bool:
+        key = (workspace_id, channel, address)
+        if key not in self.checked:
+            self.checked.add(key)
+            if routing.is_suppressed(session, workspace_id, channel, address):
+                self.suppressed.add(key)
+        return key in self.suppressed
 
     def load_suppressions(self, session: Session, contacts: list[Contact]) -> None:
-        """Check every address of `contacts` against the suppression list in one query."""
-        wanted = {(c.workspace_id, c.email) for c in contacts if c.email is not None} - self.checked
+        """Check every email address of `contacts` against the suppression list in one query."""
+        wanted = {(c.workspace_id, "email", c.email) for c in contacts if c.email is not None} - self.checked
         if not wanted:
             return
-        self.suppressed.update((workspace_id, address) for workspace_id, address in session.execute(
+        self.suppressed.update((workspace_id, "email", address) for workspace_id, address in session.execute(
             select(Suppression.workspace_id, Suppression.address).where(
                 Suppression.channel == "email",
-                Suppression.workspace_id.in_(sorted({w for w, _ in wanted})),
-                _one_of(session, Suppression.address, sorted({a for _, a in wanted})),
+                Suppression.workspace_id.in_(sorted({w for w, _, _ in wanted})),
+                _one_of(session, Suppression.address, sorted({a for _, _, a in wanted})),
             )
         ))
         self.checked |= wanted
+
+    def paused_channels(self, session: Session, workspace_id: str) -> set[str]:
+        if workspace_id not in self.paused:
+            self.paused[workspace_id] = routing.paused_channels(session, workspace_id)
+        return self.paused[workspace_id]
+
+    def recent_sends(self, session: Session, contact: Contact, workspace: Workspace, *,
+                     now: datetime) -> list[tuple[str, datetime]]:
+        """The contact's marketing sends in the longest cap period, plus those made in this batch."""
+        if contact.id not in self.recent:
+            window = routing.cap_window(workspace)
+            self.recent[contact.id] = [] if window is None else routing.recent_marketing(
+                session, contact.id, since=now - window)
+        return self.recent[contact.id]
 
     def note(self, session: Session, *, workspace_id: str, contact_id: int, kind: str, at: datetime,
              run_id: int | None = None, step_id: str | None = None, message_id: int | None = None,
@@ -192,7 +206,7 @@ class _PendingMessage:
 
 MESSAGE_COLUMNS = ("workspace_id", "contact_id", "run_id", "journey_id", "step_id", "channel", "template",
                    "to_address", "context", "status", "skip_reason", "attempts", "scheduled_at", "enqueued_at",
-                   "created_at", "arm")
+                   "created_at", "arm", "transactional", "fallback", "meta")
 _DROPPED = object()  # the message_id of a journal line about a message that was not made after all
 
 
@@ -282,50 +296,86 @@ def message_context(session: Session, run: Run, contact: Contact) -> dict[str, A
         },
         "event": event.properties if event else {},
         "workspace": {"id": workspace.id, "name": workspace.name},
+        # Bots answering a message ("status?") need the last order; other sends do not pay for it.
+        **({"last_order": last_order(session, contact.id)} if event and event.type == "message_received" else {}),
     }
+
+
+ORDER_STATUS = {"order_placed": "placed", "order_paid": "paid", "order_fulfilled": "shipped",
+                "order_shipped": "shipped", "order_delivered": "delivered", "order_cancelled": "cancelled",
+                "order_refunded": "refunded"}
+
+
+def last_order(session: Session, contact_id: int) -> dict[str, Any] | None:
+    """The contact's latest order event, as {order_id, status, total, currency, occurred_at}."""
+    found = session.execute(
+        select(Event.type, Event.properties, Event.occurred_at).where(
+            Event.contact_id == contact_id, Event.type.in_(list(ORDER_STATUS)))
+        .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(1)).first()
+    if found is None:
+        return None
+    kind, properties, at = found
+    return {"order_id": properties.get("order_id"), "status": ORDER_STATUS[kind], "total": properties.get("total"),
+            "currency": properties.get("currency"), "occurred_at": at.isoformat()}
 
 
 def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, Any], *, now: datetime,
-                    skip: str | None, detail: str) -> int | None:
+                    skip: str | None, detail: str, send_at: datetime | None = None) -> int | None:
+    """Insert the step's message (skipped, due now, or deferred to `send_at`) unless it exists."""
+    deferred = send_at is not None and send_at > now
     row = {
         "workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id,
-        "journey_id": run.journey_id, "step_id": step_id, "attempts": 0, "scheduled_at": now,
-        "created_at": now, "skip_reason": skip, "enqueued_at": None if skip else now,
-        "status": (MessageStatus.SKIPPED if skip else MessageStatus.SCHEDULED).value, **values,
+        "journey_id": run.journey_id, "step_id": step_id, "attempts": 0, "scheduled_at": send_at or now,
+        "created_at": now, "skip_reason": skip, "enqueued_at": None if skip or deferred else now,
+        "status": (MessageStatus.SKIPPED if skip else MessageStatus.SCHEDULED).value,
+        "transactional": False, "fallback": {}, "meta": {}, **values,
     }
+    kind = "skipped" if skip else "message_deferred" if deferred else "message_scheduled"
     batch = current_batch(session)
     line = {"workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id, "step_id": step_id,
-            "message_id": None, "kind": "skipped" if skip else "message_scheduled", "at": now,
-            "detail": (skip or detail)[:500] or None}
+            "message_id": None, "kind": kind, "at": now, "detail": (skip or detail)[:500] or None}
     if batch.journal is not None and run.id is not None:  # walking a batch: inserted with the others
         row["context"] = json.loads(json.dumps(row["context"]))  # as it is now, as an INSERT now would store it
         batch.journal.append(line)
-        batch.messages.append(_PendingMessage(row, line, send=not skip))
+        batch.messages.append(_PendingMessage(row, line, send=not skip and not deferred))
         return None
     stmt = dialect_insert(session, Message).values(row).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
     message_id: int | None = session.scalar(stmt.returning(Message.id))
     if message_id is None:
         return None  # this step already made its message
     batch.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id, step_id=step_id,
-               message_id=message_id, kind="skipped" if skip else "message_scheduled", at=now, detail=skip or detail)
-    if not skip:
+               message_id=message_id, kind=kind, at=now, detail=skip or detail)
+    if not skip and not deferred:
         defer(session, "dispatch_messages", [message_id])
     return message_id
 
 
 def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, now: datetime) -> None:
-    suppressed = contact.email is not None and current_batch(session).is_suppressed(session, run.workspace_id,
-                                                                                     contact.email)
-    # Transactional mail (order updates) needs no marketing consent, but never goes to a
-    # suppressed (bounced, complained) address.
-    consent = {} if send.transactional else contact.consent
-    skip = email_skip_reason(contact.email, consent, suppressed=suppressed)
+    batch = current_batch(session)
+    workspace = batch.workspace(session, run.workspace_id)
+    context = message_context(session, run, contact)
+    recipient = routing.recipient_of(contact)
+    candidates = routing.candidates_for(send.channel, send.fallback, recipient, context["event"])
+    plan = routing.plan_send(
+        candidates=candidates, recipient=recipient, transactional=send.transactional, topic=send.topic,
+        when_capped=send.when_capped, template=send.template, workspace=workspace,
+        zone=routing.contact_zone(contact, workspace),
+        # Transactional mail (order updates) needs no marketing consent, but never goes to a
+        # suppressed (bounced, complained) address.
+        suppressed=lambda channel, address: batch.is_suppressed(session, run.workspace_id, channel, address),
+        paused=batch.paused_channels(session, run.workspace_id),
+        recent=lambda: batch.recent_sends(session, contact, workspace, now=now), now=now,
+    )
+    if plan.channel is not None and not send.transactional and contact.id in batch.recent:
+        batch.recent[contact.id].append((plan.channel, plan.send_at))  # counts for the next send in this batch
     values = {
-        "channel": send.channel, "template": send.template, "to_address": contact.email, "arm": send.arm,
-        "context": message_context(session, run, contact),
+        "channel": plan.channel or (candidates[0] if candidates else send.channel), "template": send.template,
+        "to_address": plan.address, "arm": send.arm, "context": context, "transactional": send.transactional,
+        "fallback": {"channels": list(plan.remaining)} if plan.remaining else {},
     }
-    _insert_message(session, run, send.step_id, values, now=now, skip=skip,
-                    detail=f"{send.channel}: {send.template}" + (f" (arm {send.arm})" if send.arm else ""))
+    detail = plan.detail + (f" (arm {send.arm})" if send.arm else "")
+    _insert_message(session, run, send.step_id, values, now=now, skip=plan.skip_reason, detail=detail,
+                    send_at=plan.send_at)
 
 
 def make_webhook_call(session: Session, run: Run, contact: Contact, call: PlannedWebhook, *,

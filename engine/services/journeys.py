@@ -30,9 +30,12 @@ class LiveVersion:
 def validate_definition(data: Any) -> JourneyDefinition:
     definition = parse_definition(data)
     missing = [
-        {"field": f"steps[id={step.id}].template", "message": f"no template named {step.template!r}"}
-        for step in definition.all_steps()
-        if isinstance(step, SendStep) and not template_exists(step.template)
+        {"field": f"steps[id={step.id}].template",
+         "message": f"no template named {step.template!r}" if channel == "email"
+         else f"no {channel} template named {step.template!r} (templates/{channel}/{step.template}/)"}
+        for step in definition.all_steps() if isinstance(step, SendStep)
+        for channel in step.channels
+        if not template_exists(step.template, channel)
     ]
     if missing:
         raise DefinitionError(missing)

@@ -178,7 +178,7 @@ def _end_if_goal(session: Session, run: Run, event: Event, batch: effects.Batch,
 
 
 def _same_key(definition: JourneyDefinition, event: Event, run: Run) -> bool:
-    if not definition.is_keyed:
+    if not definition.is_keyed or event.properties.get("run_id") == run.id:  # an open/click of this run's message
         return True
     return correlation_key(event.properties, definition.key_path) == base_key(run.key)
 

@@ -57,9 +57,12 @@ class Branch:
 
 @dataclass(frozen=True)
 class Send:
-    channel: str
+    channel: str  # a channel, or "preferred" / "reply" (resolved by routing)
     template: str
     transactional: bool = False
+    fallback: tuple[str, ...] = ()
+    topic: str | None = None
+    when_capped: str = "skip"
 
 
 @dataclass(frozen=True)

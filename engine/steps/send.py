@@ -7,4 +7,4 @@ from engine.steps.decisions import Decision, Send, StepContext
 
 
 def decide(step: SendStep, ctx: StepContext) -> Decision:
-    return Send(step.channel, step.template, step.transactional)
+    return Send(step.channel, step.template, step.transactional, tuple(step.fallback), step.topic, step.when_capped)

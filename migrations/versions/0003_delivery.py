@@ -92,6 +92,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('opened_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('clicked_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_messages_provider_id', ['provider_id'], unique=False)
 
     with op.batch_alter_table('outbox_captures', schema=None) as batch_op:
         batch_op.add_column(sa.Column('meta', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), server_default='{}', nullable=False))
@@ -105,6 +106,7 @@ def downgrade() -> None:
         batch_op.drop_column('meta')
 
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_provider_id')
         batch_op.drop_column('clicked_at')
         batch_op.drop_column('opened_at')
         batch_op.drop_column('delivered_at')
