@@ -64,7 +64,8 @@ class TextTemplate:
                 raise TemplateError(f"template {self.channel}/{self.name!r}: outside the 24-hour window "
                                     "only an approved whatsapp.yaml template may be sent")
             text = self.body.render(context).strip()
-            buttons = tuple(Button(t.render(context).strip(), u.render(context).strip()) for t, u in self.buttons)
+            rendered = ((t.render(context).strip(), u.render(context).strip()) for t, u in self.buttons)
+            buttons = tuple(Button(label, url) for label, url in rendered if label and url)  # no link, no button
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"template {self.channel}/{self.name!r}: {exc.message}") from None
         except jinja2.TemplateError as exc:

@@ -26,7 +26,7 @@ from engine.conditions import Facts, holds
 from engine.interpreter import Branched, Completed, Exited, PlannedSend, PlannedWebhook, Waiting, advance
 from engine.journeys import TIME_TRIGGERS, EveryDays, JourneyDefinition, SplitStep, WaitForEventStep
 from engine.models import Contact, Event, Suppression, Workspace
-from engine.policies import email_skip_reason
+from engine.services import routing
 from engine.services.facts import contact_metrics
 from engine.services.runs import REPEAT_MARK, correlation_key
 
@@ -102,6 +102,7 @@ class Simulation:
         self.order = itertools.count()
         self.contacts: dict[int, Contact] = {}
         self.history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+        self.sent_by_contact: dict[int, list[tuple[str, datetime]]] = {}
         self.default_zone = session.scalar(select(Workspace.timezone).where(Workspace.id == workspace_id)) or "UTC"
 
     def run(self) -> Report:
@@ -215,14 +216,26 @@ class Simulation:
                 self.report.holdouts[f"{step.id}:{effect.label}"] += 1
 
     def _send(self, contact: Contact, send: PlannedSend, now: datetime) -> None:
-        suppressed = contact.email is not None and self.session.scalar(select(Suppression.id).where(
-            Suppression.workspace_id == self.workspace_id, Suppression.channel == "email",
-            Suppression.address == contact.email)) is not None
-        skip = email_skip_reason(contact.email, {} if send.transactional else contact.consent, suppressed=suppressed)
-        if skip:
-            self.report.skipped[skip] += 1
-        else:
-            self.report.messages[now.date().isoformat()][send.channel] += 1
+        """Route as a real send would (channels, consent, suppression, topics, quiet hours, caps
+        counted within the simulation); the channel paused state of today is not replayed."""
+        workspace = self.session.get_one(Workspace, self.workspace_id)
+        recipient = routing.recipient_of(contact)
+        sent = self.sent_by_contact.setdefault(contact.id, [])
+        plan = routing.plan_send(
+            candidates=routing.candidates_for(send.channel, send.fallback, recipient, None), recipient=recipient,
+            transactional=send.transactional, topic=send.topic, when_capped=send.when_capped,
+            template=send.template, workspace=workspace, zone=routing.contact_zone(contact, workspace),
+            suppressed=lambda channel, address: self.session.scalar(select(Suppression.id).where(
+                Suppression.workspace_id == self.workspace_id, Suppression.channel == channel,
+                Suppression.address == address)) is not None,
+            paused=set(), recent=lambda: sent, now=now)
+        if plan.skip_reason:
+            self.report.skipped[plan.skip_reason] += 1
+            return
+        assert plan.channel is not None
+        if not send.transactional:
+            sent.append((plan.channel, plan.send_at))
+        self.report.messages[plan.send_at.date().isoformat()][plan.channel] += 1
 
     def _end(self, run: SimRun, status: str, reason: str | None, now: datetime) -> None:
         run.status, run.exit_reason, run.ended_at, run.next_at = status, reason, now, None
