@@ -230,7 +230,7 @@ class SendStep(_Model):
 
     type: Literal["send"]
     id: StepId
-    channel: ChannelName | Literal["preferred", "reply"] = "email"
+    channel: Literal["email", "sms", "telegram", "whatsapp", "viber", "preferred", "reply"] = "email"
     fallback: list[ChannelName] = Field(default_factory=list, max_length=5)
     template: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
     transactional: bool = False  # order updates: sent without marketing consent (never to suppressed)

@@ -83,7 +83,7 @@ class Route:
     channel: str | None  # None: no channel can take it; `skip_reason` says why
     address: str | None
     remaining: tuple[str, ...]  # the fallbacks left after the chosen channel
-    passed_over: tuple[str, ...] = ()  # "telegram: no chat linked", for the timeline
+    passed_over: tuple[str, ...] = ()  # why earlier channels were passed over, for the timeline
 
     @property
     def skip_reason(self) -> str:
@@ -100,14 +100,15 @@ def route(candidates: Sequence[str], recipient: Recipient, *, transactional: boo
         address = address_for(channel, recipient)
         reason = (unavailable or {}).get(channel)
         if reason is None and not address:
-            reason = "no address" if channel in ("email", "sms") else "not linked"
+            reason = {"email": "contact has no email address", "sms": "contact has no phone number"}.get(
+                channel, f"no {channel} account linked")
         if reason is None:
             reason = consent_skip_reason(channel, recipient, transactional=transactional)
         if reason is None and suppressed(channel, address or ""):
-            reason = "address is suppressed"
+            reason = f"{channel} address is suppressed"
         if reason is None:
             return Route(channel, address, tuple(candidates[index + 1:]), tuple(passed_over))
-        passed_over.append(f"{channel}: {reason}")
+        passed_over.append(reason)
     return Route(None, None, (), tuple(passed_over))
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from engine.db import defer, dialect_insert
 from engine.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
 from engine.models import Contact, Event, JournalEntry, Journey, Message, MessageStatus, Run, Suppression, Workspace
+from engine.policies import address_for
 from engine.services import routing
 from engine.services.journal import record
 
@@ -370,7 +371,8 @@ def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend
         batch.recent[contact.id].append((plan.channel, plan.send_at))  # counts for the next send in this batch
     values = {
         "channel": plan.channel or (candidates[0] if candidates else send.channel), "template": send.template,
-        "to_address": plan.address, "arm": send.arm, "context": context, "transactional": send.transactional,
+        "to_address": plan.address or (address_for(candidates[0], recipient) if candidates else None),
+        "arm": send.arm, "context": context, "transactional": send.transactional,
         "fallback": {"channels": list(plan.remaining)} if plan.remaining else {},
     }
     detail = plan.detail + (f" (arm {send.arm})" if send.arm else "")

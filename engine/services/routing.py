@@ -81,7 +81,7 @@ def plan_send(*, candidates: list[str], recipient: Recipient, transactional: boo
               when_capped: str, template: str, workspace: Workspace, zone: ZoneInfo,
               suppressed: Callable[[str, str], bool], paused: set[str],
               recent: Callable[[], list[tuple[str, datetime]]], now: datetime) -> Plan:
-    unavailable = {ch: "paused after repeated failures" for ch in paused}
+    unavailable = {ch: f"{ch} paused after repeated failures" for ch in paused}
     unavailable.update({ch: f"no {ch} template {template!r}" for ch in candidates
                         if ch not in unavailable and not template_exists(template, ch)})
     chosen = route(candidates, recipient, transactional=transactional, topic=topic, suppressed=suppressed,

@@ -24,7 +24,7 @@ def test_the_first_channel_with_address_and_consent_wins() -> None:
     who = Recipient(email="ann@example.com", phone="+4915112345678", consent={"sms": "opted_out"})
     chosen = route(["telegram", "sms", "email"], who, transactional=False, suppressed=NOBODY_SUPPRESSED)
     assert (chosen.channel, chosen.address, chosen.remaining) == ("email", "ann@example.com", ())
-    assert chosen.passed_over == ("telegram: not linked", "sms: contact opted out of sms")
+    assert chosen.passed_over == ("no telegram account linked", "contact opted out of sms")
 
 
 def test_sms_marketing_needs_an_explicit_opt_in_but_order_updates_do_not() -> None:
@@ -39,7 +39,7 @@ def test_a_suppressed_address_is_never_used_even_for_transactional_mail() -> Non
     who = Recipient(email="gone@example.com")
     chosen = route(["email"], who, transactional=True, suppressed=lambda ch, a: a == "gone@example.com")
     assert chosen.channel is None
-    assert chosen.skip_reason == "skipped: email: address is suppressed"
+    assert chosen.skip_reason == "skipped: email address is suppressed"
 
 
 def test_a_topic_the_contact_left_skips_marketing() -> None:
