@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-SECRET_FIELDS = frozenset({"secret_key", "database_url", "redis_url", "smtp_url"})
+SECRET_FIELDS = frozenset({"secret_key", "database_url", "redis_url", "smtp_url", "metrics_token",
+                           "dkim_private_key"})
+PROVIDER_SECRET_FIELDS = frozenset({
+    "twilio_auth_token", "sms_gateway_url", "sms_gateway_token", "sms_gateway_webhook_secret",
+    "telegram_bot_token", "telegram_webhook_secret", "whatsapp_token", "whatsapp_app_secret",
+    "whatsapp_verify_token", "viber_auth_token",
+})
 
 
 def _redact_url(url: str | None) -> str | None:
@@ -33,6 +39,54 @@ def _redact_url(url: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class ProviderSettings:
+    """SMS and messenger provider credentials; a channel whose credentials are empty is unavailable.
+
+    Env names are the field names upper-cased (TWILIO_ACCOUNT_SID...). The API URLs
+    default to the real providers; embedded `rapport run` points them at the local fakes.
+    """
+
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""  # a number in E.164, or a Messaging Service SID (MG…)
+    twilio_api_url: str = "https://api.twilio.com"
+    sms_gateway_url: str = ""  # e.g. https://gw.example/send?to={to}&text={text}&from={sender}
+    sms_gateway_method: str = "GET"
+    sms_gateway_token: str = ""  # sent as "Authorization: Bearer …" when set
+    sms_gateway_id_path: str = "id"  # where the provider's id is in the JSON answer, e.g. data.message_id
+    sms_gateway_webhook_secret: str = ""  # receipts must carry it in X-Gateway-Secret
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = ""
+    telegram_api_url: str = "https://api.telegram.org"
+    whatsapp_token: str = ""
+    whatsapp_phone_number_id: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_api_url: str = "https://graph.facebook.com"
+    viber_auth_token: str = ""
+    viber_sender_name: str = "Rapport"
+    viber_api_url: str = "https://chatapi.viber.com"
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str]) -> ProviderSettings:
+        defaults = cls()
+        return cls(**{f.name: (env.get(f.name.upper()) or getattr(defaults, f.name)).strip()
+                      for f in fields(cls)})
+
+    def __repr__(self) -> str:  # tokens must not reach a log through repr()
+        shown = {f.name: "***" if f.name in PROVIDER_SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)
+                 for f in fields(self)}
+        return f"ProviderSettings({shown!r})"
+
+
+# Providers' documented throughput: Telegram bots ~30 messages/s, WhatsApp Cloud API 80/s
+# per number, Viber 50/s. Twilio allows 1/s per long code (more for short codes and
+# Messaging Services); 10/s suits a sender pool and is meant to be tuned. Email has no
+# limit unless one is set ("email=200/s"). "sms=10/s:20" allows bursts of 20.
+DEFAULT_RATE_LIMITS = "sms=10/s,telegram=30/s,whatsapp=80/s,viber=50/s"
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -48,6 +102,20 @@ class Settings:
     scan_interval: float = 60.0  # how often time-based entries (birthdays, win-back...) are scanned
     batch_size: int = 500
     outbox_page: bool = False  # the sink's outbox shows every workspace: embedded mode only
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
+    telegram_bot_username: str = ""  # deep links t.me/<bot>?start=<token>; empty: no Telegram link
+    viber_chat_uri: str = ""  # deep links viber://pa?chatURI=<uri>&context=<token>; empty: no Viber link
+    # Token buckets per provider, shared by all workers (workers/rate_limit.py parses them).
+    rate_limits: str = DEFAULT_RATE_LIMITS
+    channel_pause_after: int = 10  # consecutive send failures that pause a workspace's channel
+    metrics_token: str | None = None  # GET /metrics wants "Bearer <token>"; unset: loopback clients only
+    # Email: VERP bounces go to bounce+<id>-<sig>@bounce_domain (empty: bounces go to MAIL_FROM);
+    # DKIM signs each message when a key, a selector and a domain are all set.
+    bounce_domain: str = ""
+    dkim_private_key: str = ""  # PEM text (DKIM_PRIVATE_KEY), or DKIM_PRIVATE_KEY_FILE names a file holding it
+    dkim_private_key_file: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -76,6 +144,17 @@ class Settings:
             scan_interval=float(env.get("RAPPORT_SCAN_INTERVAL", "60")),
             batch_size=int(env.get("RAPPORT_BATCH_SIZE", "500")),
             outbox_page=env.get("RAPPORT_OUTBOX_PAGE", "") in ("1", "true", "yes"),
+            providers=ProviderSettings.from_env(env),
+            telegram_bot_username=env.get("TELEGRAM_BOT_USERNAME", "").strip().removeprefix("@"),
+            viber_chat_uri=env.get("VIBER_CHAT_URI", "").strip(),
+            rate_limits=env.get("RAPPORT_RATE_LIMITS", DEFAULT_RATE_LIMITS),
+            channel_pause_after=int(env.get("RAPPORT_CHANNEL_PAUSE_AFTER", "10")),
+            metrics_token=env.get("RAPPORT_METRICS_TOKEN") or None,
+            bounce_domain=env.get("BOUNCE_DOMAIN", "").strip(),
+            dkim_private_key=env.get("DKIM_PRIVATE_KEY", ""),
+            dkim_private_key_file=env.get("DKIM_PRIVATE_KEY_FILE", "").strip(),
+            dkim_selector=env.get("DKIM_SELECTOR", "").strip(),
+            dkim_domain=env.get("DKIM_DOMAIN", "").strip(),
         )
 
     @property

@@ -22,6 +22,7 @@ from triggers import (
     referral_reward,
     review_follow_up,
     review_request,
+    support_bot,
     welcome_series,
     win_back,
     wishlist,
@@ -84,6 +85,10 @@ RECIPES: dict[str, Recipe] = {
     "win_back": Recipe(
         win_back.NAME, win_back.recipe,
         "No order for 90 days: a we-miss-you email, optionally a second with a discount."),
+    "support_bot": Recipe(
+        support_bot.NAME, support_bot.recipe,
+        "Answers \"status\" on SMS or a messenger with the last order's status, on the channel it came in on; "
+        "hands anything else to the shop's support webhook (support_url)."),
 }
 
 

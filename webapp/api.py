@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
+from engine.messenger_links import contact_links
 from engine.models import OutboxCapture
 from engine.services import contacts
 from engine.services.ingest import MAX_BATCH, ingest_events
@@ -80,6 +81,18 @@ def get_contact(external_id: str) -> Any:
     caller = authenticate(signed=False)
     with context.sessions()() as session:
         return jsonify(contacts.profile(contacts.get_contact(session, caller.workspace_id, external_id)))
+
+
+@bp.get("/contacts/<path:external_id>/messenger-links")
+def messenger_links(external_id: str) -> Any:
+    """Deep links that connect the contact's Telegram or Viber chat (engine/messenger_links.py)."""
+    caller = authenticate(signed=False)
+    settings = context.settings()
+    with context.sessions()() as session:
+        contact = contacts.get_contact(session, caller.workspace_id, external_id)
+        return jsonify(contact_links(settings.secret_key, caller.workspace_id, contact.id,
+                                     telegram_bot=settings.telegram_bot_username,
+                                     viber_chat_uri=settings.viber_chat_uri))
 
 
 @bp.delete("/contacts/<path:external_id>")

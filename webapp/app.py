@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
     }
 
-    from webapp import api, health, journeys_api, pages, reviews, shop_webhooks
+    from webapp import api, channels_api, health, journeys_api, metrics, pages, reviews, shop_webhooks
 
     app.register_blueprint(api.bp)
     app.register_blueprint(journeys_api.bp)
@@ -41,6 +41,18 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.register_blueprint(pages.bp)
     app.register_blueprint(shop_webhooks.bp)
     app.register_blueprint(reviews.bp)
+    app.register_blueprint(channels_api.bp)
+    app.register_blueprint(metrics.bp)
+
+    from webapp import provider_webhooks
+
+    app.register_blueprint(provider_webhooks.bp)
+
+    from webapp import preferences, subscribe, tracking
+
+    app.register_blueprint(preferences.bp)
+    app.register_blueprint(subscribe.bp)
+    app.register_blueprint(tracking.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

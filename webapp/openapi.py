@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.openapi_channels import CHANNEL_PATHS
 from webapp.openapi_journeys import JOURNEY_PATHS
+from webapp.openapi_providers import PROVIDER_PATHS
 
 CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber")
 CONSENT_STATES = ["opted_in", "opted_out", "pending"]
@@ -398,7 +400,8 @@ SHOP_WEBHOOK_PATHS: dict[str, Any] = {
         "responses": SHOP_ANSWERS,
     }},
 }
-PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS
+PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS | PROVIDER_PATHS
+PATHS |= CHANNEL_PATHS
 
 
 SPEC: dict[str, Any] = {

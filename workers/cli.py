@@ -5,6 +5,8 @@
     rapport workspace connect shopify|woocommerce WORKSPACE_ID --secret SECRET
     rapport run                      # embedded all-in-one (what `make run` starts)
     rapport worker | scheduler | smtp-sink
+    rapport bounce-server [--port N] [--domain D]   # receives bounces and complaints (VERP)
+    rapport fake-providers [--port N] [--capture-outbox] [--callback-url URL]   # local SMS/messenger APIs
     rapport demo cart | order CART_ID
     rapport journeys export | import | simulate
     rapport contacts rebuild-metrics WORKSPACE
@@ -67,6 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     sink = sub.add_parser("smtp-sink", help="run the local SMTP sink that fills the outbox")
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=2525)
+    fake = sub.add_parser("fake-providers", help="serve local fakes of the Twilio, SMS gateway, Telegram, "
+                                                 "WhatsApp and Viber APIs")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8025)
+    fake.add_argument("--database-url", default=None, help="write each accepted message to this database's outbox")
+    fake.add_argument("--capture-outbox", action="store_true", help="write to DATABASE_URL's outbox")
+    fake.add_argument("--callback-url", default=None,
+                      help="Rapport's base URL: post signed delivery receipts to its provider webhooks")
+    fake.add_argument("--callback-delay", type=float, default=1.0, help="seconds before a receipt is posted")
+    bounce = sub.add_parser("bounce-server", help="receive bounces and spam complaints (the bounce domain's MX)")
+    bounce.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to face the internet)")
+    bounce.add_argument("--port", type=int, default=2526)
+    bounce.add_argument("--domain", action="append", default=None,
+                        help="accept mail only for this domain (repeatable; default: BOUNCE_DOMAIN, else any)")
 
     cli_journeys.add_parser(sub)
     cli_contacts.add_parser(sub)
@@ -186,6 +202,40 @@ def cmd_smtp_sink(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_fake_providers(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.fake_providers import FakeProviders
+
+    database_url = args.database_url or (settings.database_url if args.capture_outbox else None)
+    fake = FakeProviders(host=args.host, port=args.port, database_url=database_url, callback_url=args.callback_url,
+                         callback_delay=args.callback_delay).start()
+    print(f"fake providers listening on {fake.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    fake.stop()
+    return 0
+
+
+def cmd_bounce_server(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.db import make_engine, make_sessionmaker
+    from workers.bounces import start_bounce_server
+    from workers.runtime import current
+
+    # With Redis, the bounce and complaint events reach journeys at once; without, the sweeper finds them.
+    sessions = current().sessions if settings.redis_url else make_sessionmaker(make_engine(settings.database_url))
+    domains = tuple(args.domain or ([settings.bounce_domain] if settings.bounce_domain else []))
+    controller, _handler = start_bounce_server(sessions, secret=settings.secret_key, clock=utcnow, host=args.host,
+                                               port=args.port, domains=domains)
+    print(f"bounce server listening on {args.host}:{args.port} for {', '.join(domains) or 'any domain'}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from triggers.demo import cart_event, load_credentials, order_event, post_signed
 
@@ -213,6 +263,8 @@ COMMANDS = {
     "worker": cmd_worker,
     "scheduler": cmd_scheduler,
     "smtp-sink": cmd_smtp_sink,
+    "bounce-server": cmd_bounce_server,
+    "fake-providers": cmd_fake_providers,
     "demo": cmd_demo,
     "journeys": cli_journeys.run,
     "contacts": cli_contacts.run,

@@ -1,25 +1,68 @@
-"""SMTP adapter: one pooled connection per worker process, multipart text + HTML.
+"""SMTP adapter: the email `MessageSender`, one pooled connection per worker process.
 
 URLs: `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it) or
 `smtps://…` (TLS from the first byte, port 465 by default).
+
+The envelope sender is the message's VERP `return_path` when the dispatcher gives
+one (bounces then name the message), else the From address. The wire form comes
+from workers/mime.py; with a DKIM key configured, each message is signed over the
+headers RFC 8058 asks for (List-Unsubscribe and List-Unsubscribe-Post among them).
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import smtplib
 import ssl
-from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from engine.channels import OutgoingEmail
+from engine.channels import OutgoingMessage, Receipt
 from engine.errors import PermanentSendError, TransientSendError
+from engine.settings import Settings
+from workers.mime import build_mime, domain_of, envelope_address
+
+# Headers the DKIM signature covers: the ones a receiver shows or acts on. RFC 8058
+# requires List-Unsubscribe and List-Unsubscribe-Post to be signed.
+DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+                "List-Unsubscribe", "List-Unsubscribe-Post", "Reply-To")
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    """A DKIM signing key: the private key in PEM, published as <selector>._domainkey.<domain>."""
+
+    private_key: bytes
+    selector: str
+    domain: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DkimKey | None:
+        """None unless a key, a selector and a domain are all configured."""
+        pem = settings.dkim_private_key
+        if not pem and settings.dkim_private_key_file:
+            pem = Path(settings.dkim_private_key_file).read_text()
+        if not pem:
+            return None
+        if not settings.dkim_selector or not settings.dkim_domain:
+            raise ValueError("DKIM_PRIVATE_KEY needs DKIM_SELECTOR and DKIM_DOMAIN too")
+        return cls(pem.strip().encode() + b"\n", settings.dkim_selector, settings.dkim_domain)
+
+    def sign(self, raw: bytes) -> bytes:
+        """`raw` with a DKIM-Signature header in front (relaxed/relaxed, rsa-sha256)."""
+        import dkim  # imported only when signing is configured: it pulls in dnspython
+
+        present = {line.split(b":", 1)[0].strip().lower() for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")}
+        include = [name.encode() for name in DKIM_HEADERS if name.lower().encode() in present]
+        signature = dkim.sign(raw, self.selector.encode(), self.domain.encode(), self.private_key,
+                              canonicalize=(b"relaxed", b"relaxed"), include_headers=include)
+        return bytes(signature) + raw
 
 
 class SmtpSender:
-    def __init__(self, url: str, *, timeout: float = 30.0):
+    def __init__(self, url: str, *, timeout: float = 30.0, dkim: DkimKey | None = None):
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
@@ -29,6 +72,7 @@ class SmtpSender:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
+        self.dkim = dkim
         self._conn: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -54,16 +98,22 @@ class SmtpSender:
                 pass
             self._conn = None
 
-    def send(self, email: OutgoingEmail) -> str:
-        message_id = make_msgid(domain=_domain(email.sender))
-        raw = build_mime(email, message_id)
-        envelope_from = parseaddr(email.sender)[1]
+    def send(self, message: OutgoingMessage) -> Receipt:
+        message_id = f"<{message.message_id}.{secrets.token_hex(8)}@{domain_of(message.sender)}>"
+        raw = build_mime(message, message_id)
+        if self.dkim is not None:
+            raw = self.dkim.sign(raw)
+        envelope_from = envelope_address(message.return_path or message.sender)
+        self._deliver(envelope_from, envelope_address(message.to), raw)
+        return Receipt(provider_id=message_id)
+
+    def _deliver(self, envelope_from: str, to: str, raw: bytes) -> None:
         for attempt in (1, 2):  # a pooled connection may have been dropped by the server
             try:
                 if self._conn is None:
                     self._conn = self._connect()
-                self._conn.sendmail(envelope_from, [email.to], raw)
-                return message_id
+                self._conn.sendmail(envelope_from, [to], raw)
+                return
             except smtplib.SMTPServerDisconnected as exc:
                 self._conn = None
                 if attempt == 2:
@@ -72,7 +122,7 @@ class SmtpSender:
                 code, reason = next(iter(exc.recipients.values()))
                 raise _classify(code, reason) from None
             except smtplib.SMTPResponseException as exc:
-                if exc.smtp_code in (421,):
+                if exc.smtp_code == 421:  # the server is closing the connection
                     self.close()
                 raise _classify(exc.smtp_code, exc.smtp_error) from None
             except (TimeoutError, OSError, smtplib.SMTPException) as exc:
@@ -81,27 +131,24 @@ class SmtpSender:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+# "550 5.1.1 user unknown", "553 no such mailbox": the address is gone, not the message refused.
+DEAD_ADDRESS_CODES = (550, 551, 553)
+DEAD_ENHANCED = re.compile(r"\b5\.(1\.\d{1,3}|2\.1)\b")
+DEAD_WORDS = re.compile(
+    r"no such (user|mailbox|recipient|address)|(user|mailbox|recipient|address) (unknown|not found|does not exist"
+    r"|doesn't exist|disabled|unavailable)|unknown (user|recipient|mailbox)|does not exist|invalid (recipient|mailbox)"
+    r"|not our customer|account (is )?disabled",
+    re.IGNORECASE,
+)
+
+
 def _classify(code: int, reason: bytes | str) -> TransientSendError | PermanentSendError:
+    """5xx is permanent (dead address when the reply says the mailbox is gone); the rest is transient."""
     text = reason.decode(errors="replace") if isinstance(reason, bytes) else reason
     error = f"SMTP {code} {text}"
-    return PermanentSendError(error) if 500 <= code < 600 else TransientSendError(error)
-
-
-def _domain(address: str) -> str:
-    return parseaddr(address)[1].rpartition("@")[2] or "rapport.localhost"
-
-
-def build_mime(email: OutgoingEmail, message_id: str) -> str:
-    """The wire form. email.mime builds ~3x faster than EmailMessage; lines end in CRLF."""
-    msg = MIMEMultipart("alternative")
-    # A non-ASCII display name must be encoded alone, or the address is lost inside it.
-    msg["From"] = email.sender if email.sender.isascii() else formataddr(parseaddr(email.sender), "utf-8")
-    msg["To"] = email.to
-    msg["Subject"] = Header(email.subject, "utf-8").encode() if not email.subject.isascii() else email.subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = message_id
-    for name, value in email.headers.items():
-        msg[name] = value
-    msg.attach(MIMEText(email.text, "plain", "utf-8"))
-    msg.attach(MIMEText(email.html, "html", "utf-8"))
-    return msg.as_string().replace("\r\n", "\n").replace("\n", "\r\n")
+    if not 500 <= code < 600:
+        return TransientSendError(error)
+    policy = re.search(r"\b5\.7\.\d", text) is not None  # blocked for spam or policy: the address may be fine
+    dead = not policy and (code == 551 or DEAD_ENHANCED.search(text) is not None  # 551: user not local (moved)
+                           or (code in DEAD_ADDRESS_CODES and DEAD_WORDS.search(text) is not None))
+    return PermanentSendError(error, address_dead=dead)

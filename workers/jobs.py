@@ -5,7 +5,7 @@ Every job can run twice with the same ids and nothing is done twice (see the ser
 
 from __future__ import annotations
 
-from engine.services import dispatch, metrics, runs
+from engine.services import attribution, dispatch, metrics, runs
 from workers.runtime import current
 
 
@@ -19,6 +19,7 @@ def evaluate_events(event_ids: list[int]) -> None:
     now = rt.clock()
     with rt.sessions.begin() as session:
         claimed = metrics.apply_events(session, event_ids, now=now)
+        attribution.attribute_orders(session, claimed, now=now)  # claimed only: each order once
         runs.evaluate_events(session, claimed, now=now)
 
 

@@ -16,6 +16,7 @@ from engine.db import make_engine, make_sessionmaker
 from engine.settings import Settings
 from workers.email import SmtpSender
 from workers.queues import connect_redis, make_job_sink
+from workers.rate_limit import RedisRateLimiter
 from workers.webhook import HttpWebhookSender
 
 
@@ -55,7 +56,9 @@ class Runtime:
     def channels(self) -> Channels:
         return Channels(senders=self.senders, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from,
                         base_url=self.settings.base_url, link_secret=self.settings.secret_key,
-                        bounce_domain=getattr(self.settings, "bounce_domain", ""))
+                        bounce_domain=getattr(self.settings, "bounce_domain", ""),
+                        limiter=RedisRateLimiter.from_text(self.redis, self.settings.namespace,
+                                                           self.settings.rate_limits))
 
 
 _current: Runtime | None = None

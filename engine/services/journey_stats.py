@@ -1,14 +1,21 @@
 """Per-journey and per-step counts for the journey canvas: who waits where, what was sent,
-which branches were taken, how runs ended, how many converted. Grouped in SQL."""
+which branches were taken, how runs ended, how many converted, and the orders and revenue
+attributed to its messages (engine/services/attribution.py), per step and per split arm.
+Grouped in SQL.
+
+Revenue is a decimal string per currency ({"EUR": "59.90"}): summing euros and dollars
+into one number would be wrong, and an order without a currency is counted under "".
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from engine.models import JournalEntry, Message, Run
+from engine.models import Attribution, JournalEntry, Message, Run
 from engine.services.journeys import get_journey
 
 STEP_KINDS = ("waiting", "branch", "message_scheduled", "skipped", "contact_updated", "exited")
@@ -55,11 +62,37 @@ def journey_stats(session: Session, workspace_id: str, journey_id: int) -> dict[
         .where(JournalEntry.run_id.in_(runs), JournalEntry.kind == "branch").group_by(JournalEntry.step_id, label)
     ):
         step(step_id)["branches"][name] = count
+    attributed = _attributed(session, workspace_id, journey.id, step)
     return {
         "journey_id": journey.id,
         "status": journey.status,
         "runs": {"total": sum(by_status.values()), **by_status},
         "exits": exits,
         "conversions": sum(n for reason, n in exits.items() if (reason or "").startswith("goal reached")),
+        "attributed": attributed,
         "steps": steps,
     }
+
+
+def _attributed(session: Session, workspace_id: str, journey_id: int, step: Any) -> dict[str, Any]:
+    """Fill each step's "attributed" (orders, revenue, and the same per arm); return the journey's totals."""
+    total = _tally()
+    for step_id, arm, currency, orders, revenue in session.execute(
+        select(Attribution.step_id, Attribution.arm, Attribution.currency, func.count(), func.sum(Attribution.revenue))
+        .where(Attribution.workspace_id == workspace_id, Attribution.journey_id == journey_id)
+        .group_by(Attribution.step_id, Attribution.arm, Attribution.currency)
+    ):
+        at_step = step(step_id).setdefault("attributed", _tally())
+        tallies = [total, at_step]
+        if arm is not None:
+            tallies += [total["arms"].setdefault(arm, _tally(arms=False)),
+                        at_step["arms"].setdefault(arm, _tally(arms=False))]
+        for tally in tallies:
+            tally["orders"] += orders
+            money = Decimal(tally["revenue"].get(currency or "", "0")) + Decimal(str(revenue or 0))
+            tally["revenue"][currency or ""] = str(money.quantize(Decimal("0.01")))
+    return total
+
+
+def _tally(*, arms: bool = True) -> dict[str, Any]:
+    return {"orders": 0, "revenue": {}, **({"arms": {}} if arms else {})}

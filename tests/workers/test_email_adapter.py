@@ -1,0 +1,294 @@
+"""The SMTP adapter against a real SMTP server (aiosmtpd): envelope, pooling, failures, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from engine.channels import OutgoingMessage
+from engine.errors import PermanentSendError, TransientSendError
+from engine.settings import Settings
+from workers.email import DkimKey, SmtpSender
+from workers.supervisor import free_port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    peer: Any
+
+
+@dataclass
+class EnvelopeRecorder:
+    """Keeps each message with its envelope; `refuse_rcpt` / `refuse_data` answer errors instead."""
+
+    received: list[Received] = field(default_factory=list)
+    refuse_rcpt: list[str] = field(default_factory=list)
+    refuse_data: list[str] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.refuse_rcpt:
+            return self.refuse_rcpt.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_data:
+            return self.refuse_data.pop(0)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      envelope.original_content or envelope.content, session.peer))
+        return "250 OK"
+
+
+@dataclass
+class Server:
+    recorder: EnvelopeRecorder
+    port: int
+    controller: Controller
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+def start_server(recorder: EnvelopeRecorder, port: int, **smtp_options: Any) -> Controller:
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, **smtp_options)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    recorder = EnvelopeRecorder()
+    port = free_port()
+    running = Server(recorder, port, start_server(recorder, port))
+    yield running
+    running.controller.stop()
+
+
+@pytest.fixture
+def sender(server: Server) -> Iterator[SmtpSender]:
+    smtp = SmtpSender(server.url, timeout=5)
+    yield smtp
+    smtp.close()
+
+
+def outgoing(**overrides: Any) -> OutgoingMessage:
+    fields: dict[str, Any] = {
+        "message_id": 7, "workspace_id": "ws1", "channel": "email", "to": "zoe@example.com",
+        "sender": "Demo Shop <shop@shop.example>", "subject": "Your cart", "text": "Hi Zoë\n.\nbye\n",
+        "html": "<p>Hi Zoë</p>",
+        "headers": {"List-Unsubscribe": "<https://shop.example/u/t>, <mailto:unsubscribe@shop.example?subject=t>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "X-Rapport-Message": "7",
+                    "X-Rapport-Workspace": "ws1"},
+    }
+    fields.update(overrides)
+    return OutgoingMessage(**fields)
+
+
+def parsed(raw: bytes) -> email.message.EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    return message
+
+
+def test_send_delivers_the_message_and_returns_its_message_id(server: Server, sender: SmtpSender) -> None:
+    """The receipt's provider id is the Message-ID the recipient sees; the body survives SMTP dot-stuffing."""
+    receipt = sender.send(outgoing())
+
+    [got] = server.recorder.received
+    message = parsed(got.raw)
+    assert receipt.provider_id == message["Message-ID"]
+    assert receipt.provider_id.startswith("<7.") and receipt.provider_id.endswith("@shop.example>")
+    assert got.rcpt_tos == ["zoe@example.com"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = message.get_body(("plain",))
+    assert text is not None and text.get_content().replace("\r\n", "\n") == "Hi Zoë\n.\nbye\n"  # type: ignore[attr-defined]
+
+
+def test_the_envelope_sender_is_the_verp_return_path_when_given(server: Server, sender: SmtpSender) -> None:
+    """Bounces go to the message's own VERP address; without one, to the From address."""
+    sender.send(outgoing(return_path="bounce+7-0123456789ab@bounces.shop.example"))
+    sender.send(outgoing())
+
+    assert [got.mail_from for got in server.recorder.received] == [
+        "bounce+7-0123456789ab@bounces.shop.example", "shop@shop.example"]
+    assert parsed(server.recorder.received[0].raw)["From"] == "Demo Shop <shop@shop.example>"
+
+
+def test_one_connection_carries_many_messages(server: Server, sender: SmtpSender) -> None:
+    """The connection is pooled: three sends arrive over the same client socket."""
+    for number in range(3):
+        sender.send(outgoing(message_id=number))
+
+    assert len({got.peer for got in server.recorder.received}) == 1
+    assert len({parsed(got.raw)["Message-ID"] for got in server.recorder.received}) == 3
+
+
+def test_a_dropped_connection_is_reopened_once(server: Server, sender: SmtpSender) -> None:
+    """The server restarts between two sends: the second send reconnects and is delivered."""
+    sender.send(outgoing(message_id=1))
+    server.controller.stop()
+    server.controller = start_server(server.recorder, server.port)
+
+    sender.send(outgoing(message_id=2))
+
+    assert [parsed(got.raw)["Message-ID"][:3] for got in server.recorder.received] == ["<1.", "<2."]
+    assert server.recorder.received[0].peer != server.recorder.received[1].peer
+
+
+def test_a_server_that_is_gone_is_a_transient_failure(server: Server, sender: SmtpSender) -> None:
+    """Nobody listening: retry later, the address is not to blame."""
+    server.controller.stop()
+    server.controller = start_server(server.recorder, free_port())  # the fixture stops this one
+
+    with pytest.raises(TransientSendError, match="SMTP connection failed"):
+        sender.send(outgoing())
+
+
+def test_a_server_that_never_answers_times_out_as_a_transient_failure() -> None:
+    """A server that accepts the connection but never greets: the timeout turns into a retry."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        smtp = SmtpSender(f"smtp://127.0.0.1:{listener.getsockname()[1]}", timeout=0.3)
+        with pytest.raises(TransientSendError):
+            smtp.send(outgoing())
+
+
+def test_an_unknown_recipient_is_a_permanent_failure_with_a_dead_address(server: Server,
+                                                                          sender: SmtpSender) -> None:
+    """550 5.1.1 at RCPT: the message fails and the address is to be suppressed."""
+    server.recorder.refuse_rcpt.append("550 5.1.1 <zoe@example.com>: Recipient address rejected: User unknown")
+
+    with pytest.raises(PermanentSendError) as caught:
+        sender.send(outgoing())
+
+    assert caught.value.address_dead is True
+    assert "User unknown" in str(caught.value)
+
+
+def test_a_message_refused_as_spam_keeps_the_address(server: Server, sender: SmtpSender) -> None:
+    """554 5.7.1 at DATA: the message fails, the address stays; the connection still works after it."""
+    server.recorder.refuse_data.append("554 5.7.1 Message rejected as spam")
+
+    with pytest.raises(PermanentSendError) as caught:
+        sender.send(outgoing())
+    sender.send(outgoing(message_id=8))
+
+    assert caught.value.address_dead is False
+    assert len(server.recorder.received) == 1
+
+
+def test_greylisting_is_a_transient_failure(server: Server, sender: SmtpSender) -> None:
+    """451 4.7.1 at RCPT (greylisting): try again later."""
+    server.recorder.refuse_rcpt.append("451 4.7.1 Greylisted, please try again later")
+
+    with pytest.raises(TransientSendError, match="451"):
+        sender.send(outgoing())
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_credentials_in_the_url_log_in() -> None:
+    """smtp://user:pass@host logs in with AUTH; a server that requires it accepts the message."""
+    recorder = EnvelopeRecorder()
+    port = free_port()
+    logins: list[tuple[str, str]] = []
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=data.password == b"p@ss:word")
+
+    controller = start_server(recorder, port, authenticator=authenticate, auth_required=True,
+                              auth_require_tls=False)
+    smtp = SmtpSender(f"smtp://apikey%40shop:p%40ss%3Aword@127.0.0.1:{port}", timeout=5)
+    try:
+        smtp.send(outgoing())
+    finally:
+        smtp.close()
+        controller.stop()
+
+    assert logins == [("apikey@shop", "p@ss:word")]
+    assert len(recorder.received) == 1
+
+
+# --- DKIM ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rsa_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A fresh 2048-bit RSA key: (private PEM, the public key as a DNS p= value)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to generate a test key")
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "private.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"], check=True,
+                            capture_output=True).stdout
+    return private.read_text(), base64.b64encode(public).decode()
+
+
+def dns_record(public: str) -> Any:
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return f"v=DKIM1; k=rsa; p={public}".encode() if name == b"s2030._domainkey.shop.example." else None
+    return lookup
+
+
+def test_a_dkim_signature_covers_the_unsubscribe_headers_and_verifies(server: Server, rsa_key: tuple[str, str]) -> None:
+    """Signed with the configured key, the message as received verifies, and h= names List-Unsubscribe(-Post)."""
+    private, public = rsa_key
+    smtp = SmtpSender(server.url, dkim=DkimKey(private.encode(), "s2030", "shop.example"))
+    try:
+        smtp.send(outgoing(subject="Ваша корзина 🛒"))
+    finally:
+        smtp.close()
+
+    [got] = server.recorder.received
+    assert dkim.verify(got.raw, dnsfunc=dns_record(public)) is True
+    signature = parsed(got.raw)["DKIM-Signature"]
+    signed = {name.strip().lower() for name in signature.split("h=", 1)[1].split(";", 1)[0].split(":")}
+    assert {"from", "to", "subject", "date", "message-id", "mime-version", "content-type",
+            "list-unsubscribe", "list-unsubscribe-post"} <= signed
+
+
+def test_a_tampered_message_fails_dkim_verification(server: Server, rsa_key: tuple[str, str]) -> None:
+    """Changing the signed List-Unsubscribe header after signing breaks the signature."""
+    private, public = rsa_key
+    smtp = SmtpSender(server.url, dkim=DkimKey(private.encode(), "s2030", "shop.example"))
+    try:
+        smtp.send(outgoing())
+    finally:
+        smtp.close()
+
+    tampered = server.recorder.received[0].raw.replace(b"https://shop.example/u/t", b"https://evil.example/u/t")
+    assert dkim.verify(tampered, dnsfunc=dns_record(public)) is False
+
+
+def test_dkim_is_configured_from_a_key_file_selector_and_domain(tmp_path: Path, rsa_key: tuple[str, str]) -> None:
+    """DKIM_PRIVATE_KEY_FILE + DKIM_SELECTOR + DKIM_DOMAIN make a key; nothing set means no signing."""
+    (tmp_path / "dkim.pem").write_text(rsa_key[0])
+    base = {"SECRET_KEY": "s", "RAPPORT_DATA_DIR": str(tmp_path)}
+
+    key = DkimKey.from_settings(Settings.from_env({**base, "DKIM_PRIVATE_KEY_FILE": str(tmp_path / "dkim.pem"),
+                                                   "DKIM_SELECTOR": "s2030", "DKIM_DOMAIN": "shop.example"}))
+
+    assert key is not None and (key.selector, key.domain) == ("s2030", "shop.example")
+    assert key.private_key.startswith(b"-----BEGIN")
+    assert DkimKey.from_settings(Settings.from_env(base)) is None
+    with pytest.raises(ValueError, match="DKIM_SELECTOR and DKIM_DOMAIN"):
+        DkimKey.from_settings(Settings.from_env({**base, "DKIM_PRIVATE_KEY": rsa_key[0]}))

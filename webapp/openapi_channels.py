@@ -1,0 +1,98 @@
+"""OpenAPI paths of the channels and delivery-settings API (webapp/channels_api.py) and /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHANNELS = ["email", "sms", "telegram", "whatsapp", "viber"]
+CHANNEL = {"name": "channel", "in": "path", "required": True, "schema": {"enum": CHANNELS}}
+ERRORS = {"type": "object", "required": ["error", "message"], "properties": {
+    "error": {"type": "string"}, "message": {"type": "string"},
+    "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "field": {"type": "string", "description": "Path of the bad field, e.g. quiet_hours.sms.start"},
+        "message": {"type": "string"}}}}}}
+
+CHANNEL_STATUS = {"type": "object", "properties": {
+    "channel": {"enum": CHANNELS},
+    "configured": {"type": "boolean", "description": "This deployment has credentials for the channel's adapter "
+                                                     "(SMTP_URL; TWILIO_ACCOUNT_SID or SMS_GATEWAY_URL; "
+                                                     "TELEGRAM_BOT_TOKEN; WHATSAPP_TOKEN; VIBER_AUTH_TOKEN)."},
+    "paused": {"type": "boolean", "description": "Paused after RAPPORT_CHANNEL_PAUSE_AFTER (default 10) failed "
+                                                 "sends in a row. Its messages wait (they are re-scheduled, not "
+                                                 "failed) until the channel is resumed."},
+    "paused_at": {"type": ["string", "null"], "format": "date-time"},
+    "consecutive_failures": {"type": "integer", "minimum": 0},
+    "last_error": {"type": ["string", "null"]},
+    "messages_24h": {"type": "object", "additionalProperties": {"type": "integer"},
+                     "description": "Messages created in the last 24 hours, by status."},
+}}
+
+TIME = {"type": "string", "pattern": r"^([01]?\d|2[0-3]):[0-5]\d$", "examples": ["21:00"]}
+WINDOW = {"type": ["object", "null"], "additionalProperties": False, "required": ["start", "end"],
+          "properties": {"start": TIME, "end": TIME},
+          "description": "Local time in the contact's time zone; start after end runs over midnight. null: none."}
+CAP = {"type": ["object", "null"], "additionalProperties": False, "required": ["max", "days"], "properties": {
+    "max": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "days": {"type": "integer", "minimum": 1, "maximum": 365}}}
+DELIVERY_SETTINGS = {"type": "object", "additionalProperties": False, "properties": {
+    "quiet_hours": {"type": ["object", "null"], "additionalProperties": False,
+                    "properties": {c: WINDOW for c in CHANNELS},
+                    "description": "Sends falling in the window are deferred to its end. Channels not given keep "
+                                   "the default: 21:00-09:00 for sms, telegram, whatsapp and viber; none for email."},
+    "frequency_caps": {"type": ["object", "null"], "additionalProperties": False,
+                       "properties": {c: CAP for c in [*CHANNELS, "all"]},
+                       "description": "At most `max` marketing messages per contact in any `days` days, per "
+                                      "channel or across all (`all`). None by default."},
+    "attribution": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+        "click_days": {"type": "integer", "minimum": 0, "maximum": 90, "default": 5},
+        "open_days": {"type": "integer", "minimum": 0, "maximum": 90, "default": 1}},
+        "description": "An order within this many days of a click (open) is credited to the message."},
+}}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    common = {"401": _answer("Bad or missing API key.", ERRORS)}
+    return {"operationId": op_id, "tags": ["channels"], "summary": summary, "responses": responses | common,
+            **extra}
+
+
+SETTINGS_ANSWER = _answer("The settings in effect, defaults filled in (a valid PUT body).", DELIVERY_SETTINGS)
+
+CHANNEL_PATHS: dict[str, Any] = {
+    "/api/v1/channels": {"get": _op(
+        "listChannels", "Each channel's health, configuration and last 24 hours of messages",
+        {"200": _answer("Every channel, in a fixed order.", {
+            "type": "object", "properties": {"channels": {"type": "array", "items": CHANNEL_STATUS}}})})},
+    "/api/v1/channels/{channel}/resume": {"parameters": [CHANNEL], "post": _op(
+        "resumeChannel", "Resume a paused channel (and clear its failure count); waiting messages go out",
+        {"200": _answer("The channel's status now.", CHANNEL_STATUS),
+         "404": _answer("No channel by that name.", ERRORS)})},
+    "/api/v1/settings/delivery": {
+        "get": _op("getDeliverySettings", "Quiet hours, frequency caps and attribution windows",
+                   {"200": SETTINGS_ANSWER}),
+        "put": _op("putDeliverySettings",
+                   "Change delivery settings: each section given replaces the stored one, null restores its "
+                   "defaults, sections left out are kept",
+                   {"200": SETTINGS_ANSWER, "400": _answer("The body is not a JSON object.", ERRORS),
+                    "422": _answer("Invalid fields; `errors` names each path.", ERRORS)},
+                   requestBody={"required": True, "content": {"application/json": {"schema": DELIVERY_SETTINGS}}}),
+    },
+    "/metrics": {"get": {
+        "operationId": "metrics", "tags": ["meta"], "security": [],
+        "summary": "Prometheus metrics (text format 0.0.4), computed from the database and Redis at scrape time",
+        "description": "With RAPPORT_METRICS_TOKEN set, send `Authorization: Bearer <token>`. Without it, only "
+                       "loopback clients not behind a proxy may scrape. Families: rapport_messages{channel,status}, "
+                       "rapport_queue_depth{queue}, rapport_send_latency_seconds (histogram over the last hour), "
+                       "rapport_provider_errors_total{channel,kind}, rapport_channel_paused{workspace,channel}, "
+                       "rapport_channel_consecutive_failures{workspace,channel}, rapport_scrape_source_up{source}.",
+        "responses": {
+            "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": _answer("A token is configured and was not sent, or is wrong.", ERRORS),
+            "403": _answer("No token is configured and the caller is not local.", ERRORS),
+        },
+    }},
+}
