@@ -120,7 +120,7 @@ def capture_json(capture: OutboxCapture) -> dict[str, Any]:
     return {
         "id": capture.id, "channel": capture.channel, "to": capture.to_address, "subject": capture.subject,
         "text": capture.text, "html": capture.html, "sent_at": capture.received_at.isoformat(),
-        "message_id": capture.message_id,
+        "message_id": capture.message_id, "meta": capture.meta or {},
     }
 
 

@@ -180,20 +180,32 @@ SCHEMAS: dict[str, Any] = {
     }, description="One enrollment of the contact in a journey."),
     "ContactMessage": _obj({
         "id": {"type": "integer"},
-        "channel": {"type": "string"},
+        "channel": {"enum": ["email", "sms", "telegram", "whatsapp", "viber", "webhook"]},
         "template": {"type": "string"},
-        "status": {"enum": ["scheduled", "sending", "sent", "skipped", "failed", "unknown"]},
+        "status": {"enum": ["scheduled", "sending", "sent", "delivered", "opened", "clicked", "replied", "bounced",
+                            "complained", "skipped", "failed", "unknown"]},
         "to": _null("string"),
         "subject": _null("string"),
         "skip_reason": _null("string"),
         "error": _null("string"),
-        "sent_at": _null("string", format="date-time"),
         "step": _null("string"),
+        "transactional": {"type": "boolean"},
+        "arm": _null("string", description="The split-test arm that chose this message."),
+        "details": {"type": "object", "additionalProperties": True,
+                    "description": "What the provider told us, e.g. SMS `segments` and `encoding`."},
+        "scheduled_at": _null("string", format="date-time",
+                              description="When it is due: later than now when quiet hours or a cap deferred it."),
+        "sent_at": _null("string", format="date-time"),
+        "delivered_at": _null("string", format="date-time"),
+        "opened_at": _null("string", format="date-time"),
+        "clicked_at": _null("string", format="date-time"),
     }, description="A message decided for the contact."),
     "TimelineEntry": {
         "description": "An event, or a journal entry explaining a journey decision. Journal kinds include "
                        "enrolled, not_enrolled, waiting, goal, exited, completed, message_scheduled, "
-                       "skipped, sent, retrying, failed and unknown.",
+                       "message_deferred (quiet hours, frequency cap), skipped, sent, retrying, fallback, "
+                       "channel_paused, failed, unknown, delivered, opened, clicked, bounced, complained and "
+                       "suppressed.",
         "oneOf": [
             _obj({"kind": {"const": "event"}, "at": {"type": "string", "format": "date-time"},
                   "type": {"type": "string"}, "event_id": {"type": "string"},
@@ -213,6 +225,8 @@ SCHEMAS: dict[str, Any] = {
         "html": _null("string"),
         "sent_at": {"type": "string", "format": "date-time", "description": "When the sink received it."},
         "message_id": _null("integer", description="The ContactMessage it delivered, if known."),
+        "meta": {"type": "object", "additionalProperties": True,
+                 "description": "Channel extras: link buttons, the WhatsApp template and its parameters."},
     }, description="A message as captured by the built-in SMTP sink (or a fake provider)."),
 }
 

@@ -109,8 +109,11 @@ def runs_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
 def messages_of(session: Session, contact: Contact) -> list[dict[str, Any]]:
     return [
         {"id": m.id, "channel": m.channel, "template": m.template, "status": m.status, "to": m.to_address,
-         "subject": m.subject, "skip_reason": m.skip_reason, "error": m.error,
-         "sent_at": m.sent_at.isoformat() if m.sent_at else None, "step": m.step_id}
+         "subject": m.subject, "skip_reason": m.skip_reason, "error": m.error, "step": m.step_id,
+         "transactional": m.transactional, "arm": m.arm, "details": m.meta or {},
+         **{name: (at.isoformat() if at else None) for name, at in (
+             ("scheduled_at", m.scheduled_at), ("sent_at", m.sent_at), ("delivered_at", m.delivered_at),
+             ("opened_at", m.opened_at), ("clicked_at", m.clicked_at))}}
         for m in session.scalars(select(Message).where(Message.contact_id == contact.id).order_by(Message.id))
     ]
 

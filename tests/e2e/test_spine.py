@@ -14,79 +14,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 from redis import Redis
 
 from engine.services.workspaces import Credentials
-from engine.signing import sign
 from tests.conftest import create_database, drop_database
+from tests.e2e.processes import Stack, healthy, spawn, stop, wait_for
 from triggers.demo import cart_event, order_event
 from workers.supervisor import free_port, start_redis
 
 pytestmark = pytest.mark.e2e
 WAIT_SECONDS = 2
-
-
-@dataclass
-class Stack:
-    base_url: str
-    env: dict[str, str]
-    credentials: Credentials
-    redis: Redis
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        proc = _spawn([sys.executable, "-m", "workers.cli", "worker"], self.env)
-        self.workers.append(proc)
-        return proc
-
-    def post(self, payload: Any, *, path: str = "/api/v1/events") -> requests.Response:
-        body = json.dumps(payload).encode()
-        return requests.post(self.base_url + path, data=body, timeout=10, headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {self.credentials.api_key}",
-            "Rapport-Signature": sign(self.credentials.signing_secret, body, int(time.time())),
-        })
-
-    def get(self, path: str) -> Any:
-        response = requests.get(self.base_url + path, timeout=10,
-                                headers={"Authorization": f"Bearer {self.credentials.api_key}"})
-        response.raise_for_status()
-        return response.json()
-
-    def outbox_to(self, address: str) -> list[dict[str, Any]]:
-        return [m for m in self.get("/api/v1/outbox?limit=500")["messages"] if m["to"] == address]
-
-
-def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, env=env, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -115,27 +56,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     credentials = Credentials(**json.loads(created.stdout))
     s = Stack(f"http://127.0.0.1:{port}", env, credentials, redis)
     try:
-        s.others.append(_spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
-        s.others.append(_spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()", "--bind",
+        s.others.append(spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
+        s.others.append(spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()", "--bind",
                                 f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], env))
-        s.others.append(_spawn([sys.executable, "-m", "workers.cli", "scheduler"], env))
+        s.others.append(spawn([sys.executable, "-m", "workers.cli", "scheduler"], env))
         s.start_worker()
-        wait_for(lambda: _healthy(s.base_url), timeout=30, what="the web server")
+        wait_for(lambda: healthy(s.base_url + "/healthz"), timeout=30, what="the web server")
         yield s
     finally:
         for proc in s.workers + s.others:
-            _stop(proc)
+            stop(proc)
         redis.close()
         if redis_proc is not None:
-            _stop(redis_proc)
+            stop(redis_proc)
         drop_database(database_url)
-
-
-def _healthy(base_url: str) -> bool:
-    try:
-        return requests.get(base_url + "/healthz", timeout=1).status_code == 200
-    except (requests.ConnectionError, requests.Timeout):  # refused, or accepted while workers still boot
-        return False
 
 
 def new_customer() -> tuple[str, str]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 PROVIDER = "telegram"
 BLOCKED_CHAT = "blocked"
+BLOCKED_USER_CHAT = "403403403"  # a real-looking chat whose user blocked the bot after linking it
 UNKNOWN_CHAT = "unknown"
 CHAT_ID = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32})$")
 BOT = {"id": 1000000001, "is_bot": True, "first_name": "Rapport Fake Bot", "username": "rapport_fake_bot"}
@@ -72,7 +73,7 @@ def call_method(fake: FakeProviders, request: Request, token: str, method: str) 
         return failure(400, "Bad Request: message text is empty")
     if len(text) > 4096:
         return failure(400, "Bad Request: message is too long")
-    if chat_id == BLOCKED_CHAT:
+    if chat_id in (BLOCKED_CHAT, BLOCKED_USER_CHAT):
         return failure(403, "Forbidden: bot was blocked by the user")
     if not CHAT_ID.match(chat_id):
         return failure(400, "Bad Request: chat not found")
