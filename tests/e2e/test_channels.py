@@ -170,7 +170,8 @@ def test_one_journey_reaches_a_contact_on_all_five_channels_with_fallback_quiet_
     assert sms["status"] == "scheduled" and sms["scheduled_at"] > _now()
     opens_at = datetime.fromisoformat(sms["scheduled_at"]).astimezone(ZoneInfo(night))
     assert (opens_at.hour, opens_at.minute) == (9, 0)
-    deferred = [e for e in timeline(stack, "night")["timeline"] if e["kind"] == "message_deferred" and e["step"] == "s2"]
+    deferred = [e for e in timeline(stack, "night")["timeline"]
+                if e["kind"] == "message_deferred" and e["step"] == "s2"]
     assert deferred and deferred[0]["detail"].startswith("deferred: quiet hours for sms until 09:00")
 
     blocked_messages = wait_for(lambda: settled("blocked", 6), timeout=60, what="the blocked contact's messages")
