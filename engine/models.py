@@ -239,6 +239,8 @@ class Message(Base):
         UniqueConstraint("run_id", "step_id"),
         Index("ix_messages_contact", "contact_id", "created_at"),
         Index("ix_messages_provider_id", "provider_id"),  # receipts find their message by it
+        Index("ix_messages_sent_at", "sent_at"),  # /metrics: send latency over the last hour
+        Index("ix_messages_workspace_created", "workspace_id", "created_at"),  # channel status, last 24 h
         Index(
             "ix_messages_pending",
             "scheduled_at",

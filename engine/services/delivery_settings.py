@@ -27,14 +27,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.channels import CHANNELS, MESSENGERS, Channel
+from engine.channels import Channel
 from engine.errors import FieldErrors, NotFound
 from engine.models import Workspace
+from engine.policies import parse_frequency_caps, parse_quiet_hours
 
 KEYS = ("quiet_hours", "frequency_caps", "attribution")
-DEFAULT_QUIET_HOURS: dict[str, tuple[time, time] | None] = {
-    channel: (time(21, 0), time(9, 0)) if channel in (*MESSENGERS, "sms") else None for channel in CHANNELS
-}
 DEFAULT_ATTRIBUTION = {"click_days": 5, "open_days": 1}
 _CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -100,18 +98,19 @@ def _stored(settings: dict[str, Any] | None) -> DeliverySettings:
 
 
 def quiet_hours_for(settings: dict[str, Any] | None) -> dict[str, tuple[time, time] | None]:
-    """Every channel's quiet window (start, end) in the contact's local time, or None: no quiet hours."""
-    stored = _stored(settings).quiet_hours or {}
-    windows = dict(DEFAULT_QUIET_HOURS)
-    for channel, window in stored.items():
-        windows[channel] = (window.start, window.end) if window is not None else None
-    return windows
+    """Every channel's quiet window (start, end) in the contact's local time, or None: no quiet hours.
+
+    Validated first (FieldErrors if the stored JSON is broken); the hot path (routing, dispatch)
+    reads the same JSON with engine.policies.parse_quiet_hours, which this agrees with by using it.
+    """
+    _stored(settings)
+    return parse_quiet_hours(settings or {})
 
 
 def frequency_caps_for(settings: dict[str, Any] | None) -> dict[str, tuple[int, int]]:
     """{channel or "all": (max messages, per days)}, only for what is capped."""
-    stored = _stored(settings).frequency_caps or {}
-    return {key: (cap.max, cap.days) for key, cap in stored.items() if cap is not None}
+    _stored(settings)
+    return parse_frequency_caps(settings or {})
 
 
 def attribution_for(settings: dict[str, Any] | None) -> dict[str, int]:

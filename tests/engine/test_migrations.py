@@ -1,0 +1,16 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+
+from engine.models import Base
+
+
+def test_the_migrated_database_matches_the_models(db_engine: Engine) -> None:
+    """No table, column or index of the models is missing from the migrations, nor the reverse."""
+    with db_engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
+    assert differences == []
