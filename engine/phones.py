@@ -12,6 +12,13 @@ from phonenumbers import NumberParseException, PhoneNumberFormat
 
 # A shop's form may allow long free text; a real number never needs more than this.
 MAX_INPUT_LENGTH = 64
+PARSE_ERRORS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "needs a known country code such as +1 or +49",
+    NumberParseException.NOT_A_NUMBER: "is not made of digits",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short",
+    NumberParseException.TOO_SHORT_NSN: "is too short",
+    NumberParseException.TOO_LONG: "is too long",
+}
 
 
 def normalize_phone(raw: str, default_region: str | None = None) -> str:
@@ -30,13 +37,13 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
     try:
         parsed = phonenumbers.parse(text, default_region.upper() if default_region else None)
     except NumberParseException as exc:
-        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
-            raise ValueError(
-                f"not a phone number: {raw!r} needs a country code such as +1 or +49"
-            ) from None
-        raise ValueError(f"not a phone number: {raw!r} ({exc._msg})") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"not a phone number: {raw!r} is not a valid number in its country")
+        reason = PARSE_ERRORS.get(exc.error_type, "it cannot be read as a number")
+        raise ValueError(f"not a phone number: {raw!r} {reason}") from None
+    # "Possible" (right length for its country) rather than "valid" (in an allocated range):
+    # number plans change faster than the library, and a contact must not lose a number
+    # over it. A number no carrier knows is rejected by the provider and then suppressed.
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError(f"not a phone number: {raw!r} has the wrong length for its country")
     return str(phonenumbers.format_number(parsed, PhoneNumberFormat.E164))
 
 

@@ -15,7 +15,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from engine.channels import Button, Channels, OutgoingMessage
-from engine.links import click_url, is_trackable, message_links, track_clicks
+from engine.links import MessageLinks, click_url, is_trackable, message_links, track_clicks
 from engine.models import Message
 from engine.review_links import review_links
 from engine.signing import sign
@@ -39,9 +39,11 @@ def build(message: Message, channels: Channels, *, signing_secret: str, last_inb
     """Raises TemplateError when the template is missing or names a variable it was not given."""
     if message.channel == "webhook":
         return _webhook(message, signing_secret, now=now)
-    context = _context(message, channels)
+    links = message_links(channels.link_secret, channels.base_url, workspace_id=message.workspace_id,
+                          contact_id=message.contact_id, message_id=message.id) if channels.link_secret else None
+    context = _context(message, channels, links)
     if message.channel == "email":
-        return _email(message, channels, context)
+        return _email(message, channels, context, links)
     template = text_template(message.channel, message.template)
     free_text = message.channel != "whatsapp" or _window_open(last_inbound.get("whatsapp"), now)
     rendered = template.render(context, free_text=free_text)
@@ -55,15 +57,13 @@ def build(message: Message, channels: Channels, *, signing_secret: str, last_inb
                  None, template.version)
 
 
-def _email(message: Message, channels: Channels, context: dict[str, Any]) -> Built:
+def _email(message: Message, channels: Channels, context: dict[str, Any], links: MessageLinks | None) -> Built:
     template = email_template(message.template)
     rendered = template.render(context)
     html, headers = rendered.html, {"X-Rapport-Workspace": message.workspace_id,
                                     "X-Rapport-Message": str(message.id)}
     return_path = ""
-    if channels.link_secret:
-        links = message_links(channels.link_secret, channels.base_url, workspace_id=message.workspace_id,
-                              contact_id=message.contact_id, message_id=message.id)
+    if links is not None:
         html = track_clicks(html, channels.link_secret, channels.base_url, workspace_id=message.workspace_id,
                             message_id=message.id)
         html = _with_pixel(html, links.open_pixel_url)
@@ -90,11 +90,9 @@ def _webhook(message: Message, signing_secret: str, *, now: datetime) -> Built:
     return Built(outgoing, f"POST {message.to_address}")
 
 
-def _context(message: Message, channels: Channels) -> dict[str, Any]:
+def _context(message: Message, channels: Channels, links: MessageLinks | None) -> dict[str, Any]:
     context = dict(message.context)
-    if channels.link_secret:
-        links = message_links(channels.link_secret, channels.base_url, workspace_id=message.workspace_id,
-                              contact_id=message.contact_id, message_id=message.id)
+    if links is not None:
         context.setdefault("unsubscribe_url", links.unsubscribe_url)
         context.setdefault("preferences_url", links.preferences_url)
         order_id = (context.get("event") or {}).get("order_id")

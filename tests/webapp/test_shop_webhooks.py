@@ -265,7 +265,7 @@ def test_a_signed_woocommerce_order_is_stored_as_an_event_from_woocommerce(
     [event] = events_of(sessions, connected.id)
     assert (event.type, event.source, event.properties["order_id"]) == ("order_placed", "woocommerce", "4817")
     [contact] = contacts_of(sessions, connected.id)
-    assert contact.external_id == "woocommerce:57" and contact.phone == "+32 2 555 01 23"
+    assert contact.external_id == "woocommerce:57" and contact.phone == "+3225550123"  # E.164
 
 
 def test_a_paid_woocommerce_order_saved_twice_is_paid_once(
