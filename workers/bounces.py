@@ -241,7 +241,11 @@ class BounceHandler:
 
     def process(self, raw: bytes, recipients: list[str]) -> str:
         now = self.clock()
-        report = classify_bounce(raw, secret=self.secret, recipients=recipients, now=now)
+        try:
+            report = classify_bounce(raw, secret=self.secret, recipients=recipients, now=now)
+        except Exception:  # a report no parser can read will not read better when resent: take it, drop it
+            log.exception("unreadable bounce")
+            return "ignored: unreadable report"
         return apply_bounce(self.sessions, report, now=now)
 
 

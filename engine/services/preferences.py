@@ -8,8 +8,8 @@ Doing what is already done changes nothing and records nothing: a second one-cli
 POST is answered the same and leaves no second line.
 
 Consent states are "opted_in", "opted_out" and "pending" (double opt-in unconfirmed);
-a channel with no state recorded counts as subscribed for email only, as the send
-policy treats it (engine/policies.py).
+a channel with no state recorded is shown as the send policy treats it
+(engine/policies.py): subscribed, except SMS and WhatsApp, which need an explicit opt-in.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 from engine.channels import CHANNELS
 from engine.links import MessageRef
 from engine.models import Contact, Message, Workspace
+from engine.policies import OPT_IN_REQUIRED, address_for
+from engine.policies import Recipient as Reachable
 from engine.services.ingest import ingest_events
 from engine.services.journal import record
 
@@ -109,16 +111,14 @@ def workspace_topics(settings: dict[str, Any] | None) -> list[dict[str, str]]:
 
 
 def addresses(contact: Contact) -> dict[str, str]:
-    """Channel -> address, for the channels the contact can be reached on."""
-    found = {"email": contact.email, "sms": contact.phone}
-    for channel in ("telegram", "whatsapp", "viber"):
-        value = (contact.messenger_ids or {}).get(channel)
-        found[channel] = str(value) if value not in (None, "") else None
-    return {channel: address for channel in CHANNELS if (address := found.get(channel))}
+    """Channel -> address, for the channels routing could send on (WhatsApp falls back to the phone)."""
+    reachable = Reachable(email=contact.email, phone=contact.phone, messenger_ids=contact.messenger_ids or {})
+    return {channel: address for channel in CHANNELS if (address := address_for(channel, reachable))}
 
 
 def is_subscribed(channel: str, state: str | None) -> bool:
-    return state == OPTED_IN or (state is None and channel == "email")
+    """What the send policy would do: no recorded state allows marketing except where opt-in is required."""
+    return state == OPTED_IN or (state is None and channel not in OPT_IN_REQUIRED)
 
 
 def address_hint(channel: str, address: str) -> str:
@@ -126,7 +126,7 @@ def address_hint(channel: str, address: str) -> str:
     if channel == "email" and "@" in address:
         name, _, domain = address.partition("@")
         return f"{name[:1]}***@{domain}"
-    if channel == "sms":
+    if address.startswith("+"):
         return "*** " + address[-4:]
     return "linked"
 
@@ -182,8 +182,10 @@ def update_preferences(session: Session, ref: MessageRef, change: PreferencesCha
     contact, shown = found.contact, preferences_of(found)
     consent: dict[str, str] = {}
     for choice in shown.channels:
-        wanted = choice.channel in change.subscribed and not change.everything_off
-        if wanted != choice.subscribed and not (choice.pending and not wanted):  # unticked pending stays pending
+        wanted = choice.channel in change.subscribed
+        if change.everything_off:  # explicit, whatever the state was: "no" to every channel
+            consent[choice.channel] = OPTED_OUT
+        elif wanted != choice.subscribed and not (choice.pending and not wanted):  # unticked pending stays pending
             consent[choice.channel] = OPTED_IN if wanted else OPTED_OUT
     consent = set_consent(contact, consent, now=now)
     preferred = change.preferred_channel

@@ -67,14 +67,20 @@ def save(client: FlaskClient, url: str, fields: dict[str, Any]) -> Any:
 def test_the_page_shows_only_the_channels_the_contact_can_be_reached_on(
     client: FlaskClient, settings: Settings, sessions, shop, recipient: Recipient
 ) -> None:
-    """Email (ticked), SMS (not opted in), Telegram once linked; no WhatsApp or Viber; default topics on."""
+    """Email, SMS and WhatsApp (by the phone), Telegram once linked, no Viber; ticked as the send policy sees them."""
+    page = client.get(url_of(settings, shop, recipient))
+    assert "channel_telegram" not in page.text
     with_telegram(sessions, recipient)
     page = client.get(url_of(settings, shop, recipient))
     assert page.status_code == 200 and "What Test Shop sends you" in page.text
-    assert "channel_email" in page.text and "channel_sms" in page.text and "channel_telegram" in page.text
-    assert "channel_whatsapp" not in page.text and "channel_viber" not in page.text
+    for channel in ("email", "sms", "whatsapp", "telegram"):
+        assert f"channel_{channel}" in page.text
+    assert "channel_viber" not in page.text
     assert "c***@example.com" in page.text and "c-1@example.com" not in page.text  # a hint, not the address
-    assert checked(page.text) == {"channel_email", "preferred_channel=", "topic_newsletter", "topic_offers"}
+    assert "*** 3456" in page.text and "+4930123456" not in page.text
+    # email opted in; Telegram has no state, which allows it; SMS and WhatsApp need an opt-in first
+    assert checked(page.text) == {"channel_email", "channel_telegram", "preferred_channel=", "topic_newsletter",
+                                  "topic_offers"}
     assert page.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
@@ -120,7 +126,8 @@ def test_unsubscribe_from_everything_turns_every_channel_and_topic_off(
     answer = save(client, url, {"channel_email": "on", "topic_offers": "on", "action": "unsubscribe_all"})
     assert "unsubscribed from everything" in answer.text
     contact = contact_of(sessions, recipient.contact_id)
-    assert contact.consent == {"email": "opted_out", "sms": "opted_out", "telegram": "opted_out"}
+    assert contact.consent == {"email": "opted_out", "sms": "opted_out", "telegram": "opted_out",
+                               "whatsapp": "opted_out"}
     assert contact.topics == {"newsletter": False, "offers": False}
     [event] = events_of(sessions, recipient.contact_id, "unsubscribed")
     assert event.properties["all"] is True and event.source == "preference_center"

@@ -113,8 +113,12 @@ def test_the_pages_button_unsubscribes_from_the_messages_channel_only(
                          contact={"phone": "+4930123456", "consent": {"email": "opted_in", "sms": "opted_in"}})
     page = client.get(path_of(links_for(settings, shop, sms).unsubscribe_url))
     assert "text messages" in page.text
-    assert client.post(path_of(links_for(settings, shop, sms).unsubscribe_url)).status_code == 200
+    assert 'name="source" value="page"' in page.text
+    assert client.post(path_of(links_for(settings, shop, sms).unsubscribe_url),
+                       data={"source": "page"}).status_code == 200
     assert contact_of(sessions, sms.contact_id).consent == {"email": "opted_in", "sms": "opted_out"}
+    [event] = events_of(sessions, sms.contact_id, "unsubscribed")
+    assert event.properties["channel"] == "sms" and event.properties["method"] == "page"
 
 
 def test_after_unsubscribing_a_marketing_email_is_no_longer_allowed(

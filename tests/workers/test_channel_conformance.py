@@ -6,14 +6,19 @@ HARNESSES); adding an adapter to that registry runs it through all of these test
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.channels import Button, ProviderTemplate
 from engine.errors import PermanentSendError, TransientSendError
+from engine.settings import Settings
 from tests.providers import HARNESSES, Harness, fake_providers, message_to  # noqa: F401
+from workers.channels import build_readers, build_senders
 from workers.channels.sms_gateway import HttpSmsGateway
+from workers.channels.twilio import TwilioSms
 from workers.channels.whatsapp import WhatsAppCloud
-from workers.fake_providers import FakeProviders
+from workers.fake_providers import FakeProviders, fake_provider_env
 from workers.fake_providers import whatsapp as fake_whatsapp
 from workers.supervisor import free_port
 
@@ -157,3 +162,43 @@ def test_a_gateway_url_with_an_unknown_placeholder_is_refused_at_start() -> None
     """A typo in SMS_GATEWAY_URL fails when the adapter is built, not on the first send."""
     with pytest.raises(ValueError, match="unknown placeholders"):
         HttpSmsGateway(url_template="https://gw.example/send?to={to}&msg={message}")
+
+
+# --- which adapters a process builds -----------------------------------------------------------
+
+
+def settings_with(tmp_path: Path, env: dict[str, str]) -> Settings:
+    return Settings.from_env({"RAPPORT_DATA_DIR": str(tmp_path), "SECRET_KEY": "k", **env})
+
+
+def test_only_channels_with_credentials_get_a_sender(tmp_path: Path) -> None:
+    """No provider settings: no SMS or messenger senders; Telegram's token alone gives Telegram only."""
+    assert build_senders(settings_with(tmp_path, {})) == {}
+    assert set(build_senders(settings_with(tmp_path, {"TELEGRAM_BOT_TOKEN": "1:x"}))) == {"telegram"}
+
+
+def test_sms_goes_through_twilio_when_both_twilio_and_a_gateway_are_set(tmp_path: Path) -> None:
+    """TWILIO_* wins over SMS_GATEWAY_URL; the gateway serves SMS when Twilio is not set."""
+    gateway = {"SMS_GATEWAY_URL": "https://gw.example/send?to={to}&text={text}"}
+    twilio = {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+15005550006"}
+    assert isinstance(build_senders(settings_with(tmp_path, {**gateway, **twilio}))["sms"], TwilioSms)
+    assert isinstance(build_senders(settings_with(tmp_path, gateway))["sms"], HttpSmsGateway)
+
+
+def test_a_webhook_reader_exists_only_where_its_signing_secret_is_set(tmp_path: Path) -> None:
+    """Telegram needs TELEGRAM_WEBHOOK_SECRET, WhatsApp WHATSAPP_APP_SECRET; Twilio and Viber sign with their token."""
+    env = fake_provider_env("http://127.0.0.1:9")
+    assert set(build_readers(settings_with(tmp_path, env))) == {"sms", "telegram", "whatsapp", "viber"}
+    without = {k: v for k, v in env.items() if k not in ("TELEGRAM_WEBHOOK_SECRET", "WHATSAPP_APP_SECRET")}
+    assert set(build_readers(settings_with(tmp_path, without))) == {"sms", "viber"}
+    assert set(build_senders(settings_with(tmp_path, without))) == {"sms", "telegram", "whatsapp", "viber"}
+
+
+def test_provider_tokens_never_show_in_a_settings_repr(tmp_path: Path) -> None:
+    """repr() of the provider settings masks every token and secret."""
+    env = fake_provider_env("http://127.0.0.1:9")
+    text = repr(settings_with(tmp_path, env).providers)
+    assert env["TWILIO_ACCOUNT_SID"] in text
+    for name in ("TWILIO_AUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "WHATSAPP_TOKEN", "WHATSAPP_APP_SECRET",
+                 "VIBER_AUTH_TOKEN", "TELEGRAM_WEBHOOK_SECRET"):
+        assert env[name] not in text

@@ -38,8 +38,16 @@ class EnvelopeRecorder:
     """Keeps each message with its envelope; `refuse_rcpt` / `refuse_data` answer errors instead."""
 
     received: list[Received] = field(default_factory=list)
+    refuse_mail: list[str] = field(default_factory=list)
     refuse_rcpt: list[str] = field(default_factory=list)
     refuse_data: list[str] = field(default_factory=list)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.refuse_mail:
+            return self.refuse_mail.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if self.refuse_rcpt:
@@ -193,6 +201,18 @@ def test_a_message_refused_as_spam_keeps_the_address(server: Server, sender: Smt
 
     assert caught.value.address_dead is False
     assert len(server.recorder.received) == 1
+
+
+def test_a_refused_sender_fails_the_message_without_blaming_the_recipient(server: Server,
+                                                                          sender: SmtpSender) -> None:
+    """553 5.1.8 at MAIL FROM is about our envelope sender: permanent, but the recipient's address is not dead."""
+    server.recorder.refuse_mail.append("553 5.1.8 <bounce@shop.example>: Sender address rejected: Domain not found")
+
+    with pytest.raises(PermanentSendError) as caught:
+        sender.send(outgoing())
+
+    assert caught.value.address_dead is False
+    assert "sender" in str(caught.value)
 
 
 def test_greylisting_is_a_transient_failure(server: Server, sender: SmtpSender) -> None:

@@ -111,7 +111,7 @@ def build_payload(message: OutgoingMessage) -> dict[str, Any]:
 
 
 def _send_error(response: requests.Response, body: dict[str, Any]) -> Exception:
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
     code = error.get("code")
     detail = f"whatsapp {code}: {error.get('message', '')}".strip() if code is not None else ""
     if code in RATE_LIMIT_CODES:

@@ -46,8 +46,13 @@ def messages(fake: FakeProviders, request: Request) -> Response:
     return json_response({"messages": [m.as_json() for m in fake.state.messages(provider)]})
 
 
-def _problem(body: Any) -> str:
-    if not isinstance(body, dict):
+def _json_object(request: Request) -> dict[str, Any] | None:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def _problem(body: dict[str, Any] | None) -> str:
+    if body is None:
         return "send a JSON object"
     if body.get("provider") not in PROVIDERS:
         return f"provider must be one of {', '.join(PROVIDERS)}"
@@ -55,10 +60,10 @@ def _problem(body: Any) -> str:
 
 
 def faults(fake: FakeProviders, request: Request) -> Response:
-    body = request.get_json(silent=True)
-    problem = _problem(body) or ("" if body.get("kind", "error") in KINDS else f"kind must be one of {KINDS}")
-    if problem:
-        return json_response({"error": problem}, status=422)
+    body = _json_object(request)
+    problem = _problem(body)
+    if body is None or problem or body.get("kind", "error") not in KINDS:
+        return json_response({"error": problem or f"kind must be one of {KINDS}"}, status=422)
     try:
         fault = Fault(kind=body.get("kind", "error"), times=int(body.get("times", 1)),
                       status=int(body.get("status", 429 if body.get("kind") == "rate_limit" else 500)),
@@ -70,12 +75,11 @@ def faults(fake: FakeProviders, request: Request) -> Response:
 
 
 def inbound(fake: FakeProviders, request: Request) -> Response:
-    body = request.get_json(silent=True)
+    body = _json_object(request)
     problem = _problem(body)
-    if not problem and not all(isinstance(body.get(k), str) and body[k] for k in ("workspace_id", "sender", "text")):
-        problem = "workspace_id, sender and text are required strings"
-    if problem:
-        return json_response({"error": problem}, status=422)
+    if body is None or problem or not all(isinstance(body.get(k), str) and body[k]
+                                          for k in ("workspace_id", "sender", "text")):
+        return json_response({"error": problem or "workspace_id, sender and text are required strings"}, status=422)
     try:
         status = fake.inbound(body["provider"], workspace_id=body["workspace_id"], sender=body["sender"],
                               text=body["text"], sender_name=body.get("sender_name"))

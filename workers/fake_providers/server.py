@@ -184,5 +184,6 @@ class FakeProviders:
         for name, module in MODULES.items():
             if module.owns(request.path):
                 log.debug("unknown %s path %s", name, request.path)
-                return module.not_found(request)
+                answer: Response = module.not_found(request)
+                return answer
         return json_response({"error": f"no fake provider serves {request.path}"}, status=404)

@@ -113,7 +113,7 @@ def _missing(body: dict[str, Any]) -> str:
     kind = body.get("type", "text")
     if kind not in TYPES:
         return f"type (one of {', '.join(TYPES)})"
-    part = body.get(kind) if isinstance(body.get(kind), dict) else {}
+    part: dict[str, Any] = body[kind] if isinstance(body.get(kind), dict) else {}
     if kind == "text" and not part.get("body"):
         return "text['body']"
     if kind == "template" and not part.get("name"):
