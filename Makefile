@@ -17,6 +17,9 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/rapport run
 
+# Two test processes (pytest-xdist): every test has its own workspace, queues and ports.
+PYTEST_ARGS ?= -n 2
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
