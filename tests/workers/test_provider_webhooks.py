@@ -379,3 +379,13 @@ def test_a_gateway_receipt_without_an_id_is_a_field_error() -> None:
     """Each receipt must name the gateway's message id."""
     with pytest.raises(FieldErrors):
         read(gateway, gateway_post([{"status": "delivered"}]))
+
+
+def test_a_viber_conversation_opened_from_our_deep_link_links_the_contact() -> None:
+    """conversation_started with our context token reads as "/start <token>"; without one it is nothing."""
+    started = viber_event("conversation_started", 1457764197627, type="open", context="tok123",
+                          user={"id": "01234567890A=", "name": "John McClane"}, subscribed=False)
+    [message] = read(viber, viber_post(started)).inbound
+    assert (message.channel, message.sender, message.text) == ("viber", "01234567890A=", "/start tok123")
+    plain = viber_event("conversation_started", 1457764197627, type="open", user={"id": "01234567890A="})
+    assert read(viber, viber_post(plain)) == WebhookBatch()

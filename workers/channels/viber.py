@@ -9,7 +9,9 @@ Callbacks are signed `X-Viber-Content-Signature: <hex HMAC-SHA256(auth token, ra
 Events: delivered, seen (→ opened), failed → receipts; message → an InboundMessage;
 unsubscribed → an InboundMessage with the text "/stop", so leaving the bot takes the
 same opt-out path as typing /stop (a receipt cannot say it: it names no message);
-subscribed, conversation_started and webhook (Viber's check of the URL) → nothing.
+conversation_started with a `context` (opened from our deep link) → "/start <context>",
+which links the contact as Telegram's /start does; subscribed, a conversation started
+without context and webhook (Viber's check of the URL) → nothing.
 """
 
 from __future__ import annotations
@@ -89,6 +91,13 @@ class ViberBot:
                 return WebhookBatch(inbound=[InboundMessage(
                     channel="viber", sender=str(sender["id"]), text=text, receipt_key=key, occurred_at=when,
                     sender_name=sender.get("name"))])
+        user = event.get("user") or {}
+        if kind == "conversation_started" and event.get("context") and user.get("id"):
+            # Opened from our deep link (viber://pa?chatURI=…&context=<token>): link the contact,
+            # as Telegram's "/start <token>" does.
+            return WebhookBatch(inbound=[InboundMessage(
+                channel="viber", sender=str(user["id"]), text=f"/start {event['context']}", receipt_key=key,
+                occurred_at=when, sender_name=user.get("name"))])
         if kind == "unsubscribed" and event.get("user_id"):
             return WebhookBatch(inbound=[InboundMessage(
                 channel="viber", sender=str(event["user_id"]), text="/stop", receipt_key=key, occurred_at=when)])
