@@ -15,12 +15,18 @@ NAME = "Abandoned cart reminder"
 DEFAULT_WAIT_SECONDS = 3600
 
 
-def recipe(*, wait_seconds: int = DEFAULT_WAIT_SECONDS, template: str = "abandoned_cart") -> dict[str, Any]:
+def recipe(*, wait_seconds: int = DEFAULT_WAIT_SECONDS, template: str = "abandoned_cart",
+           messenger_nudge: bool = False) -> dict[str, Any]:
+    """`messenger_nudge`: after the email, a short nudge on Telegram, or by SMS for contacts
+    with no linked chat (SMS needs the contact's opt-in; quiet hours apply)."""
+    nudge = [{"type": "send", "id": "reminder-nudge", "channel": "telegram", "fallback": ["sms"],
+              "template": template}] if messenger_nudge else []
     return {
         "trigger": {"event": ["cart_updated", "checkout_started"], "key": "cart_id"},
         "goals": [{"event": "order_placed", "name": "order placed"}],
         "steps": [
             {"type": "wait", "id": "wait-for-order", "seconds": wait_seconds},
             {"type": "send", "id": "reminder-email", "channel": "email", "template": template},
+            *nudge,
         ],
     }

@@ -28,7 +28,7 @@ def create_demo_workspace(
     credentials = create_workspace(session, name, now=now)
     create_journey(
         session, credentials.workspace_id, abandoned_cart.NAME,
-        abandoned_cart.recipe(wait_seconds=wait_seconds), now=now,
+        abandoned_cart.recipe(wait_seconds=wait_seconds, messenger_nudge=True), now=now,
     )
     return credentials
 
@@ -53,7 +53,8 @@ def cart_event(cart_id: str | None = None, *, customer: str = "demo-customer-1",
         "id": "evt-" + secrets.token_hex(8),
         "type": "cart_updated",
         "contact": {"external_id": customer, "email": email, "first_name": "Ada", "last_name": "Lovelace",
-                    "timezone": "Europe/London", "consent": {"email": "opted_in"}},
+                    "timezone": "Europe/London", "phone": "+44 7700 900123",
+                    "consent": {"email": "opted_in", "sms": "opted_in"}},
         "properties": {
             "cart_id": cart_id,
             "currency": "EUR",
