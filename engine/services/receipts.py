@@ -11,7 +11,7 @@ can wait for them and conversions can be attributed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +65,10 @@ def _apply(session: Session, workspace_id: str, delivery: DeliveryEvent, *, now:
         return AppliedReceipt(delivery.receipt_key, message.id if message else None, None, duplicate=True)
     if message is None:
         return AppliedReceipt(delivery.receipt_key, None, None)
+    if message.sent_at is not None and delivery.occurred_at < message.sent_at:
+        # Providers' clocks and minute-precision stamps (Twilio's RawDlrDoneDate) can put a
+        # receipt before the send; nothing happens to a message before it is sent.
+        delivery = replace(delivery, occurred_at=message.sent_at)
     _stamp(message, delivery)
     if new_status is not None:
         message.status = new_status
