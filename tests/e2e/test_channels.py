@@ -5,26 +5,28 @@ and a frequency-capped skip; the outbox and the timelines say what happened."""
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from redis import Redis
 
-from engine.services.workspaces import Credentials
-from tests.conftest import create_database, drop_database
-from tests.e2e.processes import Stack, healthy, spawn, stop, wait_for
+from tests.e2e.processes import (
+    Stack,
+    backing_services,
+    create_workspace,
+    healthy,
+    process_env,
+    spawn,
+    start_web_and_scheduler,
+    stop_all,
+    wait_for,
+)
 from workers.fake_providers.state import fake_provider_env
-from workers.supervisor import free_port, start_redis
+from workers.supervisor import free_port
 
 pytestmark = pytest.mark.e2e
 ZONES = ["Pacific/Kiritimati", "Pacific/Auckland", "Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin",
@@ -41,47 +43,25 @@ def zone_where(hours: range) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e-channels")
-    database_url = create_database(tmp)
-    redis_proc = None
-    external = os.environ.get("RAPPORT_TEST_REDIS_URL")
-    if external:
-        redis_url = external.rsplit("/", 1)[0] + "/10" if external.count("/") > 2 else external + "/10"
-    else:
-        redis_proc, redis_url = start_redis(Path(tmp))
-    redis = Redis.from_url(redis_url)
-    port, sink_port, fake_port = free_port(), free_port(), free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = dict(
-        os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{sink_port}",
-        RAPPORT_NAMESPACE=f"e2e-ch-{secrets.token_hex(4)}", RAPPORT_DATA_DIR=str(tmp), SECRET_KEY="e2e-secret",
-        RAPPORT_SCHEDULER_TICK="0.2", RAPPORT_REDELIVER_AFTER="2", PORT=str(port), BASE_URL=base_url,
-        TELEGRAM_BOT_USERNAME="rapport_demo_bot", VIBER_CHAT_URI="rapportdemo", PYTHONUNBUFFERED="1",
-        **fake_provider_env(f"http://127.0.0.1:{fake_port}"),
-    )
-    created = subprocess.run([sys.executable, "-m", "workers.cli", "workspace", "create", "Channel Shop", "--json"],
-                             env=env, capture_output=True, text=True)
-    assert created.returncode == 0, f"workspace create failed: {created.stderr}"
-    s = Stack(base_url, env, Credentials(**json.loads(created.stdout)), redis)
-    s.fake_url = f"http://127.0.0.1:{fake_port}"  # type: ignore[attr-defined]
-    try:
-        s.others.append(spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
-        s.others.append(spawn([sys.executable, "-m", "workers.cli", "fake-providers", "--port", str(fake_port),
-                               "--capture-outbox", "--callback-url", base_url, "--callback-delay", "0.2"], env))
-        s.others.append(spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()", "--bind",
-                               f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], env))
-        s.others.append(spawn([sys.executable, "-m", "workers.cli", "scheduler"], env))
-        s.start_worker()
-        wait_for(lambda: healthy(s.base_url + "/healthz"), timeout=30, what="the web server")
-        wait_for(lambda: healthy(s.fake_url + "/_fake/health"), timeout=30,  # type: ignore[attr-defined]
-                 what="the fake providers")
-        yield s
-    finally:
-        for proc in s.workers + s.others:
-            stop(proc)
-        redis.close()
-        if redis_proc is not None:
-            stop(redis_proc)
-        drop_database(database_url)
+    with backing_services(tmp, redis_db=10) as backing:
+        port, sink_port, fake_port = free_port(), free_port(), free_port()
+        base_url, fake_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fake_port}"
+        env = process_env(backing, tmp, port, SMTP_URL=f"smtp://127.0.0.1:{sink_port}", BASE_URL=base_url,
+                          TELEGRAM_BOT_USERNAME="rapport_demo_bot", VIBER_CHAT_URI="rapportdemo",
+                          **fake_provider_env(fake_url))
+        s = Stack(base_url, env, create_workspace(env, "Channel Shop"), backing.redis)
+        s.fake_url = fake_url  # type: ignore[attr-defined]
+        try:
+            s.others.append(spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
+            s.others.append(spawn([sys.executable, "-m", "workers.cli", "fake-providers", "--port", str(fake_port),
+                                   "--capture-outbox", "--callback-url", base_url, "--callback-delay", "0.2"], env))
+            start_web_and_scheduler(s, port)
+            s.start_worker()
+            wait_for(lambda: healthy(base_url + "/healthz"), timeout=30, what="the web server")
+            wait_for(lambda: healthy(fake_url + "/_fake/health"), timeout=30, what="the fake providers")
+            yield s
+        finally:
+            stop_all(s)
 
 
 def api(stack: Stack, method: str, path: str, body: Any) -> Any:

@@ -10,29 +10,30 @@ left `sending`, then marked `unknown`, and never resent).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import secrets
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from aiosmtpd.controller import Controller
-from redis import Redis
 from sqlalchemy import select
 
 from engine.db import make_engine, make_sessionmaker
 from engine.models import Message
-from engine.services.workspaces import Credentials
-from tests.conftest import create_database, drop_database
-from tests.e2e.processes import Stack, healthy, spawn, stop, wait_for
-from workers.supervisor import free_port, start_redis
+from tests.e2e.processes import (
+    Stack,
+    backing_services,
+    create_workspace,
+    healthy,
+    process_env,
+    start_web_and_scheduler,
+    stop_all,
+    wait_for,
+)
+from workers.supervisor import free_port
 
 pytestmark = pytest.mark.e2e
 AUDIENCE = 300
@@ -65,38 +66,17 @@ def smtp() -> Iterator[tuple[SlowSmtpHandler, int]]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[SlowSmtpHandler, int]) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e-faults")
-    database_url = create_database(tmp)
-    redis_proc = None
-    external = os.environ.get("RAPPORT_TEST_REDIS_URL")
-    if external:
-        redis_url = external.rsplit("/", 1)[0] + "/11" if external.count("/") > 2 else external + "/11"
-    else:
-        redis_proc, redis_url = start_redis(Path(tmp))
-    redis = Redis.from_url(redis_url)
-    port = free_port()
-    env = dict(
-        os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{smtp[1]}",
-        RAPPORT_NAMESPACE=f"e2e-f-{secrets.token_hex(4)}", RAPPORT_DATA_DIR=str(tmp), SECRET_KEY="e2e-secret",
-        RAPPORT_SCHEDULER_TICK="0.2", RAPPORT_REDELIVER_AFTER="2", PORT=str(port), PYTHONUNBUFFERED="1",
-    )
-    created = subprocess.run([sys.executable, "-m", "workers.cli", "workspace", "create", "Fault Shop", "--json"],
-                             env=env, capture_output=True, text=True)
-    assert created.returncode == 0, created.stderr
-    s = Stack(f"http://127.0.0.1:{port}", env, Credentials(**json.loads(created.stdout)), redis)
-    s.database_url = database_url  # type: ignore[attr-defined]
-    try:
-        s.others.append(spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()", "--bind",
-                               f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], env))
-        s.others.append(spawn([sys.executable, "-m", "workers.cli", "scheduler"], env))
-        wait_for(lambda: healthy(s.base_url + "/healthz"), timeout=30, what="the web server")
-        yield s
-    finally:
-        for proc in s.workers + s.others:
-            stop(proc)
-        redis.close()
-        if redis_proc is not None:
-            stop(redis_proc)
-        drop_database(database_url)
+    with backing_services(tmp, redis_db=11) as backing:
+        port = free_port()
+        env = process_env(backing, tmp, port, SMTP_URL=f"smtp://127.0.0.1:{smtp[1]}")
+        s = Stack(f"http://127.0.0.1:{port}", env, create_workspace(env, "Fault Shop"), backing.redis)
+        s.database_url = backing.database_url  # type: ignore[attr-defined]
+        try:
+            start_web_and_scheduler(s, port)
+            wait_for(lambda: healthy(s.base_url + "/healthz"), timeout=30, what="the web server")
+            yield s
+        finally:
+            stop_all(s)
 
 
 def statuses(stack: Stack) -> dict[str, str]:

@@ -7,24 +7,29 @@ the whole module runs in well under a minute.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
-from engine.services.workspaces import Credentials
-from tests.conftest import create_database, drop_database
-from tests.e2e.processes import Stack, healthy, spawn, stop, wait_for
+from tests.e2e.processes import (
+    Stack,
+    backing_services,
+    create_workspace,
+    healthy,
+    process_env,
+    spawn,
+    start_web_and_scheduler,
+    stop_all,
+    wait_for,
+)
 from triggers.demo import cart_event, order_event
-from workers.supervisor import free_port, start_redis
+from workers.supervisor import free_port
 
 pytestmark = pytest.mark.e2e
 WAIT_SECONDS = 2
@@ -33,43 +38,19 @@ WAIT_SECONDS = 2
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e")
-    database_url = create_database(tmp)
-    redis_proc = None
-    external = os.environ.get("RAPPORT_TEST_REDIS_URL")
-    if external:  # a database index of its own, so flushing it touches no other test
-        redis_url = external.rsplit("/", 1)[0] + "/9" if external.count("/") > 2 else external + "/9"
-    else:
-        redis_proc, redis_url = start_redis(Path(tmp))
-    redis = Redis.from_url(redis_url)
-    redis.flushdb()
-    port, sink_port = free_port(), free_port()
-    env = dict(
-        os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{sink_port}",
-        RAPPORT_NAMESPACE=f"e2e-{secrets.token_hex(4)}", RAPPORT_DATA_DIR=str(tmp), SECRET_KEY="e2e-secret",
-        RAPPORT_SCHEDULER_TICK="0.2", RAPPORT_REDELIVER_AFTER="2", PORT=str(port), PYTHONUNBUFFERED="1",
-    )
-    created = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "workspace", "create", "E2E Shop", "--json", "--demo",
-         "--demo-wait", str(WAIT_SECONDS)], env=env, capture_output=True, text=True,
-    )
-    assert created.returncode == 0, f"workspace create failed: {created.stderr}"
-    credentials = Credentials(**json.loads(created.stdout))
-    s = Stack(f"http://127.0.0.1:{port}", env, credentials, redis)
-    try:
-        s.others.append(spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
-        s.others.append(spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()", "--bind",
-                                f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], env))
-        s.others.append(spawn([sys.executable, "-m", "workers.cli", "scheduler"], env))
-        s.start_worker()
-        wait_for(lambda: healthy(s.base_url + "/healthz"), timeout=30, what="the web server")
-        yield s
-    finally:
-        for proc in s.workers + s.others:
-            stop(proc)
-        redis.close()
-        if redis_proc is not None:
-            stop(redis_proc)
-        drop_database(database_url)
+    with backing_services(Path(tmp), redis_db=9) as backing:
+        port, sink_port = free_port(), free_port()
+        env = process_env(backing, tmp, port, SMTP_URL=f"smtp://127.0.0.1:{sink_port}")
+        credentials = create_workspace(env, "E2E Shop", "--demo", "--demo-wait", str(WAIT_SECONDS))
+        s = Stack(f"http://127.0.0.1:{port}", env, credentials, backing.redis)
+        try:
+            s.others.append(spawn([sys.executable, "-m", "workers.cli", "smtp-sink", "--port", str(sink_port)], env))
+            start_web_and_scheduler(s, port)
+            s.start_worker()
+            wait_for(lambda: healthy(s.base_url + "/healthz"), timeout=30, what="the web server")
+            yield s
+        finally:
+            stop_all(s)
 
 
 def new_customer() -> tuple[str, str]:

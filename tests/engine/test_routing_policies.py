@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from engine.policies import (
     Recipient,
-    cap_hit,
     candidate_channels,
+    cap_hit,
     parse_frequency_caps,
     parse_quiet_hours,
     quiet_until,
