@@ -104,6 +104,17 @@ def _mac(secret: str, purpose: str, payload: str) -> str:
     return _b64(hmac.new(_key(secret, purpose), payload.encode(), hashlib.sha256).digest()[:MAC_BYTES])
 
 
+def sign_token(secret: str, purpose: str, data: list[Any]) -> str:
+    """A URL-safe token carrying `data` (JSON), signed for one purpose (a token for one
+    purpose is refused for every other)."""
+    return _sign(secret, purpose, data)
+
+
+def read_token(secret: str, purpose: str, token: str) -> Any:
+    """The data `sign_token` put in, or None when the token is not ours for `purpose`."""
+    return _read(secret, purpose, token)
+
+
 def _sign(secret: str, purpose: str, data: list[Any]) -> str:
     payload = _b64(json.dumps([VERSION, *data], separators=(",", ":"), ensure_ascii=False).encode())
     return f"{payload}.{_mac(secret, purpose, payload)}"

@@ -2,8 +2,8 @@
 
 A link's token carries what the rating needs (workspace, contact, order, score) and an
 HMAC over it, so the click needs no lookup table and a changed score, order or contact
-is refused. Tokens are `<payload>.<mac>`, both base64url without padding: the payload
-is a compact JSON array `[version, workspace_id, contact_id, order_id, score]`.
+is refused. Tokens are made by engine.links (`<payload>.<mac>`, base64url) for the
+purpose "review": the payload is `[version, workspace_id, contact_id, order_id, score]`.
 
 The contact is named by its internal id, not its external id: the token is readable
 (signed, not encrypted), and external ids are often email addresses. The MAC key is
@@ -16,17 +16,15 @@ Pure: no database, no web framework.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 
-VERSION = 1
+from engine.links import read_token as read_signed
+from engine.links import sign_token
+
+PURPOSE = "review"
 SCORES = range(1, 6)
-MAC_BYTES = 16  # 128 bits: more than enough against forgery, and keeps links short
 MAX_ORDER_ID = 200
 LINK_PATH = "/r/review/"
 
@@ -53,46 +51,19 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
 
 
-def _key(secret: str) -> bytes:
-    return hmac.new(secret.encode(), b"rapport review link", hashlib.sha256).digest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, payload: str) -> str:
-    return _b64(hmac.new(_key(secret), payload.encode(), hashlib.sha256).digest()[:MAC_BYTES])
-
-
 def make_token(secret: str, workspace_id: str, contact_id: int, order_id: str, score: int) -> str:
     if score not in SCORES:
         raise ValueError(f"score must be 1 to 5, not {score!r}")
     if not order_id or len(order_id) > MAX_ORDER_ID:
         raise ValueError("order_id must be 1 to 200 characters")
-    data = [VERSION, workspace_id, contact_id, order_id, score]
-    payload = _b64(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-    return f"{payload}.{_mac(secret, payload)}"
+    return sign_token(secret, PURPOSE, [workspace_id, contact_id, order_id, score])
 
 
 def read_token(secret: str, token: str) -> ReviewLink | None:
     """The link a token stands for, or None when it was not made with `secret` or is malformed."""
-    payload, dot, mac = token.partition(".")
-    if not dot or not payload or not mac or len(token) > 1000:
-        return None
-    # Compared as bytes: compare_digest raises TypeError on non-ASCII str input.
-    if not hmac.compare_digest(_mac(secret, payload).encode(), mac.encode()):
-        return None
-    try:
-        data: Any = json.loads(_unb64(payload))
-    except (binascii.Error, ValueError):
-        return None
+    data = read_signed(secret, PURPOSE, token) if len(token) <= 1000 else None
     match data:
-        case [1, str(workspace_id), int(contact_id), str(order_id), int(score)] if score in SCORES:
+        case [str(workspace_id), int(contact_id), str(order_id), int(score)] if score in SCORES:
             return ReviewLink(workspace_id, contact_id, order_id, score)
         case _:
             return None
