@@ -1,6 +1,6 @@
 """The delivery state machine, one for every channel.
 
-    scheduled -> sending -> sent -> delivered -> opened -> clicked -> replied
+    scheduled -> claimed -> sending -> sent -> delivered -> opened -> clicked -> replied
                                \\-> bounced | failed        \\-> complained
 
 A receipt moves a message only forward: a `delivered` that arrives after the
@@ -14,7 +14,7 @@ from __future__ import annotations
 from engine.models import MessageStatus as S
 
 _RANK = {
-    S.SCHEDULED: 0, S.SENDING: 1, S.UNKNOWN: 1, S.SENT: 2, S.DELIVERED: 3, S.OPENED: 4, S.CLICKED: 5,
+    S.SCHEDULED: 0, S.CLAIMED: 0, S.SENDING: 1, S.UNKNOWN: 1, S.SENT: 2, S.DELIVERED: 3, S.OPENED: 4, S.CLICKED: 5,
     S.REPLIED: 6,
 }
 FINAL = frozenset({S.BOUNCED, S.FAILED, S.COMPLAINED, S.SKIPPED})
@@ -30,11 +30,11 @@ _NEGATIVE_FROM = {
 def next_status(current: str, reported: str) -> str | None:
     """The status after a receipt saying `reported`, or None if the message stays as it is."""
     now, new = S(current), S(reported)
-    if now in FINAL or now == S.SCHEDULED:
+    if now in FINAL or now in (S.SCHEDULED, S.CLAIMED):
         return None
     if new in _NEGATIVE_FROM:
         return new.value if now in _NEGATIVE_FROM[new] else None
-    if new not in _RANK or new in (S.SCHEDULED, S.SENDING, S.UNKNOWN):
+    if new not in _RANK or new in (S.SCHEDULED, S.CLAIMED, S.SENDING, S.UNKNOWN):
         return None
     return new.value if _RANK[new] > _RANK[now] else None
 

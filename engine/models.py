@@ -76,6 +76,7 @@ class MessageStatus(enum.StrEnum):
     """Where a message stands; engine/delivery.py says which moves are allowed."""
 
     SCHEDULED = "scheduled"
+    CLAIMED = "claimed"  # taken by a worker with its batch, not yet handed to the provider
     SENDING = "sending"
     SENT = "sent"  # the provider accepted it
     DELIVERED = "delivered"  # the provider says it reached the recipient
@@ -244,8 +245,8 @@ class Message(Base):
         Index(
             "ix_messages_pending",
             "scheduled_at",
-            postgresql_where=text("status IN ('scheduled', 'sending')"),
-            sqlite_where=text("status IN ('scheduled', 'sending')"),
+            postgresql_where=text("status IN ('scheduled', 'claimed', 'sending')"),
+            sqlite_where=text("status IN ('scheduled', 'claimed', 'sending')"),
         ),
         NO_ID_REUSE,
     )
@@ -267,6 +268,7 @@ class Message(Base):
     scheduled_at: Mapped[datetime]
     enqueued_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(32))  # the batch that holds the claim
     sent_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(998))

@@ -182,7 +182,7 @@ def settle_workspace(sessions: sessionmaker[Session], workspace_id: str, now: da
         session.execute(update(Run).where(Run.workspace_id == workspace_id, Run.status.in_(LIVE_RUN_STATUSES))
                         .values(status="exited", exit_reason="test ended", next_at=None))
         session.execute(update(Message).where(Message.workspace_id == workspace_id,
-                                              Message.status.in_(["scheduled", "sending"]))
+                                              Message.status.in_(["scheduled", "claimed", "sending"]))
                         .values(status="skipped", skip_reason="test ended"))
         session.execute(update(Event).where(Event.workspace_id == workspace_id, Event.evaluated_at.is_(None))
                         .values(evaluated_at=now))

@@ -182,7 +182,7 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "integer"},
         "channel": {"enum": ["email", "sms", "telegram", "whatsapp", "viber", "webhook"]},
         "template": {"type": "string"},
-        "status": {"enum": ["scheduled", "sending", "sent", "delivered", "opened", "clicked", "replied", "bounced",
+        "status": {"enum": ["scheduled", "claimed", "sending", "sent", "delivered", "opened", "clicked", "replied", "bounced",
                             "complained", "skipped", "failed", "unknown"]},
         "to": _null("string"),
         "subject": _null("string"),

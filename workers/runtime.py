@@ -14,7 +14,7 @@ from engine.channels import Channels, MessageSender
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
 from engine.settings import Settings
-from workers.email import SmtpSender
+from workers.email import DkimKey, SmtpSender
 from workers.queues import connect_redis, make_job_sink
 from workers.rate_limit import RedisRateLimiter
 from workers.webhook import HttpWebhookSender
@@ -40,7 +40,7 @@ class Runtime:
     def email_sender(self) -> SmtpSender:
         if not self.settings.smtp_url:
             raise RuntimeError("SMTP_URL is not set")
-        return SmtpSender(self.settings.smtp_url)
+        return SmtpSender(self.settings.smtp_url, dkim=DkimKey.from_settings(self.settings))
 
     @cached_property
     def senders(self) -> dict[str, MessageSender]:
@@ -56,7 +56,7 @@ class Runtime:
     def channels(self) -> Channels:
         return Channels(senders=self.senders, webhook=HttpWebhookSender(), mail_from=self.settings.mail_from,
                         base_url=self.settings.base_url, link_secret=self.settings.secret_key,
-                        bounce_domain=getattr(self.settings, "bounce_domain", ""),
+                        bounce_domain=self.settings.bounce_domain,
                         limiter=RedisRateLimiter.from_text(self.redis, self.settings.namespace,
                                                            self.settings.rate_limits))
 

@@ -16,25 +16,29 @@ address is dead, suppressed.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.channels import Channels
 from engine.db import defer, dialect_insert
 from engine.errors import ChannelUnavailable, PermanentSendError, TemplateError, TransientSendError
-from engine.models import Contact, Message, MessageStatus, Suppression, Workspace
+from engine.models import Contact, JournalEntry, Message, MessageStatus, Suppression, Workspace
 from engine.policies import parse_quiet_hours, quiet_until, route
 from engine.services import channel_health, routing
 from engine.services.journal import record_message
 from engine.services.outgoing import Built, build
 
 MAX_ATTEMPTS = 8
+CHUNK = 50  # messages claimed with one statement; a dead worker's unstarted ones go back after a while
+TABLE: Table = Message.__table__  # type: ignore[assignment]  # a declarative model's table is a Table
+JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 PAUSED_RECHECK = timedelta(minutes=5)  # a message for a paused channel with no fallback looks again then
 MAX_INLINE_WAIT = 1.0  # a rate-limit wait up to this is slept; longer ones reschedule the message
 
@@ -59,26 +63,67 @@ def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *
                       clock: Callable[[], datetime], pause_after: int = 10,
                       sleep: Callable[[float], None] = time.sleep) -> None:
     batch = _load(sessions, message_ids, now=clock())
-    pending: Callable[[Session], None] | None = None  # the last outcome, recorded with the next claim
-    for message_id in sorted(batch.messages):
-        message = batch.messages[message_id]
+    ids = sorted(batch.messages)
+    for start in range(0, len(ids), CHUNK):
+        token = secrets.token_hex(8)
+        mine = _claim_chunk(sessions, [batch.messages[i] for i in ids[start:start + CHUNK]], batch, channels,
+                            token, now=clock())
+        _send_chunk(sessions, mine, batch, channels, clock, token, pause_after=pause_after, sleep=sleep)
+    if batch.succeeded:
         with sessions.begin() as session:
-            if pending is not None:
-                pending(session)
-            pending = None
-            now = clock()
-            hold = _hold_reason(session, message, batch, channels, now=now)
-            if hold is not None:
-                hold(session)
-                continue
-            if not _claim(session, message, now=now):
-                continue
-        pending = _send(message, batch, channels, clock, pause_after=pause_after, sleep=sleep)
+            for workspace_id, channel in sorted(batch.succeeded):
+                channel_health.record_success(session, workspace_id, channel)
+
+
+def _claim_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _Batch, channels: Channels,
+                 token: str, *, now: datetime) -> list[Message]:
+    """Claim a chunk in one statement; settle at once those that may not go now (the claim
+    makes them ours to change); return the rest, to be sent."""
     with sessions.begin() as session:
-        if pending is not None:
-            pending(session)
-        for workspace_id, channel in batch.succeeded:
-            channel_health.record_success(session, workspace_id, channel)
+        won = set(session.scalars(
+            update(TABLE).where(TABLE.c.id.in_([m.id for m in chunk]),
+                                TABLE.c.status == MessageStatus.SCHEDULED.value, TABLE.c.scheduled_at <= now)
+            .values(status=MessageStatus.CLAIMED.value, claimed_at=now, claimed_by=token).returning(TABLE.c.id)))
+        mine = []
+        for message in chunk:
+            if message.id not in won:
+                continue
+            hold = _hold_reason(session, message, batch, channels, now=now)
+            if hold is None:
+                mine.append(message)
+            else:
+                hold(session)
+    return mine
+
+
+def _send_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _Batch, channels: Channels,
+                clock: Callable[[], datetime], token: str, *, pause_after: int,
+                sleep: Callable[[float], None]) -> None:
+    """Each message is marked `sending` just before it is handed over, in the same commit that
+    records the previous one as sent: one short transaction per message."""
+    done: _Sent | None = None
+    for message in chunk:
+        with sessions.begin() as session:
+            if done is not None:
+                done.record(session)
+                done = None
+            attempts = session.scalar(
+                update(TABLE).where(TABLE.c.id == message.id, TABLE.c.status == MessageStatus.CLAIMED.value,
+                                    TABLE.c.claimed_by == token)
+                .values(status=MessageStatus.SENDING.value, claimed_at=clock(), attempts=TABLE.c.attempts + 1)
+                .returning(TABLE.c.attempts))
+        if attempts is None:  # our claim went stale and was handed to another worker
+            continue
+        message.attempts = int(attempts)
+        outcome = _send(message, batch, channels, clock, pause_after=pause_after, sleep=sleep)
+        if isinstance(outcome, _Sent):
+            done = outcome
+        else:
+            with sessions.begin() as session:
+                outcome(session)
+    if done is not None:
+        with sessions.begin() as session:
+            done.record(session)
 
 
 def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datetime) -> _Batch:
@@ -97,18 +142,6 @@ def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datet
                 Suppression.workspace_id.in_(workspace_ids), Suppression.address.in_(addresses)))}
         session.expunge_all()
     return _Batch(messages, contacts, workspaces, paused, suppressed)
-
-
-def _claim(session: Session, message: Message, *, now: datetime) -> bool:
-    won = session.scalar(
-        update(Message).where(Message.id == message.id, Message.status == MessageStatus.SCHEDULED.value)
-        .values(status=MessageStatus.SENDING.value, claimed_at=now, attempts=Message.attempts + 1)
-        .returning(Message.attempts).execution_options(synchronize_session=False)
-    )
-    if won is None:
-        return False
-    message.attempts = int(won)
-    return True
 
 
 def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Channels, *,
@@ -144,7 +177,7 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
 
 
 def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[], datetime], *,
-          pause_after: int, sleep: Callable[[float], None]) -> Callable[[Session], None]:
+          pause_after: int, sleep: Callable[[float], None]) -> _Sent | Callable[[Session], None]:
     """Send with no transaction open; return the change that records the outcome."""
     workspace = batch.workspaces[message.workspace_id]
     contact = batch.contacts.get(message.contact_id)
@@ -170,7 +203,7 @@ def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[
     except TransientSendError as exc:
         return _transient(message, batch, exc, now=clock(), pause_after=pause_after)
     batch.succeeded.add((message.workspace_id, message.channel))
-    return _sent(message, built, receipt_id, meta, now=clock())
+    return _Sent(message, built, receipt_id, meta, clock())
 
 
 class _Throttled(Exception):
@@ -187,16 +220,25 @@ def _wait_for_token(message: Message, channels: Channels, sleep: Callable[[float
         sleep(wait)
 
 
-def _sent(message: Message, built: Built, provider_id: str, meta: dict[str, Any], *,
-          now: datetime) -> Callable[[Session], None]:
-    def record(session: Session) -> None:
-        session.execute(update(Message).where(Message.id == message.id).values(
-            status=MessageStatus.SENT.value, sent_at=now, provider_id=provider_id[:255], error=None,
-            subject=built.subject, template_version=built.template_version,
-            meta={**(message.meta or {}), **meta}).execution_options(synchronize_session=False))
-        detail = built.summary + (f" ({_describe(meta)})" if meta else "")
-        record_message(session, message, "sent", at=now, detail=detail)
-    return record
+@dataclass(frozen=True)
+class _Sent:
+    message: Message
+    built: Built
+    provider_id: str
+    meta: dict[str, Any]
+    at: datetime
+
+    def record(self, session: Session) -> None:
+        """Core statements: on the hot path the ORM's bookkeeping cost more than the SQL."""
+        message = self.message
+        session.execute(update(TABLE).where(TABLE.c.id == message.id).values(
+            status=MessageStatus.SENT.value, sent_at=self.at, provider_id=self.provider_id[:255], error=None,
+            subject=self.built.subject, template_version=self.built.template_version,
+            meta={**(message.meta or {}), **self.meta}))
+        detail = self.built.summary + (f" ({_describe(self.meta)})" if self.meta else "")
+        session.execute(insert(JOURNAL).values(
+            workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
+            step_id=message.step_id, message_id=message.id, kind="sent", at=self.at, detail=detail[:500]))
 
 
 def _describe(meta: dict[str, Any]) -> str:

@@ -127,5 +127,5 @@ def _record_event(session: Session, message: Message, delivery: DeliveryEvent, *
 
 
 def is_sent(status: str) -> bool:
-    return status not in (MessageStatus.SCHEDULED, MessageStatus.SENDING, MessageStatus.SKIPPED,
+    return status not in (MessageStatus.SCHEDULED, MessageStatus.CLAIMED, MessageStatus.SENDING, MessageStatus.SKIPPED,
                           MessageStatus.FAILED, MessageStatus.UNKNOWN)

@@ -61,12 +61,25 @@ def sweep(session: Session, *, now: datetime, redeliver_after: timedelta, limit:
     defer(session, "advance_runs", runs)
     defer(session, "evaluate_events", events)
     defer(session, "dispatch_messages", messages)
+    # A claim carries its batch's token, so releasing one that is merely slow is safe (its
+    # worker will find the claim gone and skip it); a `sending` one is judged much later.
+    release_stale_claims(session, now=now, older_than=redeliver_after * 5)
     unknown = mark_stale_sends_unknown(session, now=now, older_than=max(redeliver_after * 5, timedelta(minutes=5)))
     return SweepReport(len(runs), len(events), len(messages), unknown)
 
 
+def release_stale_claims(session: Session, *, now: datetime, older_than: timedelta) -> int:
+    """Messages a dead worker had taken with its batch but never started sending go back to
+    `scheduled`: each one is marked `sending` before it is handed over, so these never were."""
+    released = list(session.scalars(
+        update(Message).where(Message.status == MessageStatus.CLAIMED.value, Message.claimed_at < now - older_than)
+        .values(status=MessageStatus.SCHEDULED.value, enqueued_at=None).returning(Message.id)))
+    return len(released)
+
+
 def mark_stale_sends_unknown(session: Session, *, now: datetime, older_than: timedelta) -> int:
-    """A message left in `sending` by a dead worker may or may not have gone out.
+    """A message left in `sending` by a dead worker may or may not have gone out (it is the one
+    the worker was handing over when it died).
 
     Sending it again could make a duplicate, so it is marked `unknown` and shown.
     """

@@ -96,7 +96,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('opened_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('clicked_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('claimed_by', sa.String(length=32), nullable=True))
         batch_op.create_index('ix_messages_provider_id', ['provider_id'], unique=False)
+        # Pending now includes `claimed` (taken with a worker's batch, not yet being sent).
+        batch_op.drop_index('ix_messages_pending')
+        batch_op.create_index('ix_messages_pending', ['scheduled_at'], unique=False,
+                              postgresql_where=sa.text("status IN ('scheduled', 'claimed', 'sending')"),
+                              sqlite_where=sa.text("status IN ('scheduled', 'claimed', 'sending')"))
         batch_op.create_index('ix_messages_sent_at', ['sent_at'], unique=False)
         batch_op.create_index('ix_messages_workspace_created', ['workspace_id', 'created_at'], unique=False)
 
@@ -116,7 +122,12 @@ def downgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_workspace_created')
         batch_op.drop_index('ix_messages_sent_at')
+        batch_op.drop_index('ix_messages_pending')
+        batch_op.create_index('ix_messages_pending', ['scheduled_at'], unique=False,
+                              postgresql_where=sa.text("status IN ('scheduled', 'sending')"),
+                              sqlite_where=sa.text("status IN ('scheduled', 'sending')"))
         batch_op.drop_index('ix_messages_provider_id')
+        batch_op.drop_column('claimed_by')
         batch_op.drop_column('clicked_at')
         batch_op.drop_column('opened_at')
         batch_op.drop_column('delivered_at')

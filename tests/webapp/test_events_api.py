@@ -108,7 +108,7 @@ def test_accepted_event_upserts_its_contact(client: FlaskClient, shop: Shop, ses
     assert contact is not None
     assert contact.id == body["contact_id"]
     assert (contact.email, contact.first_name, contact.timezone) == ("ada@example.com", "Ada", "Europe/London")
-    assert contact.consent == {"email": "opted_in"}
+    assert contact.consent == {"email": "opted_in", "sms": "opted_in"} and contact.phone == "+447700900123"
 
 
 def test_later_event_updates_the_contact_without_erasing_fields_it_leaves_out(
@@ -187,7 +187,7 @@ def test_repeated_event_id_changes_neither_the_event_nor_the_contact(
     assert after_contact is not None
     assert (after_event.id, after_event.properties) == (before_event.id, before_event.properties)
     assert after_contact.first_name == "Ada"
-    assert after_contact.consent == {"email": "opted_in"}
+    assert after_contact.consent == {"email": "opted_in", "sms": "opted_in"}
     assert after_contact.updated_at == before_contact.updated_at
 
 
