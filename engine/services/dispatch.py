@@ -23,22 +23,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.channels import Channels
 from engine.db import defer, dialect_insert
 from engine.errors import ChannelUnavailable, PermanentSendError, TemplateError, TransientSendError
-from engine.models import Contact, JournalEntry, Message, MessageStatus, Suppression, Workspace
+from engine.models import Contact, Message, MessageStatus, Suppression, Workspace
 from engine.policies import parse_quiet_hours, quiet_until, route
 from engine.services import channel_health, routing
+from engine.services.handover import MESSAGES as TABLE
+from engine.services.handover import SentRecord, handover
 from engine.services.journal import record_message
-from engine.services.outgoing import Built, build
+from engine.services.outgoing import build
 
 MAX_ATTEMPTS = 8
 CHUNK = 50  # messages claimed with one statement; a dead worker's unstarted ones go back after a while
-TABLE: Table = Message.__table__  # type: ignore[assignment]  # a declarative model's table is a Table
-JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 PAUSED_RECHECK = timedelta(minutes=5)  # a message for a paused channel with no fallback looks again then
 MAX_INLINE_WAIT = 1.0  # a rate-limit wait up to this is slept; longer ones reschedule the message
 
@@ -100,30 +100,23 @@ def _send_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _B
                 clock: Callable[[], datetime], token: str, *, pause_after: int,
                 sleep: Callable[[float], None]) -> None:
     """Each message is marked `sending` just before it is handed over, in the same commit that
-    records the previous one as sent: one short transaction per message."""
-    done: _Sent | None = None
-    for message in chunk:
-        with sessions.begin() as session:
-            if done is not None:
-                done.record(session)
-                done = None
-            attempts = session.scalar(
-                update(TABLE).where(TABLE.c.id == message.id, TABLE.c.status == MessageStatus.CLAIMED.value,
-                                    TABLE.c.claimed_by == token)
-                .values(status=MessageStatus.SENDING.value, claimed_at=clock(), attempts=TABLE.c.attempts + 1)
-                .returning(TABLE.c.attempts))
-        if attempts is None:  # our claim went stale and was handed to another worker
-            continue
-        message.attempts = int(attempts)
-        outcome = _send(message, batch, channels, clock, pause_after=pause_after, sleep=sleep)
-        if isinstance(outcome, _Sent):
-            done = outcome
-        else:
-            with sessions.begin() as session:
-                outcome(session)
-    if done is not None:
-        with sessions.begin() as session:
-            done.record(session)
+    records the previous one as sent (engine/services/handover.py)."""
+    done: SentRecord | None = None
+    with handover(sessions) as hand:
+        for message in chunk:
+            attempts = hand.step(done, message.id, token=token, now=clock())
+            done = None
+            if attempts is None:  # our claim went stale and was handed to another worker
+                continue
+            message.attempts = attempts
+            outcome = _send(message, batch, channels, clock, pause_after=pause_after, sleep=sleep)
+            if isinstance(outcome, SentRecord):
+                done = outcome
+            else:
+                with sessions.begin() as session:
+                    outcome(session)
+        if done is not None:
+            hand.step(done, None, token=token, now=clock())
 
 
 def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datetime) -> _Batch:
@@ -177,7 +170,7 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
 
 
 def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[], datetime], *,
-          pause_after: int, sleep: Callable[[float], None]) -> _Sent | Callable[[Session], None]:
+          pause_after: int, sleep: Callable[[float], None]) -> SentRecord | Callable[[Session], None]:
     """Send with no transaction open; return the change that records the outcome."""
     workspace = batch.workspaces[message.workspace_id]
     contact = batch.contacts.get(message.contact_id)
@@ -203,7 +196,8 @@ def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[
     except TransientSendError as exc:
         return _transient(message, batch, exc, now=clock(), pause_after=pause_after)
     batch.succeeded.add((message.workspace_id, message.channel))
-    return _Sent(message, built, receipt_id, meta, clock())
+    detail = built.summary + (f" ({_describe(meta)})" if meta else "")
+    return SentRecord(message, receipt_id, built.subject, built.template_version, meta, detail, clock())
 
 
 class _Throttled(Exception):
@@ -218,27 +212,6 @@ def _wait_for_token(message: Message, channels: Channels, sleep: Callable[[float
         if wait > MAX_INLINE_WAIT:
             raise _Throttled(wait)
         sleep(wait)
-
-
-@dataclass(frozen=True)
-class _Sent:
-    message: Message
-    built: Built
-    provider_id: str
-    meta: dict[str, Any]
-    at: datetime
-
-    def record(self, session: Session) -> None:
-        """Core statements: on the hot path the ORM's bookkeeping cost more than the SQL."""
-        message = self.message
-        session.execute(update(TABLE).where(TABLE.c.id == message.id).values(
-            status=MessageStatus.SENT.value, sent_at=self.at, provider_id=self.provider_id[:255], error=None,
-            subject=self.built.subject, template_version=self.built.template_version,
-            meta={**(message.meta or {}), **self.meta}))
-        detail = self.built.summary + (f" ({_describe(self.meta)})" if self.meta else "")
-        session.execute(insert(JOURNAL).values(
-            workspace_id=message.workspace_id, contact_id=message.contact_id, run_id=message.run_id,
-            step_id=message.step_id, message_id=message.id, kind="sent", at=self.at, detail=detail[:500]))
 
 
 def _describe(meta: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.db import defer
@@ -70,11 +70,25 @@ def sweep(session: Session, *, now: datetime, redeliver_after: timedelta, limit:
 
 def release_stale_claims(session: Session, *, now: datetime, older_than: timedelta) -> int:
     """Messages a dead worker had taken with its batch but never started sending go back to
-    `scheduled`: each one is marked `sending` before it is handed over, so these never were."""
+    `scheduled`: each one is marked `sending` before it is handed over, so these never were.
+
+    On PostgreSQL dispatch commits without waiting for the disk; if the server restarted
+    since a claim was made, its `sending` mark may have been lost with the crash, so such a
+    claim is marked `unknown` instead of being sent again.
+    """
+    stale = and_(Message.status == MessageStatus.CLAIMED.value, Message.claimed_at < now - older_than)
+    doubtful = 0
+    if session.get_bind().dialect.name == "postgresql":
+        started = session.scalar(select(func.pg_postmaster_start_time()))
+        doubtful = len(list(session.scalars(
+            update(Message).where(stale, Message.claimed_at < started)
+            .values(status=MessageStatus.UNKNOWN.value,
+                    error="the database restarted while this was being sent; not resent to avoid a duplicate")
+            .returning(Message.id))))
     released = list(session.scalars(
-        update(Message).where(Message.status == MessageStatus.CLAIMED.value, Message.claimed_at < now - older_than)
-        .values(status=MessageStatus.SCHEDULED.value, enqueued_at=None).returning(Message.id)))
-    return len(released)
+        update(Message).where(stale).values(status=MessageStatus.SCHEDULED.value, enqueued_at=None)
+        .returning(Message.id)))
+    return len(released) + doubtful
 
 
 def mark_stale_sends_unknown(session: Session, *, now: datetime, older_than: timedelta) -> int:
