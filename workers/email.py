@@ -112,7 +112,7 @@ class SmtpSender:
             try:
                 if self._conn is None:
                     self._conn = self._connect()
-                self._conn.sendmail(envelope_from, [to], raw)
+                _send_one(self._conn, envelope_from, to, raw)
                 return
             except smtplib.SMTPServerDisconnected as exc:
                 self._conn = None
@@ -143,6 +143,24 @@ DEAD_WORDS = re.compile(
     r"|not our customer|account (is )?disabled",
     re.IGNORECASE,
 )
+
+
+def _send_one(conn: smtplib.SMTP, envelope_from: str, to: str, raw: bytes) -> None:
+    """smtplib's sendmail for one recipient, without its per-call address parsing (quoteaddr
+    runs email's slow parseaddr twice a message); the addresses come bare and ASCII from
+    envelope_address. Errors are raised as sendmail raises them."""
+    code, reply = conn.docmd("MAIL", f"FROM:<{envelope_from}>")
+    if code != 250:
+        conn.rset() if code != 421 else conn.close()
+        raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
+    code, reply = conn.docmd("RCPT", f"TO:<{to}>")
+    if code not in (250, 251):
+        conn.rset() if code != 421 else conn.close()
+        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+    code, reply = conn.data(raw)
+    if code != 250:
+        conn.rset() if code != 421 else conn.close()
+        raise smtplib.SMTPDataError(code, reply)
 
 
 def _classify(code: int, reason: bytes | str) -> TransientSendError | PermanentSendError:

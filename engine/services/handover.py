@@ -64,36 +64,42 @@ class Handover(Protocol):
         ...
 
 
-_PG_STEP = text("""
+# psycopg's own placeholders: this runs on the driver's cursor, once per message.
+_PG_STEP = """
 WITH done AS (
-    UPDATE messages SET status = 'sent', sent_at = :sent_at, provider_id = :provider_id, error = NULL,
-           subject = :subject, template_version = :template_version, meta = CAST(:meta AS jsonb)
-    WHERE id = :done_id
+    UPDATE messages SET status = 'sent', sent_at = %(sent_at)s, provider_id = %(provider_id)s, error = NULL,
+           subject = %(subject)s, template_version = %(template_version)s, meta = CAST(%(meta)s AS jsonb)
+    WHERE id = %(done_id)s
     RETURNING id, workspace_id, contact_id, run_id, step_id
 ), line AS (
     INSERT INTO journal (workspace_id, contact_id, run_id, step_id, message_id, kind, at, detail)
-    SELECT workspace_id, contact_id, run_id, step_id, id, 'sent', :sent_at, :detail FROM done
+    SELECT workspace_id, contact_id, run_id, step_id, id, 'sent', %(sent_at)s, %(detail)s FROM done
 )
-UPDATE messages SET status = 'sending', claimed_at = :now, attempts = attempts + 1
-WHERE id = :next_id AND status = 'claimed' AND claimed_by = :token
+UPDATE messages SET status = 'sending', claimed_at = %(now)s, attempts = attempts + 1
+WHERE id = %(next_id)s AND status = 'claimed' AND claimed_by = %(token)s
 RETURNING attempts
-""")
+"""
 
 
 class _PostgresHandover:
+    """On the driver's own connection: SQLAlchemy's per-statement work cost as much as the SQL."""
+
     def __init__(self, connection: Connection):
-        self.connection = connection
+        self.driver = connection.connection.driver_connection
 
     def step(self, done: SentRecord | None, next_id: int | None, *, token: str, now: datetime) -> int | None:
         values = done._values() if done else {}
-        found = self.connection.execute(_PG_STEP, {
-            "done_id": done.message.id if done else None, "sent_at": values.get("sent_at"),
-            "provider_id": values.get("provider_id"), "subject": values.get("subject"),
-            "template_version": values.get("template_version"), "meta": json.dumps(values.get("meta") or {}),
-            "detail": done._line()["detail"] if done else None,
-            "next_id": next_id, "now": now, "token": token,
-        }).scalar()
-        return None if found is None else int(found)
+        assert self.driver is not None
+        with self.driver.cursor() as cursor:
+            cursor.execute(_PG_STEP, {
+                "done_id": done.message.id if done else None, "sent_at": values.get("sent_at"),
+                "provider_id": values.get("provider_id"), "subject": values.get("subject"),
+                "template_version": values.get("template_version"), "meta": json.dumps(values.get("meta") or {}),
+                "detail": done._line()["detail"] if done else None,
+                "next_id": next_id, "now": now, "token": token,
+            })
+            found = cursor.fetchone()
+        return None if found is None else int(found[0])
 
 
 class _SessionHandover:

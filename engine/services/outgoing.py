@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 
 from engine.channels import Button, Channels, OutgoingMessage
@@ -128,6 +129,7 @@ def _window_open(last: Any, now: datetime) -> bool:
         return False
 
 
+@lru_cache(maxsize=64)  # parseaddr is slow, and the From address is the same for every message
 def _domain(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2] or "rapport.localhost"
 
