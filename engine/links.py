@@ -24,6 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from html import unescape as unescape_html
 from typing import Any
 from urllib.parse import quote
@@ -88,6 +89,7 @@ class MessageLinks:
         return f"mailto:unsubscribe@{domain}?subject=" + quote(f"unsubscribe {self.unsubscribe_token}")
 
 
+@lru_cache(maxsize=64)  # derived once per purpose: every message signs four or five links
 def _key(secret: str, purpose: str) -> bytes:
     return hmac.new(secret.encode(), f"rapport link: {purpose}".encode(), hashlib.sha256).digest()
 
@@ -153,12 +155,12 @@ def message_links(secret: str, base_url: str, *, workspace_id: str, contact_id: 
         return message_token(secret, purpose, workspace_id=workspace_id, contact_id=contact_id,
                              message_id=message_id)
 
-    base = _base(base_url)
+    base, unsubscribe = _base(base_url), token(UNSUBSCRIBE)
     return MessageLinks(
-        unsubscribe_url=base + UNSUBSCRIBE_PATH + token(UNSUBSCRIBE),
+        unsubscribe_url=base + UNSUBSCRIBE_PATH + unsubscribe,
         preferences_url=base + PREFERENCES_PATH + token(PREFERENCES),
         open_pixel_url=base + OPEN_PATH + token(OPEN) + ".gif",
-        unsubscribe_token=token(UNSUBSCRIBE),
+        unsubscribe_token=unsubscribe,
     )
 
 
