@@ -239,8 +239,12 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "step_id"),
         Index("ix_messages_contact", "contact_id", "created_at"),
-        Index("ix_messages_provider_id", "provider_id"),  # receipts find their message by it
-        Index("ix_messages_sent_at", "sent_at"),  # /metrics: send latency over the last hour
+        # Partial: only a sent message has these, and every other version of a row (claimed,
+        # sending) skips them — dispatch writes three versions of each message.
+        Index("ix_messages_provider_id", "provider_id",  # receipts find their message by it
+              postgresql_where=text("provider_id IS NOT NULL"), sqlite_where=text("provider_id IS NOT NULL")),
+        Index("ix_messages_sent_at", "sent_at",  # /metrics: send latency over the last hour
+              postgresql_where=text("sent_at IS NOT NULL"), sqlite_where=text("sent_at IS NOT NULL")),
         Index("ix_messages_workspace_created", "workspace_id", "created_at"),  # channel status, last 24 h
         Index(
             "ix_messages_pending",

@@ -57,6 +57,12 @@ class _Batch:
     paused: dict[str, set[str]] = field(default_factory=dict)
     suppressed: set[tuple[str, str, str]] = field(default_factory=set)  # (workspace, channel, address)
     succeeded: set[tuple[str, str]] = field(default_factory=set)  # (workspace, channel) that sent fine
+    quiet: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def quiet_hours(self, workspace_id: str) -> dict[str, Any]:
+        if workspace_id not in self.quiet:
+            self.quiet[workspace_id] = parse_quiet_hours(self.workspaces[workspace_id].settings or {})
+        return self.quiet[workspace_id]
 
 
 def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *, channels: Channels,
@@ -162,7 +168,7 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
         return _reroute_or(message, batch, "; ".join(still.passed_over), now=now)
     if not message.transactional:
         zone = routing.contact_zone(contact, batch.workspaces[message.workspace_id])
-        window = parse_quiet_hours(batch.workspaces[message.workspace_id].settings or {}).get(message.channel)
+        window = batch.quiet_hours(message.workspace_id).get(message.channel)
         opens = quiet_until(window, zone, now=now)
         if opens is not None:  # a retry or a cap deferral that landed in the night
             return _later(message, opens, f"quiet hours for {message.channel}", now=now)

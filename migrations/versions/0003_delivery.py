@@ -97,13 +97,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('opened_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('clicked_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=32), nullable=True))
-        batch_op.create_index('ix_messages_provider_id', ['provider_id'], unique=False)
+        batch_op.create_index('ix_messages_provider_id', ['provider_id'], unique=False,
+                              postgresql_where=sa.text('provider_id IS NOT NULL'),
+                              sqlite_where=sa.text('provider_id IS NOT NULL'))
         # Pending now includes `claimed` (taken with a worker's batch, not yet being sent).
         batch_op.drop_index('ix_messages_pending')
         batch_op.create_index('ix_messages_pending', ['scheduled_at'], unique=False,
                               postgresql_where=sa.text("status IN ('scheduled', 'claimed', 'sending')"),
                               sqlite_where=sa.text("status IN ('scheduled', 'claimed', 'sending')"))
-        batch_op.create_index('ix_messages_sent_at', ['sent_at'], unique=False)
+        batch_op.create_index('ix_messages_sent_at', ['sent_at'], unique=False,
+                              postgresql_where=sa.text('sent_at IS NOT NULL'), sqlite_where=sa.text('sent_at IS NOT NULL'))
         batch_op.create_index('ix_messages_workspace_created', ['workspace_id', 'created_at'], unique=False)
 
     with op.batch_alter_table('outbox_captures', schema=None) as batch_op:
