@@ -39,8 +39,10 @@ from flufl.bounce import all_failures
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.channels import DeliveryEvent
+from engine.links import verify_mailto_unsubscribe
 from engine.models import Message
 from engine.services.journal import record_message
+from engine.services.preferences import unsubscribe_from_channel
 from engine.services.receipts import apply_deliveries
 from engine.verp import parse_bounce_address
 
@@ -210,6 +212,18 @@ def apply_bounce(sessions: sessionmaker[Session], report: BounceReport, *, now: 
     return f"message {report.message_id}: {report.detail} -> {moved}"
 
 
+def apply_mailto_unsubscribe(sessions: sessionmaker[Session], raw: bytes, *, secret: str, now: datetime) -> str:
+    """A mail to the List-Unsubscribe mailto address (unsubscribe@ the bounce domain): the
+    signed token in its subject names the message, whose channel the contact leaves."""
+    subject = str(email.message_from_bytes(raw).get("Subject", ""))
+    ref = verify_mailto_unsubscribe(secret, subject)
+    if ref is None:
+        return "ignored: unsubscribe mail without a valid token"
+    with sessions.begin() as session:
+        done = unsubscribe_from_channel(session, ref, now=now, method="mailto")
+    return f"message {ref.message_id}: unsubscribed by mail" if done else f"ignored: message {ref.message_id} gone"
+
+
 @dataclass
 class BounceHandler:
     """aiosmtpd handler: accepts mail for the bounce domain(s), reads it, applies it."""
@@ -241,6 +255,8 @@ class BounceHandler:
 
     def process(self, raw: bytes, recipients: list[str]) -> str:
         now = self.clock()
+        if any(r.lower().startswith("unsubscribe@") for r in recipients):
+            return apply_mailto_unsubscribe(self.sessions, raw, secret=self.secret, now=now)
         try:
             report = classify_bounce(raw, secret=self.secret, recipients=recipients, now=now)
         except Exception:  # a report no parser can read will not read better when resent: take it, drop it

@@ -187,6 +187,14 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _wait_for_a_stop_signal() -> None:
+    """Servers run in threads; the main thread waits here until SIGTERM or Ctrl-C."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+
+
 def cmd_smtp_sink(args: argparse.Namespace, settings: Settings) -> int:
     from engine.db import make_engine, make_sessionmaker
     from workers.smtp_sink import start_sink
@@ -194,10 +202,7 @@ def cmd_smtp_sink(args: argparse.Namespace, settings: Settings) -> int:
     controller = start_sink(make_sessionmaker(make_engine(settings.database_url)), utcnow,
                             host=args.host, port=args.port)
     print(f"SMTP sink listening on {args.host}:{args.port}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    _wait_for_a_stop_signal()
     controller.stop()
     return 0
 
@@ -209,10 +214,7 @@ def cmd_fake_providers(args: argparse.Namespace, settings: Settings) -> int:
     fake = FakeProviders(host=args.host, port=args.port, database_url=database_url, callback_url=args.callback_url,
                          callback_delay=args.callback_delay).start()
     print(f"fake providers listening on {fake.url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    _wait_for_a_stop_signal()
     fake.stop()
     return 0
 
@@ -228,10 +230,7 @@ def cmd_bounce_server(args: argparse.Namespace, settings: Settings) -> int:
     controller, _handler = start_bounce_server(sessions, secret=settings.secret_key, clock=utcnow, host=args.host,
                                                port=args.port, domains=domains)
     print(f"bounce server listening on {args.host}:{args.port} for {', '.join(domains) or 'any domain'}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    _wait_for_a_stop_signal()
     controller.stop()
     return 0
 

@@ -69,7 +69,8 @@ def _email(message: Message, channels: Channels, context: dict[str, Any], links:
                             message_id=message.id)
         html = _with_pixel(html, links.open_pixel_url)
         if not message.transactional:
-            domain = _domain(channels.mail_from)
+            # Mail to unsubscribe@ the bounce domain reaches `rapport bounce-server`, which reads it.
+            domain = channels.bounce_domain or _domain(channels.mail_from)
             headers["List-Unsubscribe"] = f"<{links.unsubscribe_url}>, <{links.mailto_unsubscribe(domain)}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         if channels.bounce_domain:

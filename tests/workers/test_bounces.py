@@ -6,11 +6,13 @@ import smtplib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.links import message_links
 from engine.models import Contact, JournalEntry, Message, MessageReceipt, Suppression
 from engine.verp import bounce_address
 from tests.conftest import FakeClock, Shop
@@ -201,3 +203,26 @@ def test_the_bounce_server_refuses_mail_for_other_domains(bounce_server: tuple[i
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
         deliver(port, report("postfix_user_unknown.eml"), "someone@elsewhere.example")
     assert refused.value.recipients["someone@elsewhere.example"][0] == 550
+
+
+def test_a_mail_to_the_list_unsubscribe_address_unsubscribes_the_contact(
+        bounce_server: tuple[int, BounceHandler], shop: Shop, sessions: sessionmaker[Session],
+        clock: FakeClock) -> None:
+    """The List-Unsubscribe mailto form: a mail to unsubscribe@ with the signed token in its subject opts
+    the contact out of email; a mail with a forged token changes nothing."""
+    port, handler = bounce_server
+    message_id = sent_message(sessions, shop, clock)
+    with sessions() as session:
+        contact_id = session.get_one(Message, message_id).contact_id
+    links = message_links(SECRET, "https://rapport.example", workspace_id=shop.id, contact_id=contact_id,
+                          message_id=message_id)
+    mailto = links.mailto_unsubscribe(DOMAIN)
+    address, _, query = mailto.removeprefix("mailto:").partition("?subject=")
+    forged = f"Subject: unsubscribe {links.unsubscribe_token[:-2]}xx\r\n\r\n".encode()
+    deliver(port, forged, address)
+    with sessions() as session:
+        assert session.get_one(Contact, contact_id).consent == {"email": "opted_in"}
+    deliver(port, f"Subject: {unquote(query)}\r\n\r\nplease unsubscribe me\r\n".encode(), address)
+    with sessions() as session:
+        assert session.get_one(Contact, contact_id).consent["email"] == "opted_out"
+    assert handler.applied[-1] == f"message {message_id}: unsubscribed by mail"
