@@ -187,39 +187,43 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _wait_for_a_stop_signal() -> None:
-    """Servers run in threads; the main thread waits here until SIGTERM or Ctrl-C."""
+def _stop_signal() -> threading.Event:
+    """Set by SIGTERM or Ctrl-C. Installed before a server starts: a signal that arrives as
+    soon as the server answers must stop it cleanly, not kill the process."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    return stop
 
 
 def cmd_smtp_sink(args: argparse.Namespace, settings: Settings) -> int:
+    stop = _stop_signal()
     from engine.db import make_engine, make_sessionmaker
     from workers.smtp_sink import start_sink
 
     controller = start_sink(make_sessionmaker(make_engine(settings.database_url)), utcnow,
                             host=args.host, port=args.port)
     print(f"SMTP sink listening on {args.host}:{args.port}", flush=True)
-    _wait_for_a_stop_signal()
+    stop.wait()
     controller.stop()
     return 0
 
 
 def cmd_fake_providers(args: argparse.Namespace, settings: Settings) -> int:
+    stop = _stop_signal()
     from workers.fake_providers import FakeProviders
 
     database_url = args.database_url or (settings.database_url if args.capture_outbox else None)
     fake = FakeProviders(host=args.host, port=args.port, database_url=database_url, callback_url=args.callback_url,
                          callback_delay=args.callback_delay).start()
     print(f"fake providers listening on {fake.url}", flush=True)
-    _wait_for_a_stop_signal()
+    stop.wait()
     fake.stop()
     return 0
 
 
 def cmd_bounce_server(args: argparse.Namespace, settings: Settings) -> int:
+    stop = _stop_signal()
     from engine.db import make_engine, make_sessionmaker
     from workers.bounces import start_bounce_server
     from workers.runtime import current
@@ -230,7 +234,7 @@ def cmd_bounce_server(args: argparse.Namespace, settings: Settings) -> int:
     controller, _handler = start_bounce_server(sessions, secret=settings.secret_key, clock=utcnow, host=args.host,
                                                port=args.port, domains=domains)
     print(f"bounce server listening on {args.host}:{args.port} for {', '.join(domains) or 'any domain'}", flush=True)
-    _wait_for_a_stop_signal()
+    stop.wait()
     controller.stop()
     return 0
 
