@@ -169,7 +169,7 @@ class Run:
             if queue.count or queue.started_job_registry.count:
                 return False
             return int(bench.scalar("SELECT count(*) FROM messages WHERE workspace_id = :ws "
-                                    "AND status IN ('scheduled', 'sending')", ws=workspace_id)) == 0
+                                    "AND status IN ('scheduled', 'claimed', 'sending')", ws=workspace_id)) == 0
 
         until(done, f"{self.label} to be dispatched", poll=0.2, timeout=max(600.0, self.count / 20))
         seconds = time.monotonic() - started

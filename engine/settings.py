@@ -108,6 +108,7 @@ class Settings:
     # Token buckets per provider, shared by all workers (workers/rate_limit.py parses them).
     rate_limits: str = DEFAULT_RATE_LIMITS
     channel_pause_after: int = 10  # consecutive send failures that pause a workspace's channel
+    dispatch_lanes: int = 2  # provider connections each worker sends on at once (RAPPORT_DISPATCH_LANES)
     metrics_token: str | None = None  # GET /metrics wants "Bearer <token>"; unset: loopback clients only
     # Email: VERP bounces go to bounce+<id>-<sig>@bounce_domain (empty: bounces go to MAIL_FROM);
     # DKIM signs each message when a key, a selector and a domain are all set.
@@ -149,6 +150,7 @@ class Settings:
             viber_chat_uri=env.get("VIBER_CHAT_URI", "").strip(),
             rate_limits=env.get("RAPPORT_RATE_LIMITS", DEFAULT_RATE_LIMITS),
             channel_pause_after=int(env.get("RAPPORT_CHANNEL_PAUSE_AFTER", "10")),
+            dispatch_lanes=max(1, int(env.get("RAPPORT_DISPATCH_LANES", "2"))),
             metrics_token=env.get("RAPPORT_METRICS_TOKEN") or None,
             bounce_domain=env.get("BOUNCE_DOMAIN", "").strip(),
             dkim_private_key=env.get("DKIM_PRIVATE_KEY", ""),

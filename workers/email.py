@@ -15,6 +15,7 @@ import re
 import secrets
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -73,7 +74,16 @@ class SmtpSender:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
         self.dkim = dkim
-        self._conn: smtplib.SMTP | None = None
+        self._local = threading.local()  # one pooled connection per sending thread (dispatch lanes)
+
+    @property
+    def _conn(self) -> smtplib.SMTP | None:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        return conn
+
+    @_conn.setter
+    def _conn(self, conn: smtplib.SMTP | None) -> None:
+        self._local.conn = conn
 
     def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()

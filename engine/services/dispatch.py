@@ -19,6 +19,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,15 +67,27 @@ class _Batch:
 
 
 def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *, channels: Channels,
-                      clock: Callable[[], datetime], pause_after: int = 10,
+                      clock: Callable[[], datetime], pause_after: int = 10, lanes: int = 1,
                       sleep: Callable[[float], None] = time.sleep) -> None:
     batch = _load(sessions, message_ids, now=clock())
     ids = sorted(batch.messages)
-    for start in range(0, len(ids), CHUNK):
-        token = secrets.token_hex(8)
-        mine = _claim_chunk(sessions, [batch.messages[i] for i in ids[start:start + CHUNK]], batch, channels,
-                            token, now=clock())
-        _send_chunk(sessions, mine, batch, channels, clock, token, pause_after=pause_after, sleep=sleep)
+
+    def lane(part: list[int]) -> None:
+        for start in range(0, len(part), CHUNK):
+            token = secrets.token_hex(8)
+            mine = _claim_chunk(sessions, [batch.messages[i] for i in part[start:start + CHUNK]], batch, channels,
+                                token, now=clock())
+            _send_chunk(sessions, mine, batch, channels, clock, token, pause_after=pause_after, sleep=sleep)
+
+    lanes = max(1, min(lanes, len(ids) // CHUNK))
+    if lanes == 1:
+        lane(ids)
+    else:
+        # Each lane sends on its own provider connection: while one waits for the provider's
+        # answer (most of a send), another renders and records (sockets release the GIL).
+        with ThreadPoolExecutor(lanes, thread_name_prefix="dispatch") as pool:
+            for finished in [pool.submit(lane, ids[n::lanes]) for n in range(lanes)]:
+                finished.result()
     if batch.succeeded:
         with sessions.begin() as session:
             for workspace_id, channel in sorted(batch.succeeded):
