@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-MESSENGERS = ("telegram", "whatsapp", "viber")
 OPT_IN_REQUIRED = ("sms", "whatsapp")  # marketing on these needs an explicit opt-in (TCPA, Meta policy)
 DEFAULT_QUIET = (time(21, 0), time(9, 0))
 DEFAULT_QUIET_HOURS: dict[str, tuple[time, time] | None] = {
@@ -59,16 +58,6 @@ def consent_skip_reason(channel: str, recipient: Recipient, *, transactional: bo
     if channel in OPT_IN_REQUIRED and state != "opted_in":
         return f"no {channel} marketing consent (opt-in required)"
     return None
-
-
-def email_skip_reason(email: str | None, consent: Mapping[str, Any], *, suppressed: bool) -> str | None:
-    """The email-only check (kept for the simulation of email journeys)."""
-    if not email:
-        return "skipped: contact has no email address"
-    reason = consent_skip_reason("email", Recipient(email=email, consent=consent), transactional=False)
-    if reason:
-        return f"skipped: {reason}"
-    return "skipped: email address is suppressed" if suppressed else None
 
 
 def candidate_channels(channel: str, fallback: Sequence[str], recipient: Recipient, *,

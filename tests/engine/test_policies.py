@@ -1,4 +1,4 @@
-"""Send policies return why an email must not go (a value stored on the message), or None."""
+"""Email through the routing policy: why it must not go (a value stored on the message), or None."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from engine.policies import email_skip_reason
+from engine.policies import Recipient, route
+
+
+def email_skip_reason(email: str | None, consent: dict[str, Any], *, suppressed: bool) -> str | None:
+    """What routing an email-only send step says for this contact."""
+    chosen = route(["email"], Recipient(email=email, consent=consent), transactional=False,
+                   suppressed=lambda channel, address: suppressed)
+    return None if chosen.channel else chosen.skip_reason
 
 
 @pytest.mark.parametrize("email", [None, ""])
