@@ -1,0 +1,83 @@
+"""Dispatch claims: a dead worker's untouched claims go back to be sent; a slow worker that lost its
+claim does not send a second copy."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.models import Contact, Message
+from engine.services import dispatch
+from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from workers.runtime import Runtime
+from workers.scheduler import run_once
+
+
+def scheduled_emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int) -> list[int]:
+    ids = []
+    with sessions.begin() as session:
+        for n in range(count):
+            contact = Contact(workspace_id=shop.id, external_id=f"c-{n}", email=f"c{n}@example.com",
+                              created_at=clock(), updated_at=clock())
+            session.add(contact)
+            session.flush()
+            message = Message(workspace_id=shop.id, contact_id=contact.id, channel="email", template="welcome",
+                              to_address=contact.email, status="scheduled", attempts=0, scheduled_at=clock(),
+                              created_at=clock(), context={"contact": {"first_name": "Ann"},
+                                                           "workspace": {"name": "Shop", "id": shop.id},
+                                                           "event": {}})
+            session.add(message)
+            session.flush()
+            ids.append(message.id)
+    return ids
+
+
+def statuses(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(Message.status).where(Message.id.in_(ids)).order_by(Message.id)))
+
+
+def test_claims_of_a_worker_that_died_go_back_and_are_sent_once(
+        runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
+        smtp_server: SmtpServer) -> None:
+    """A worker claimed three messages and died before sending any: after 5 × the redelivery time the
+    sweeper hands them out again and each is sent exactly once."""
+    ids = scheduled_emails(sessions, shop, clock, 3)
+    batch = dispatch._load(sessions, ids, now=clock())
+    claimed = dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "dead-worker",
+                                    now=clock())
+    assert len(claimed) == 3 and statuses(sessions, ids) == ["claimed"] * 3
+    clock.advance(seconds=runtime.settings.redeliver_after * 5 - 1)
+    run_once(runtime)
+    drain(runtime)
+    assert statuses(sessions, ids) == ["claimed"] * 3 and smtp_server.messages == []
+    clock.advance(seconds=2)
+    run_once(runtime)  # releases the claims
+    run_once(runtime)  # hands the messages out again
+    drain(runtime)
+    assert statuses(sessions, ids) == ["sent"] * 3
+    assert sorted(m["To"] for m in smtp_server.messages) == ["c0@example.com", "c1@example.com", "c2@example.com"]
+
+
+def test_a_slow_worker_whose_claim_was_handed_on_does_not_send_again(
+        runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
+        smtp_server: SmtpServer) -> None:
+    """Worker A claims and stalls; its claim goes stale and worker B claims the message anew; when A
+    wakes up the claim is no longer its own, so only B's send happens."""
+    [message_id] = scheduled_emails(sessions, shop, clock, 1)
+    batch_a = dispatch._load(sessions, [message_id], now=clock())
+    mine = dispatch._claim_chunk(sessions, list(batch_a.messages.values()), batch_a, runtime.channels, "worker-a",
+                                 now=clock())
+    clock.advance(seconds=runtime.settings.redeliver_after * 5 + 1)
+    run_once(runtime)  # releases A's stale claim
+    batch_b = dispatch._load(sessions, [message_id], now=clock())
+    theirs = dispatch._claim_chunk(sessions, list(batch_b.messages.values()), batch_b, runtime.channels,
+                                   "worker-b", now=clock())
+    assert [m.id for m in theirs] == [message_id]
+
+    dispatch._send_chunk(sessions, mine, batch_a, runtime.channels, clock, "worker-a", pause_after=10,
+                         sleep=lambda seconds: None)
+    assert statuses(sessions, [message_id]) == ["claimed"] and smtp_server.messages == []
+    dispatch._send_chunk(sessions, theirs, batch_b, runtime.channels, clock, "worker-b", pause_after=10,
+                         sleep=lambda seconds: None)
+    assert statuses(sessions, [message_id]) == ["sent"] and len(smtp_server.messages) == 1
