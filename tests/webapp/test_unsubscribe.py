@@ -125,12 +125,14 @@ def test_after_unsubscribing_a_marketing_email_is_no_longer_allowed(
     client: FlaskClient, settings: Settings, sessions, shop, recipient: Recipient
 ) -> None:
     """The consent the send policy reads says opted out, so the next marketing email is skipped."""
-    from engine.policies import email_skip_reason
+    from engine.policies import route
+    from engine.services.routing import recipient_of
 
     client.post(path_of(links_for(settings, shop, recipient).unsubscribe_url))
     contact = contact_of(sessions, recipient.contact_id)
     assert contact.consent["email"] == "opted_out"
-    assert email_skip_reason(contact.email, contact.consent, suppressed=False) is not None
+    chosen = route(["email"], recipient_of(contact), transactional=False, suppressed=lambda channel, address: False)
+    assert chosen.channel is None and chosen.skip_reason == "skipped: contact opted out of email"
 
 
 @pytest.mark.parametrize("tamper", [
