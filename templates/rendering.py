@@ -79,6 +79,7 @@ class EmailTemplate:
         return RenderedEmail(subject=subject, html=parts["html"], text=parts["text"].strip() + "\n")
 
 
+@lru_cache(maxsize=1024)  # asked for every send's candidate channels; templates change only with a deploy
 def template_exists(name: str, channel: str = "email") -> bool:
     if channel != "email":
         from templates.texts import text_template_exists  # texts imports this module

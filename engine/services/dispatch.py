@@ -33,8 +33,7 @@ from engine.errors import ChannelUnavailable, PermanentSendError, TemplateError,
 from engine.models import Contact, Message, MessageStatus, Suppression, Workspace
 from engine.policies import parse_quiet_hours, quiet_until, route
 from engine.services import channel_health, routing
-from engine.services.handover import MESSAGES as TABLE
-from engine.services.handover import SentRecord, handover
+from engine.services.handover import MESSAGES, SentRecord, handover
 from engine.services.journal import record_message
 from engine.services.outgoing import build
 
@@ -100,9 +99,9 @@ def _claim_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _
     makes them ours to change); return the rest, to be sent."""
     with sessions.begin() as session:
         won = set(session.scalars(
-            update(TABLE).where(TABLE.c.id.in_([m.id for m in chunk]),
-                                TABLE.c.status == MessageStatus.SCHEDULED.value, TABLE.c.scheduled_at <= now)
-            .values(status=MessageStatus.CLAIMED.value, claimed_at=now, claimed_by=token).returning(TABLE.c.id)))
+            update(MESSAGES).where(MESSAGES.c.id.in_([m.id for m in chunk]),
+                                MESSAGES.c.status == MessageStatus.SCHEDULED.value, MESSAGES.c.scheduled_at <= now)
+            .values(status=MessageStatus.CLAIMED.value, claimed_at=now, claimed_by=token).returning(MESSAGES.c.id)))
         mine = []
         for message in chunk:
             if message.id not in won:
