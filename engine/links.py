@@ -103,7 +103,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(secret: str, purpose: str, payload: str) -> str:
-    return _b64(hmac.new(_key(secret, purpose), payload.encode(), hashlib.sha256).digest()[:MAC_BYTES])
+    return _b64(hmac.digest(_key(secret, purpose), payload.encode(), "sha256")[:MAC_BYTES])
 
 
 def sign_token(secret: str, purpose: str, data: list[Any]) -> str:

@@ -8,6 +8,7 @@ import email.policy
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from engine.channels import OutgoingMessage
 from engine.errors import PermanentSendError, TransientSendError
 from engine.settings import Settings
-from workers.email import DkimKey, SmtpSender
+from workers.email import DkimKey, SmtpSender, data_payload
 from workers.supervisor import free_port
 
 
@@ -312,3 +313,78 @@ def test_dkim_is_configured_from_a_key_file_selector_and_domain(tmp_path: Path, 
     assert DkimKey.from_settings(Settings.from_env(base)) is None
     with pytest.raises(ValueError, match="DKIM_SELECTOR and DKIM_DOMAIN"):
         DkimKey.from_settings(Settings.from_env({**base, "DKIM_PRIVATE_KEY": rsa_key[0]}))
+
+
+# --- Pooling and the DATA payload -------------------------------------------------------------
+
+def test_connections_outlive_the_threads_that_sent_on_them(server: Server, sender: SmtpSender) -> None:
+    """Dispatch lanes are threads that live for one job: the next job's threads reuse the same connection."""
+    for number in range(3):
+        thread = threading.Thread(target=sender.send, args=(outgoing(message_id=number),))
+        thread.start()
+        thread.join()
+
+    assert len(server.recorder.received) == 3
+    assert len({got.peer for got in server.recorder.received}) == 1
+
+
+def test_concurrent_senders_each_get_a_connection_and_give_it_back(server: Server, sender: SmtpSender) -> None:
+    """Two threads sending at once use two connections; afterwards both wait in the pool, and no more are opened."""
+    started = threading.Barrier(2)
+
+    def send_two(first: int) -> None:
+        started.wait()
+        for number in (first, first + 1):
+            sender.send(outgoing(message_id=number))
+
+    threads = [threading.Thread(target=send_two, args=(n,)) for n in (10, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sender.send(outgoing(message_id=30))
+
+    assert len(server.recorder.received) == 5
+    assert len({got.peer for got in server.recorder.received}) <= 2
+
+
+def test_an_idle_connection_past_the_limit_is_replaced(server: Server, sender: SmtpSender,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection idle for longer than servers keep them is closed with QUIT and a new one is opened."""
+    sender.send(outgoing(message_id=1))
+    monkeypatch.setattr(SmtpSender, "IDLE_LIMIT", -1.0)
+    sender.send(outgoing(message_id=2))
+
+    first, second = server.recorder.received
+    assert first.peer != second.peer
+
+
+def test_a_refused_recipient_leaves_the_connection_usable(server: Server, sender: SmtpSender) -> None:
+    """After a 550 at RCPT the transaction is reset and the next message goes over the same connection."""
+    server.recorder.refuse_rcpt.append("550 5.1.1 User unknown")
+    with pytest.raises(PermanentSendError):
+        sender.send(outgoing(message_id=1))
+    sender.send(outgoing(message_id=2))
+
+    [got] = server.recorder.received
+    assert parsed(got.raw)["Message-ID"].startswith("<2.")
+
+
+@pytest.mark.parametrize(("raw", "payload"), [
+    (b"Subject: x\r\n\r\n.hidden\r\nend\r\n", b"Subject: x\r\n\r\n..hidden\r\nend\r\n.\r\n"),
+    (b".first\r\nno newline at the end", b"..first\r\nno newline at the end\r\n.\r\n"),
+    (b"bare\nLF\rand CR\r\n.\n", b"bare\r\nLF\r\nand CR\r\n..\r\n.\r\n"),
+])
+def test_the_data_payload_is_crlf_and_dot_stuffed(raw: bytes, payload: bytes) -> None:
+    assert data_payload(raw) == payload
+
+
+def test_a_body_with_dot_lines_and_bare_line_feeds_arrives_unchanged(server: Server, sender: SmtpSender) -> None:
+    """Lines that start with a dot survive the SMTP transparency rule, whatever line ends the text used."""
+    text = ".\n..two dots\n.\r\nlast line .\n"
+    sender.send(outgoing(text=text))
+
+    [got] = server.recorder.received
+    body = parsed(got.raw).get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")  # type: ignore[attr-defined]
