@@ -118,8 +118,12 @@ def read_token(secret: str, purpose: str, token: str) -> Any:
 
 
 def _sign(secret: str, purpose: str, data: list[Any]) -> str:
-    payload = _b64(json.dumps([VERSION, *data], separators=(",", ":"), ensure_ascii=False).encode())
+    payload = _payload(data)
     return f"{payload}.{_mac(secret, purpose, payload)}"
+
+
+def _payload(data: list[Any]) -> str:
+    return _b64(json.dumps([VERSION, *data], separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _read(secret: str, purpose: str, token: str) -> Any:
@@ -151,9 +155,10 @@ def message_token(secret: str, purpose: str, *, workspace_id: str, contact_id: i
 
 def message_links(secret: str, base_url: str, *, workspace_id: str, contact_id: int,
                   message_id: int) -> MessageLinks:
+    payload = _payload([workspace_id, contact_id, message_id])  # the same for each purpose; the MAC differs
+
     def token(purpose: str) -> str:
-        return message_token(secret, purpose, workspace_id=workspace_id, contact_id=contact_id,
-                             message_id=message_id)
+        return f"{payload}.{_mac(secret, purpose, payload)}"
 
     base, unsubscribe = _base(base_url), token(UNSUBSCRIBE)
     return MessageLinks(
