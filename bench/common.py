@@ -12,11 +12,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from redis import Redis
 from sqlalchemy import Engine, create_engine, text
@@ -140,3 +141,11 @@ def exit_on_sigterm() -> None:
     def _raise(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)  # unwind, so the cleanups run
     signal.signal(signal.SIGTERM, _raise)
+
+
+def run_bench(main: Callable[[ExitStack], int]) -> NoReturn:
+    """Run a bench's `main(cleanup)` and exit with its status; the cleanups run however it ends."""
+    exit_on_sigterm()
+    with ExitStack() as stack:
+        status = main(stack)
+    sys.exit(status)

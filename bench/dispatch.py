@@ -64,11 +64,11 @@ from bench.common import (
     REDIS_URL,
     check,
     clear_namespace,
-    exit_on_sigterm,
     free_port,
     fresh_database,
     peak_rss_mb,
     rq_problems,
+    run_bench,
     start,
     stop,
     until,
@@ -347,7 +347,4 @@ def main(cleanup: ExitStack) -> int:
 
 
 if __name__ == "__main__":
-    exit_on_sigterm()
-    with ExitStack() as stack:
-        status = main(stack)
-    sys.exit(status)
+    run_bench(main)

@@ -68,9 +68,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -81,16 +78,26 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from sqlalchemy import create_engine, event, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.common import (
+    REDIS_URL,
+    check,
+    clear_namespace,
+    free_port,
+    fresh_database,
+    rq_problems,
+    run_bench,
+    start,
+    stop,
+    wait_for_port,
+)
 from bench.engine_journeys import JOURNEYS, create_journeys, journey_mix  # noqa: E402
 from bench.engine_traffic import Shoppers, ingest  # noqa: E402
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
 from engine.journeys import JourneyDefinition, SplitStep, Trigger, WaitStep, branches
-from engine.migrate import upgrade
 from engine.models import Run
 from engine.services import metrics, runs
 from engine.services.workspaces import create_workspace
@@ -99,8 +106,6 @@ from workers.queues import connect_redis, inbox_key, make_queues, relay_inbox, w
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "3000"))
 TIMERS = int(os.environ.get("BENCH_TIMERS", "100000"))
@@ -221,46 +226,12 @@ def insert_timers(engine: Any, workspace_id: str, journeys: list[tuple[int, int,
     return int(before), len(places)
 
 
-# --- Processes -----------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(cmd: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # an RQ worker finishes its job and leaves
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session
-            proc.wait()
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log_path: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the SMTP sink did not start:\n{Path(log_path).read_text()[-2000:]}")
-
+# --- Waiting -------------------------------------------------------------------------------------
 
 def until(done: Callable[[], bool], what: str, *, between: Callable[[], None] | None = None,
           poll: float = 0.1) -> float:
-    """Seconds until `done()`; `between` runs in the meantime (relaying, sweeping)."""
+    """Seconds until `done()`; `between` runs in the meantime (relaying, sweeping). Unlike
+    bench.common.until, `between` runs back to back and `done()` is asked at most every `poll` s."""
     started = time.monotonic()
     next_check = started
     while True:
@@ -350,55 +321,10 @@ def busy_text(busy: dict[str, float]) -> str:
     return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(busy.items(), key=lambda kv: -kv[1]))
 
 
-def rq_problems(redis: Redis, namespace: str) -> list[str]:
-    problems = []
-    for kind, queue in make_queues(redis, namespace).items():
-        if queue.failed_job_registry.count:
-            ids = queue.failed_job_registry.get_job_ids()[:3]
-            problems.append(f"{queue.failed_job_registry.count} failed jobs in {kind}, e.g. {ids}")
-            for job in queue.failed_job_registry.get_job_ids()[:1]:
-                fetched = queue.fetch_job(job)
-                if fetched is not None and fetched.exc_info:
-                    problems.append(fetched.exc_info.strip().splitlines()[-1])
-        if queue.count:
-            problems.append(f"{queue.count} jobs still queued in {kind}")
-        if queue.started_job_registry.count:
-            problems.append(f"{queue.started_job_registry.count} jobs still running in {kind}")
-    return problems
-
-
-def create_database(admin: Any, db_name: str, db_url: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-    upgrade(db_url)
-
-
-def drop_database(admin: Any, db_name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-
-
-def clear_namespace(redis: Redis, namespace: str) -> None:
-    for queue in make_queues(redis, namespace).values():
-        queue.delete(delete_jobs=True)
-    leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
-    if leftovers:
-        redis.delete(*leftovers)
-
-
-def check(checks: list[tuple[str, bool]], label: str, ok: bool) -> None:
-    checks.append((label, ok))
-    print(f"  check: {label}: {'OK' if ok else 'FAILED'}")
-
-
 def main(cleanup: ExitStack) -> int:
     run = secrets.token_hex(4)
     db_name, namespace = f"rapport_bench_{run}", f"rapport-bench-{run}"
-    db_url = make_url(DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
-    admin = create_engine(DATABASE_URL, isolation_level="AUTOCOMMIT")
-    cleanup.callback(admin.dispose)
-    cleanup.callback(drop_database, admin, db_name)
-    create_database(admin, db_name, db_url)
+    db_url = fresh_database(cleanup, db_name)
     redis = connect_redis(REDIS_URL)
     cleanup.callback(redis.close)
     cleanup.callback(clear_namespace, redis, namespace)
@@ -576,12 +502,5 @@ def main(cleanup: ExitStack) -> int:
     return 0 if ok else 1
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwind, so the cleanup runs
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _sigterm)
-    with ExitStack() as stack:
-        status = main(stack)
-    sys.exit(status)
+    run_bench(main)

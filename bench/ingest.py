@@ -1,3 +1,4 @@
+# ruff: noqa: E402 (the imports follow the sys.path fix below)
 """Ingest throughput of the HTTP API, against a raw Flask + INSERT baseline.
 
 Run from the repo root: `.venv/bin/python bench/ingest.py` (about 30 s).
@@ -29,38 +30,38 @@ Targets (issue): single >= 50% of baseline; batch >= 10,000 events/s.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and bench/engine.py would
+# stand in for the engine package: look in the repo root instead.
+ROOT = Path(__file__).resolve().parent.parent  # the repo, where gunicorn imports the apps from
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
 import json
 import multiprocessing as mp
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack
 from http.client import HTTPConnection
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bench.common import REDIS_URL, clear_namespace, free_port, fresh_database, run_bench, start, stop
 from engine.clock import utcnow
-from engine.migrate import upgrade
 from engine.services.workspaces import create_workspace
 from engine.signing import sign
 from triggers.demo import cart_event
-from workers.queues import connect_redis, inbox_key, make_queues
+from workers.queues import connect_redis, inbox_key
 
-ROOT = Path(__file__).resolve().parent.parent  # the repo, where gunicorn imports the apps from
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 BATCH_SECONDS = float(os.environ.get("BENCH_BATCH_SECONDS", "4"))
@@ -170,19 +171,11 @@ def summary(name: str, phases: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_gunicorn(app: str, env: dict[str, str], log: Any) -> tuple[subprocess.Popen[bytes], int]:
+def start_gunicorn(app: str, env: dict[str, str], log_path: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()  # no --access-logfile: gunicorn's access log is off by default
     cmd = [sys.executable, "-m", "gunicorn", app, "--workers", "2", "--worker-class", "sync",
            "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    return proc, port
+    return start(cmd, {**os.environ, **env}, log_path), port
 
 
 def wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: str) -> None:
@@ -198,16 +191,6 @@ def wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: str) -> Non
             pass
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn on port {port} did not become healthy:\n{Path(log_path).read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the master and its workers
-            proc.wait()
 
 
 def count(engine: Any, sql: str) -> int:
@@ -226,11 +209,8 @@ def verify(label: str, phase: dict[str, Any], rows: int, expected: int) -> bool:
     return ok
 
 
-def create_database(admin: Any, db_name: str, db_url: str) -> dict[str, str]:
-    """A new, migrated database with a workspace and the baseline's table."""
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-    upgrade(db_url)
+def set_up_database(db_url: str) -> dict[str, str]:
+    """In the fresh, migrated database: a workspace and the baseline's table; the workspace's credentials."""
     engine = create_engine(db_url)
     with Session(engine) as session, session.begin():
         c = create_workspace(session, "Bench Shop", now=utcnow())
@@ -240,28 +220,12 @@ def create_database(admin: Any, db_name: str, db_url: str) -> dict[str, str]:
     return {"workspace_id": c.workspace_id, "api_key": c.api_key, "signing_secret": c.signing_secret}
 
 
-def drop_database(admin: Any, db_name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-
-
-def clear_namespace(redis: Any, namespace: str) -> None:
-    for queue in make_queues(redis, namespace).values():
-        queue.delete(delete_jobs=True)  # the queued jobs' hashes too, not only the list
-    leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
-    if leftovers:
-        redis.delete(*leftovers)
-
-
 def main(cleanup: ExitStack) -> int:
     """Set up; each step registers its undoing on `cleanup`, which runs them all in reverse."""
     run = secrets.token_hex(4)
     db_name, namespace = f"rapport_bench_{run}", f"rapport-bench-{run}"
-    db_url = make_url(DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
-    admin = create_engine(DATABASE_URL, isolation_level="AUTOCOMMIT")
-    cleanup.callback(admin.dispose)
-    cleanup.callback(drop_database, admin, db_name)
-    creds = create_database(admin, db_name, db_url)
+    db_url = fresh_database(cleanup, db_name)
+    creds = set_up_database(db_url)
     redis = connect_redis(REDIS_URL)
     cleanup.callback(redis.close)
     cleanup.callback(clear_namespace, redis, namespace)
@@ -275,9 +239,8 @@ def main(cleanup: ExitStack) -> int:
     ports = {}
     for name, app in (("rapport", "webapp.app:create_app()"), ("baseline", "bench.baseline_app:create_app()")):
         log_path = os.path.join(tmp, f"{name}.log")
-        with open(log_path, "wb") as log:
-            proc, ports[name] = start_gunicorn(app, env, log)
-        cleanup.callback(stop, proc)
+        proc, ports[name] = start_gunicorn(app, env, log_path)
+        cleanup.callback(stop, proc, timeout=10)  # its own session: the master and its workers
         wait_healthy(proc, ports[name], log_path)
 
     # Warm up both: imports, the API-key cache and pydantic in every worker.
@@ -320,12 +283,5 @@ def main(cleanup: ExitStack) -> int:
     return 0 if ok else 1
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwind, so the cleanup runs
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _sigterm)
-    with ExitStack() as stack:
-        status = main(stack)
-    sys.exit(status)
+    run_bench(main)
