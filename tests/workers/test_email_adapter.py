@@ -22,6 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from engine.channels import OutgoingMessage
 from engine.errors import PermanentSendError, TransientSendError
 from engine.settings import Settings
+from workers.dkim_signer import relaxed_body, relaxed_header
 from workers.email import DkimKey, SmtpSender, data_payload
 from workers.supervisor import free_port
 
@@ -388,3 +389,33 @@ def test_a_body_with_dot_lines_and_bare_line_feeds_arrives_unchanged(server: Ser
     body = parsed(got.raw).get_body(("plain",))
     assert body is not None
     assert body.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")  # type: ignore[attr-defined]
+
+
+def test_relaxed_canonicalization_matches_the_rfc_example() -> None:
+    """RFC 6376 section 3.4.5: the example's headers and body, canonicalized the relaxed way."""
+    assert relaxed_header(b"A", b" X") + relaxed_header(b"B ", b" Y\t\r\n\tZ  ") == b"a:X\r\nb:Y Z\r\n"
+    assert relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n") == b" C\r\nD E\r\n"
+    assert relaxed_body(b"") == b"" and relaxed_body(b"\r\n\r\n") == b""
+
+
+def test_a_body_with_trailing_spaces_dots_and_blank_lines_verifies(server: Server, rsa_key: tuple[str, str]) -> None:
+    """Whitespace at line ends, lines starting with a dot and empty lines at the end: the
+    signature still verifies on the message as the server received it."""
+    private, public = rsa_key
+    smtp = SmtpSender(server.url, dkim=DkimKey(private.encode(), "s2030", "shop.example"))
+    try:
+        smtp.send(outgoing(text="Hi  there   \n.\n..\n\tindented\t line\n\n\n", html="<p>Hi</p>   \n\n"))
+    finally:
+        smtp.close()
+
+    [got] = server.recorder.received
+    assert dkim.verify(got.raw, dnsfunc=dns_record(public)) is True
+
+
+def test_a_key_that_cannot_sign_is_refused_at_start_up(tmp_path: Path) -> None:
+    """A broken DKIM_PRIVATE_KEY stops the worker with a message instead of failing every send."""
+    env = {"SECRET_KEY": "s", "RAPPORT_DATA_DIR": str(tmp_path), "DKIM_SELECTOR": "s2030",
+           "DKIM_DOMAIN": "shop.example",
+           "DKIM_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----"}
+    with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
+        DkimKey.from_settings(Settings.from_env(env))
