@@ -18,8 +18,9 @@ CHANNEL_STATUS = {"type": "object", "properties": {
                                                      "(SMTP_URL; TWILIO_ACCOUNT_SID or SMS_GATEWAY_URL; "
                                                      "TELEGRAM_BOT_TOKEN; WHATSAPP_TOKEN; VIBER_AUTH_TOKEN)."},
     "paused": {"type": "boolean", "description": "Paused after RAPPORT_CHANNEL_PAUSE_AFTER (default 10) failed "
-                                                 "sends in a row. Its messages wait (they are re-scheduled, not "
-                                                 "failed) until the channel is resumed."},
+                                                 "sends in a row. Its messages go to their step's fallback channel; "
+                                                 "without one they are held (not failed) and go out as soon as "
+                                                 "the channel is resumed."},
     "paused_at": {"type": ["string", "null"], "format": "date-time"},
     "consecutive_failures": {"type": "integer", "minimum": 0},
     "last_error": {"type": ["string", "null"]},
@@ -68,7 +69,7 @@ CHANNEL_PATHS: dict[str, Any] = {
         {"200": _answer("Every channel, in a fixed order.", {
             "type": "object", "properties": {"channels": {"type": "array", "items": CHANNEL_STATUS}}})})},
     "/api/v1/channels/{channel}/resume": {"parameters": [CHANNEL], "post": _op(
-        "resumeChannel", "Resume a paused channel (and clear its failure count); waiting messages go out",
+        "resumeChannel", "Resume a paused channel (and clear its failure count); its held messages go out at once",
         {"200": _answer("The channel's status now.", CHANNEL_STATUS),
          "404": _answer("No channel by that name.", ERRORS)})},
     "/api/v1/settings/delivery": {

@@ -2,8 +2,10 @@
 
 The dispatcher calls `record_failure` when an adapter raises and `record_success`
 when a send goes through; it routes around `paused_channels` and re-schedules their
-messages instead of failing them. A person resumes a channel (the API's
-POST /api/v1/channels/<channel>/resume), which also clears the count.
+messages instead of failing them: to the step's fallback channel, or, with none,
+held (`scheduled`, error WAITING_FOR_RESUME). A person resumes a channel (the API's
+POST /api/v1/channels/<channel>/resume), which clears the count and sends the held
+messages at once.
 
 Rows are created on the first failure. Concurrent workers are safe: the row is
 inserted with ON CONFLICT DO NOTHING, incremented in one UPDATE (which takes the row
@@ -20,10 +22,11 @@ from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS
-from engine.db import dialect_insert
-from engine.models import ChannelHealth, Message
+from engine.db import defer, dialect_insert
+from engine.models import ChannelHealth, Message, MessageStatus
 
 DEFAULT_PAUSE_AFTER = 10
+WAITING_FOR_RESUME = "waiting for the paused channel to be resumed"  # the error of a held message
 MAX_ERROR_TEXT = 1000
 
 
@@ -79,16 +82,30 @@ def paused_channels(session: Session, workspace_id: str) -> set[str]:
 
 
 def resume(session: Session, workspace_id: str, channel: str, *, now: datetime) -> bool:
-    """Unpause the channel and clear its count; True when it was paused."""
+    """Unpause the channel, clear its count and send the messages held for it; True when it was paused."""
     unpaused = session.execute(
         update(ChannelHealth)
         .where(_row(workspace_id, channel), ChannelHealth.paused_at.is_not(None))
         .values(paused_at=None, consecutive_failures=0, updated_at=now)
         .execution_options(synchronize_session=False))
     if _rowcount(unpaused) == 1:
+        release_held(session, workspace_id, channel, now=now)
         return True
     record_success(session, workspace_id, channel, now=now)
     return False
+
+
+def release_held(session: Session, workspace_id: str, channel: str, *, now: datetime) -> list[int]:
+    """The messages held for the channel while it was paused are due now (dispatched after commit)."""
+    held = list(session.scalars(
+        update(Message)
+        .where(Message.workspace_id == workspace_id, Message.channel == channel,
+               Message.status == MessageStatus.SCHEDULED.value, Message.error == WAITING_FOR_RESUME)
+        .values(scheduled_at=now, enqueued_at=now, error=None)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)))
+    defer(session, "dispatch_messages", held)
+    return held
 
 
 def channel_status(session: Session, workspace_id: str) -> list[dict[str, Any]]:

@@ -39,7 +39,9 @@ from engine.services.outgoing import build
 
 MAX_ATTEMPTS = 8
 CHUNK = 50  # messages claimed with one statement; a dead worker's unstarted ones go back after a while
-PAUSED_RECHECK = timedelta(minutes=5)  # a message for a paused channel with no fallback looks again then
+# A message for a paused channel with no fallback is held; resuming the channel sends it at
+# once (channel_health.release_held), and this recheck only covers a resume that raced the hold.
+PAUSED_RECHECK = timedelta(hours=1)
 MAX_INLINE_WAIT = 1.0  # a rate-limit wait up to this is slept; longer ones reschedule the message
 
 
@@ -169,9 +171,12 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
     elif channels.sender(message.channel) is None:
         unavailable = f"{message.channel} is not configured"
     if unavailable is not None:
-        return _reroute_or(message, batch, unavailable, now=now,
-                           otherwise=_later(message, now + PAUSED_RECHECK, unavailable, now=now)
-                           if "paused" in unavailable else None)
+        held = None
+        if message.channel in batch.paused.get(message.workspace_id, set()):
+            # Said on the timeline once; the hourly rechecks of a held message are quiet.
+            held = _later(message, now + PAUSED_RECHECK, unavailable, now=now, held=True,
+                          journal=message.error != channel_health.WAITING_FOR_RESUME)
+        return _reroute_or(message, batch, unavailable, now=now, otherwise=held)
     # Consent may have been withdrawn, or the address suppressed, since the message was made.
     recipient = routing.recipient_of(contact)
     still = route([message.channel], recipient, transactional=message.transactional,
@@ -249,18 +254,21 @@ def _settle(message: Message, status: MessageStatus, why: str, *, now: datetime)
 
 
 def _later(message: Message, at: datetime, why: str, *, now: datetime, unclaim: bool = False,
-           error: str | None = None) -> Callable[[Session], None]:
-    """Back to `scheduled` for `at`; the sweeper hands it out when due."""
+           error: str | None = None, held: bool = False, journal: bool = True) -> Callable[[Session], None]:
+    """Back to `scheduled` for `at`; the sweeper hands it out when due. `held`: waiting for its
+    paused channel, released early when the channel is resumed."""
     def record(session: Session) -> None:
         values: dict[str, Any] = {"status": MessageStatus.SCHEDULED.value, "scheduled_at": at, "enqueued_at": None}
         if unclaim:
             values["attempts"] = Message.attempts - 1  # waiting for a token is not an attempt
-        if error is not None:
-            values["error"] = error
+        if error is not None or held:
+            values["error"] = channel_health.WAITING_FOR_RESUME if held else error
         session.execute(update(Message).where(Message.id == message.id).values(**values)
                         .execution_options(synchronize_session=False))
-        kind = "retrying" if error else "message_deferred"
-        record_message(session, message, kind, at=now, detail=f"{why}; next at {at.isoformat()}")
+        if journal:
+            kind = "retrying" if error else "message_deferred"
+            detail = f"{why}; held until it is resumed" if held else f"{why}; next at {at.isoformat()}"
+            record_message(session, message, kind, at=now, detail=detail)
     return record
 
 

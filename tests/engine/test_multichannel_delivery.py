@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.models import ChannelHealth, Contact, JournalEntry, Message, Suppression, Workspace
+from engine.services.channel_health import WAITING_FOR_RESUME, resume
 from engine.services.ingest import ingest_events
 from engine.services.journeys import create_journey
 from engine.settings import ProviderSettings
@@ -218,6 +219,35 @@ def test_a_channel_that_keeps_failing_pauses_and_its_messages_move_to_the_fallba
     third = messages(sessions, shop)[-1]
     assert (third.channel, third.status, third.to_address) == ("email", "sent", "c-3@example.com")
     assert "viber paused" in (third.skip_reason or "") + " ".join(journal(sessions, shop, "message_scheduled"))
+
+
+def test_a_message_held_for_a_paused_channel_goes_out_when_it_is_resumed(
+        rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
+        smtp_server: SmtpServer) -> None:
+    """No fallback: the message waits while Viber is paused (one timeline line, however long),
+    and resuming the channel sends it at once, exactly once."""
+    rt.settings = replace(rt.settings, channel_pause_after=1)
+    contact(sessions, shop, clock, "c-1", email="c-1@example.com", timezone="Europe/Berlin",
+            messengers={"viber": "vb-c-1"})
+    journey(sessions, shop, clock, {"channel": "viber"})
+    clock.advance(hours=2)
+    providers.fail_next("viber", status=500)
+    send(sessions, shop, clock, "cart_updated", customer="c-1", properties=CART)
+    drain(rt)  # the 500 pauses Viber; the message is to be retried
+    for _ in range(3):  # its retry, and two more hours of rechecks
+        clock.advance(hours=1, minutes=1)
+        tick(rt)
+    [held] = messages(sessions, shop)
+    assert (held.status, held.error, providers.messages) == ("scheduled", WAITING_FOR_RESUME, [])
+    assert len([line for line in journal(sessions, shop, "message_deferred") if "held until" in line]) == 1
+
+    with sessions.begin() as session:
+        assert resume(session, shop.id, "viber", now=clock()) is True
+    tick(rt)
+
+    [sent] = messages(sessions, shop)
+    assert (sent.status, sent.error, sent.attempts) == ("sent", None, 2)
+    assert [m.provider for m in providers.messages] == ["viber"]
 
 
 def test_whatsapp_sends_free_text_within_24_hours_of_the_contacts_last_message(
