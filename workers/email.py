@@ -159,6 +159,8 @@ class SmtpSender:
                 code, reason = next(iter(exc.recipients.values()))
                 raise _classify(code, reason) from None
             except smtplib.SMTPSenderRefused as exc:  # our MAIL FROM was refused: never the recipient's fault
+                if exc.smtp_code == 421 and attempt == 1:
+                    continue  # an idle connection the server timed out ("421 4.4.2 timeout"): nothing was sent
                 self._keep_if_open(conn)
                 error = f"SMTP {exc.smtp_code} sender {exc.sender} refused: {_text(exc.smtp_error)}"
                 raise PermanentSendError(error) if exc.smtp_code >= 500 else TransientSendError(error) from None

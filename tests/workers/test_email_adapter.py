@@ -419,3 +419,25 @@ def test_a_key_that_cannot_sign_is_refused_at_start_up(tmp_path: Path) -> None:
            "DKIM_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----"}
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
         DkimKey.from_settings(Settings.from_env(env))
+
+
+def test_a_connection_the_server_timed_out_is_replaced_without_a_retry_later(server: Server,
+                                                                              sender: SmtpSender) -> None:
+    """Postfix answers the next command on an idle connection it timed out with 421: nothing was
+    sent yet, so the message goes at once over a new connection, once."""
+    sender.send(outgoing(message_id=1))
+    server.recorder.refuse_mail.append("421 4.4.2 shop.example Error: timeout exceeded")
+
+    sender.send(outgoing(message_id=2))
+
+    assert [parsed(got.raw)["Message-ID"][:3] for got in server.recorder.received] == ["<1.", "<2."]
+    assert server.recorder.received[0].peer != server.recorder.received[1].peer
+
+
+def test_a_server_that_keeps_answering_421_is_a_transient_failure(server: Server, sender: SmtpSender) -> None:
+    """421 twice in a row (the server is shutting down): retry later, nothing sent."""
+    server.recorder.refuse_mail.extend(["421 4.3.2 Service shutting down"] * 2)
+
+    with pytest.raises(TransientSendError, match="421"):
+        sender.send(outgoing())
+    assert server.recorder.received == []
