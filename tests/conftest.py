@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from redis import Redis
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 from sqlalchemy import Engine, create_engine, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +33,7 @@ from engine.models import LIVE_RUN_STATUSES, Event, Journey, Message, Run
 from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
 from workers import runtime as runtime_module
-from workers.queues import connect_redis, make_job_sink, make_queues, relay_inbox
+from workers.queues import Worker, connect_redis, make_job_sink, make_queues, relay_inbox
 from workers.runtime import Runtime
 from workers.supervisor import free_port, start_redis
 
@@ -244,4 +242,4 @@ def drain(rt: Runtime) -> None:
     """Run every queued job with a real RQ worker (burst mode) until the queues are empty."""
     relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)  # the scheduler's relay
     queues = list(make_queues(rt.redis, rt.settings.namespace).values())
-    SimpleWorker(queues, connection=rt.redis, serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
+    Worker(queues, connection=rt.redis).work(burst=True, logging_level="WARNING")

@@ -163,10 +163,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from workers.queues import make_queues
+    from workers.queues import Worker, make_queues
     from workers.runtime import current
 
     rt = current()
@@ -174,7 +171,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     queues = list(make_queues(rt.redis, settings.namespace).values())
     # SimpleWorker runs jobs in-process: no fork per job, and the SMTP connection and
     # parsed journeys stay warm between jobs. Jobs carry batches of ids.
-    worker = SimpleWorker(queues, connection=rt.redis, serializer=JSONSerializer)
+    worker = Worker(queues, connection=rt.redis)
     worker.work(burst=args.burst, logging_level="INFO", with_scheduler=False)
     return 0
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue
+from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from engine.db import DeferredJob, JobSink
@@ -127,3 +127,27 @@ def wait_for_inbox(redis: Redis, namespace: str, timeout: float) -> bool:
     key, value = item  # type: ignore[misc]
     redis.lpush(key, value)
     return True
+
+
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker (jobs run in-process, JSON payloads) that ends its command listener promptly.
+
+    rq unsubscribes the worker's pubsub channel and then stops the listener thread. With
+    redis-py 8.2 the thread, woken by the unsubscribe reply and finding nothing subscribed,
+    waits up to rq's 60-second poll for a new subscription, and stop() now joins it: a
+    worker's teardown (every burst in the tests, every shutdown) could hang for a minute.
+    Clearing the thread's run flag before unsubscribing lets that reply end it.
+    """
+
+    def __init__(self, queues: list[Queue], connection: Redis):
+        super().__init__(queues, connection=connection, serializer=JSONSerializer)
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if thread is not None:
+            try:
+                thread.stop(timeout=0)  # clear the run flag; the join comes after the unsubscribe
+            except TypeError:  # redis-py before 8.2: stop() only clears the flag
+                thread.stop()
+        super().unsubscribe()
+
