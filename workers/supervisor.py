@@ -11,6 +11,7 @@ get their URLs and fake credentials. Ctrl-C stops them all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -60,9 +61,17 @@ def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports free now. Taken one at a time, two calls can name the same
+    port when the first one's server has not bound it yet: these are held together."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def port_is_free(port: int) -> bool:
@@ -107,13 +116,13 @@ def run_embedded(settings: Settings, *, workers: int = 1) -> int:
         upgrade(settings.database_url)
         ensure_demo_workspace(settings)
         py = [sys.executable, "-m", "workers.cli"]
+        sink_port, fake_port = free_ports(2)
         if settings.smtp_url is None:
-            sink_port = free_port()
             env["SMTP_URL"] = f"smtp://127.0.0.1:{sink_port}"
             env["RAPPORT_OUTBOX_PAGE"] = "1"
             children.append(("smtp-sink", _spawn([*py, "smtp-sink", "--port", str(sink_port)], env)))
         if not _any_provider_configured(settings):
-            children.append(("fake-providers", _start_fake_providers(py, env, settings)))
+            children.append(("fake-providers", _start_fake_providers(py, env, settings, fake_port)))
         children.append(("web", _spawn([sys.executable, "-m", "gunicorn", "webapp.app:create_app()",
                                         "--bind", f"127.0.0.1:{settings.port}", "--workers", "2",
                                         "--log-level", "warning"], env)))
@@ -136,11 +145,11 @@ def _any_provider_configured(settings: Settings) -> bool:
     return any((p.twilio_account_sid, p.sms_gateway_url, p.telegram_bot_token, p.whatsapp_token, p.viber_auth_token))
 
 
-def _start_fake_providers(py: list[str], env: dict[str, str], settings: Settings) -> subprocess.Popen[bytes]:
+def _start_fake_providers(py: list[str], env: dict[str, str], settings: Settings,
+                          port: int) -> subprocess.Popen[bytes]:
     """With no real SMS or messenger provider set, every channel goes to local fakes and shows in the outbox."""
     from workers.fake_providers.state import fake_provider_env
 
-    port = free_port()
     env.update(fake_provider_env(f"http://127.0.0.1:{port}"), RAPPORT_OUTBOX_PAGE="1")
     return _spawn([*py, "fake-providers", "--port", str(port), "--capture-outbox",
                    "--callback-url", settings.base_url], env)

@@ -26,7 +26,7 @@ from tests.e2e.processes import (
     wait_for,
 )
 from workers.fake_providers.state import fake_provider_env
-from workers.supervisor import free_port
+from workers.supervisor import free_ports
 
 pytestmark = pytest.mark.e2e
 ZONES = ["Pacific/Kiritimati", "Pacific/Auckland", "Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin",
@@ -44,7 +44,7 @@ def zone_where(hours: range) -> str:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e-channels")
     with backing_services(tmp, redis_db=10) as backing:
-        port, sink_port, fake_port = free_port(), free_port(), free_port()
+        port, sink_port, fake_port = free_ports(3)
         base_url, fake_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fake_port}"
         env = process_env(backing, tmp, port, SMTP_URL=f"smtp://127.0.0.1:{sink_port}", BASE_URL=base_url,
                           TELEGRAM_BOT_USERNAME="rapport_demo_bot", VIBER_CHAT_URI="rapportdemo",

@@ -29,7 +29,7 @@ from tests.e2e.processes import (
     wait_for,
 )
 from triggers.demo import cart_event, order_event
-from workers.supervisor import free_port
+from workers.supervisor import free_ports
 
 pytestmark = pytest.mark.e2e
 WAIT_SECONDS = 2
@@ -39,7 +39,7 @@ WAIT_SECONDS = 2
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e")
     with backing_services(Path(tmp), redis_db=9) as backing:
-        port, sink_port = free_port(), free_port()
+        port, sink_port = free_ports(2)
         env = process_env(backing, tmp, port, SMTP_URL=f"smtp://127.0.0.1:{sink_port}")
         credentials = create_workspace(env, "E2E Shop", "--demo", "--demo-wait", str(WAIT_SECONDS))
         s = Stack(f"http://127.0.0.1:{port}", env, credentials, backing.redis)
