@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup clean check
+.PHONY: run test setup clean check upgrade
 
-$(STAMP): pyproject.toml
+# constraints.txt pins what the suite last passed with, so a fresh clone installs the same.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,6 +28,16 @@ test: $(STAMP)
 check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/ruff check .
+
+# Newest releases of every dependency, written back to constraints.txt; then run `make test`.
+upgrade:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -iv '^rapport'; } > constraints.new
+	mv constraints.new constraints.txt
+	touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
