@@ -114,6 +114,30 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """This machine's PostgreSQL processes (a bench's database server is local)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"postgres"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def rq_problems(redis: Redis, namespace: str) -> list[str]:
     """Failed, still queued or still running jobs in the namespace's queues, with the first error."""
     problems = []

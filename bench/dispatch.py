@@ -64,9 +64,11 @@ from bench.common import (
     REDIS_URL,
     check,
     clear_namespace,
+    cpu_seconds,
     free_port,
     fresh_database,
     peak_rss_mb,
+    postgres_pids,
     rq_problems,
     run_bench,
     start,
@@ -119,15 +121,17 @@ def baseline_client(port: int, raw: bytes, envelope: tuple[str, str], count: int
     conn = smtplib.SMTP("127.0.0.1", port, timeout=30)
     conn.ehlo()
     go.wait()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     for _ in range(count):
         conn.sendmail(envelope[0], [envelope[1]], raw)
-    out.put((started, time.monotonic()))
+    out.put((started, time.monotonic(), time.process_time() - cpu))
     conn.quit()
 
 
-def baseline_rate(port: int, raw: bytes, envelope: tuple[str, str], total: int) -> float:
-    """Messages/s from WORKERS processes on persistent connections (clocks are system-wide monotonic)."""
+def baseline_rate(port: int, raw: bytes, envelope: tuple[str, str], total: int,
+                  server_pid: int) -> tuple[float, dict[str, float]]:
+    """Messages/s from WORKERS processes on persistent connections (clocks are system-wide monotonic),
+    and the CPU milliseconds per message of the clients and of the SMTP server."""
     ctx = mp.get_context("fork")
     go, out = ctx.Event(), ctx.Queue()
     shares = [total // WORKERS + (1 if n < total % WORKERS else 0) for n in range(WORKERS)]
@@ -135,11 +139,20 @@ def baseline_rate(port: int, raw: bytes, envelope: tuple[str, str], total: int) 
     for proc in procs:
         proc.start()
     time.sleep(0.5)  # connected and waiting
+    server_cpu = cpu_seconds([server_pid])
     go.set()
     spans = [out.get(timeout=600) for _ in procs]
+    server_cpu = cpu_seconds([server_pid]) - server_cpu
     for proc in procs:
         proc.join()
-    return float(total / (max(end for _, end in spans) - min(begin for begin, _ in spans)))
+    seconds = max(end for _, end, _ in spans) - min(begin for begin, _, _ in spans)
+    cpu_ms = {"clients": round(sum(cpu for _, _, cpu in spans) * 1000 / total, 2),
+              "smtp_server": round(server_cpu * 1000 / total, 2)}
+    return total / seconds, cpu_ms
+
+
+def cpu_text(cpu_ms: dict[str, float]) -> str:
+    return ", ".join(f"{part.replace('_', ' ')} {ms:.2f} ms" for part, ms in cpu_ms.items())
 
 
 # --- Our path: 2 workers, dispatch_messages jobs --------------------------------------------------
@@ -156,6 +169,9 @@ class Run:
             workspace_id = create_workspace(session, f"Bench {self.label}", now=utcnow()).workspace_id
         ids = insert_audience(bench.engine, workspace_id, self.count, channel=self.channel, now=utcnow())
         workers = bench.start_workers(self.label, profile=self.profile)
+        cpu_pids = {"workers": [proc.pid for proc in workers], "smtp_server": [bench.smtp_proc.pid],
+                    "postgres": postgres_pids()}
+        cpu_before = {part: cpu_seconds(pids) for part, pids in cpu_pids.items()}
         started = time.monotonic()
         make_job_sink(bench.redis, bench.namespace, BATCH)([DeferredJob("dispatch_messages", tuple(ids))])
 
@@ -173,6 +189,9 @@ class Run:
 
         until(done, f"{self.label} to be dispatched", poll=0.2, timeout=max(600.0, self.count / 20))
         seconds = time.monotonic() - started
+        cpu_pids["postgres"] = sorted(set(cpu_pids["postgres"]) | set(postgres_pids()))  # backends opened meanwhile
+        cpu_ms = {part: round((cpu_seconds(pids) - cpu_before.get(part, 0.0)) * 1000 / self.count, 2)
+                  for part, pids in cpu_pids.items()} if self.channel == "email" else {}
         rss = [peak_rss_mb(proc.pid) for proc in workers]
         for proc in workers:
             stop(proc)
@@ -181,7 +200,7 @@ class Run:
                                 {"ws": workspace_id}).all()
         statuses: dict[str, int] = {status: count for status, count in rows}
         return {"workspace_id": workspace_id, "ids": ids, "seconds": seconds, "per_s": self.count / seconds,
-                "peak_rss_mb": max(rss), "statuses": statuses}
+                "peak_rss_mb": max(rss), "statuses": statuses, "cpu_ms_per_email": cpu_ms}
 
 
 class Bench:
@@ -284,22 +303,24 @@ def main(cleanup: ExitStack) -> int:
     # The baseline is measured in two halves, before and after the main run, and averaged:
     # on a shared 2-core machine the background load drifts over minutes, and a baseline
     # taken only before the run made the ratio swing between 0.42 and 0.70 from run to run.
-    before = baseline_rate(smtp_port, raw, envelope, BASELINE // 2)
+    before, baseline_cpu = baseline_rate(smtp_port, raw, envelope, BASELINE // 2, bench.smtp_proc.pid)
     print(f"baseline (before): plain smtplib, {WORKERS} processes, one {len(raw):,}-byte message "
-          f"{BASELINE // 2:,} times: {before:,.0f} messages/s", flush=True)
+          f"{BASELINE // 2:,} times: {before:,.0f} messages/s; CPU per message: {cpu_text(baseline_cpu)}",
+          flush=True)
 
     results = {}
     baseline = after = before
     for label, count in (("emails", MESSAGES), ("emails-small", SMALL)):
         result = Run(bench, label, "email", count).go()
         if label == "emails":
-            after = baseline_rate(smtp_port, raw, envelope, BASELINE // 2)
+            after, _cpu = baseline_rate(smtp_port, raw, envelope, BASELINE // 2, bench.smtp_proc.pid)
             baseline = (before + after) / 2
             print(f"baseline (after): {after:,.0f} messages/s; mean {baseline:,.0f}", flush=True)
         results[label] = result
         tally = smtp_tally(stats, result["workspace_id"], count)
         print(f"{label}: {count:,} in {result['seconds']:.1f} s = {result['per_s']:,.0f} emails/s "
-              f"({result['per_s'] / baseline:.2f} of baseline); workers' peak RSS {result['peak_rss_mb']:.0f} MiB; "
+              f"({result['per_s'] / baseline:.2f} of baseline); CPU per email: {cpu_text(result['cpu_ms_per_email'])}; "
+              f"workers' peak RSS {result['peak_rss_mb']:.0f} MiB; "
               f"statuses {result['statuses']}; SMTP server got {tally}", flush=True)
         sent_ok = result["statuses"] == {"sent": count}
         ids_ok = smtp_ids(bench, stats).get(result["workspace_id"]) == result["ids"]
@@ -340,6 +361,7 @@ def main(cleanup: ExitStack) -> int:
         "ratio": round(ratio, 3), "peak_rss_mb": round(results["emails"]["peak_rss_mb"], 1),
         "messages_small": SMALL, "peak_rss_mb_small": round(results["emails-small"]["peak_rss_mb"], 1),
         "emails_small_per_s": round(results["emails-small"]["per_s"]), "workers": WORKERS, "message_bytes": len(raw),
+        "cpu_ms_per_email": results["emails"]["cpu_ms_per_email"], "baseline_cpu_ms_per_message": baseline_cpu,
         **{f"{channel}_per_s": round(rate) for channel, rate in texts.items()},
         "verified": ok,
     }))
