@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
-from engine.db import defer, dialect_insert
+from engine.db import defer, dialect_insert, rows_json
 from engine.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
 from engine.models import Contact, Event, JournalEntry, Journey, Message, MessageStatus, Run, Suppression, Workspace
 from engine.policies import address_for
@@ -185,7 +185,7 @@ class Batch:
         if not rows:
             return
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(_journal_insert(), {"rows": json.dumps(rows, default=_iso)})
+            session.execute(_journal_insert(), {"rows": rows_json(rows)})
         else:
             session.execute(insert(JournalEntry), rows)
 
@@ -217,7 +217,7 @@ def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]], *, co
     if session.get_bind().dialect.name == "postgresql":
         stmt = recordset_insert(model.__table__, tuple(rows[0]), conflict).returning(
             *(model.__table__.c[name] for name in returning))
-        return [tuple(row) for row in session.execute(stmt, {"rows": json.dumps(rows, default=_iso)})]
+        return [tuple(row) for row in session.execute(stmt, {"rows": rows_json(rows)})]
     table = model.__table__
     stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=list(conflict)).returning(
         *(table.c[name] for name in returning))
@@ -254,12 +254,6 @@ def _journal_insert() -> TextClause:
         f"INSERT INTO journal ({names}) SELECT {names} FROM ROWS FROM "
         f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS r({names}, n) ORDER BY n"
     )
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 _BATCH = "rapport.batch"

@@ -7,7 +7,6 @@ per workspace, so a shop that retries a webhook changes nothing the second time.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
-from engine.db import defer
+from engine.db import defer, rows_json
 from engine.journeys import field_errors
 from engine.models import Contact, Event
 from engine.phones import normalize_phone
@@ -240,15 +239,7 @@ def _insert_rows(dialect: str, table: Any, names: tuple[str, ...]) -> Any:
 def _row_params(dialect: str, rows: list[dict[str, Any]]) -> Any:
     if dialect != "postgresql":
         return rows
-    return {"rows": json.dumps(rows, default=_json_default)}
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:  # as models.UtcDateTime refuses them
-            raise ValueError("naive datetime given to the database; pass an aware one")
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return {"rows": rows_json(rows)}
 
 
 PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "timezone", "locale", "birthday")

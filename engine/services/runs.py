@@ -9,7 +9,6 @@ move, and each message or call is unique per (run, step).
 
 from __future__ import annotations
 
-import json
 import typing
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.conditions import describe, holds
-from engine.db import dialect_insert
+from engine.db import dialect_insert, rows_json
 from engine.interpreter import (
     Branched,
     Completed,
@@ -433,7 +432,7 @@ class _Enrollment:
 def _insert_runs(session: Session, rows: list[dict[str, Any]]) -> list[Run]:
     """Insert runs with one statement, skipping (version, contact, key) already taken; the new ones."""
     if session.get_bind().dialect.name == "postgresql":
-        params = {"rows": json.dumps(rows, default=lambda v: v.isoformat())}
+        params = {"rows": rows_json(rows)}
         return list(session.scalars(_runs_insert_pg(RUN_COLUMNS), params))
     stmt = dialect_insert(session, Run).on_conflict_do_nothing(index_elements=RUN_KEY).returning(Run)
     return list(session.scalars(stmt, rows))
