@@ -20,7 +20,7 @@ def test_datetimes_keep_their_offset_and_naive_ones_are_refused() -> None:
     assert json.loads(rows_json([{"at": berlin}])) == [{"at": "2026-12-04T15:00:01.250000+01:00"}]
     with pytest.raises(ValueError, match="naive datetime"):
         rows_json([{"at": datetime(2026, 12, 4, 15, 0)}])
-    with pytest.raises(ValueError, match="naive datetime"):  # also when the stdlib writes the rest
+    with pytest.raises(ValueError, match="naive datetime"):  # also when the stdlib writes them
         rows_json([{"at": datetime(2026, 12, 4, 15, 0), "n": 10**30}])
 
 
