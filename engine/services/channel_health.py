@@ -88,8 +88,8 @@ def resume(session: Session, workspace_id: str, channel: str, *, now: datetime) 
         .where(_row(workspace_id, channel), ChannelHealth.paused_at.is_not(None))
         .values(paused_at=None, consecutive_failures=0, updated_at=now)
         .execution_options(synchronize_session=False))
+    release_held(session, workspace_id, channel, now=now)  # and any that a hold racing an earlier resume left
     if _rowcount(unpaused) == 1:
-        release_held(session, workspace_id, channel, now=now)
         return True
     record_success(session, workspace_id, channel, now=now)
     return False
