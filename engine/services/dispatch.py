@@ -165,18 +165,14 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
     contact = batch.contacts.get(message.contact_id)
     if contact is None:  # erased since it was scheduled
         return _settle(message, MessageStatus.SKIPPED, "skipped: contact erased", now=now)
-    unavailable = None
     if message.channel in batch.paused.get(message.workspace_id, set()):
-        unavailable = f"{message.channel} is paused after repeated failures"
-    elif channels.sender(message.channel) is None:
-        unavailable = f"{message.channel} is not configured"
-    if unavailable is not None:
-        held = None
-        if message.channel in batch.paused.get(message.workspace_id, set()):
-            # Said on the timeline once; the hourly rechecks of a held message are quiet.
-            held = _later(message, now + PAUSED_RECHECK, unavailable, now=now, held=True,
-                          journal=message.error != channel_health.WAITING_FOR_RESUME)
-        return _reroute_or(message, batch, unavailable, now=now, otherwise=held)
+        why = f"{message.channel} is paused after repeated failures"
+        # Held when no fallback takes it: said on the timeline once, the hourly rechecks are quiet.
+        held = _later(message, now + PAUSED_RECHECK, why, now=now, held=True,
+                      journal=message.error != channel_health.WAITING_FOR_RESUME)
+        return _reroute_or(message, batch, why, now=now, otherwise=held)
+    if channels.sender(message.channel) is None:
+        return _reroute_or(message, batch, f"{message.channel} is not configured", now=now)
     # Consent may have been withdrawn, or the address suppressed, since the message was made.
     recipient = routing.recipient_of(contact)
     still = route([message.channel], recipient, transactional=message.transactional,
