@@ -221,6 +221,24 @@ def test_a_channel_that_keeps_failing_pauses_and_its_messages_move_to_the_fallba
     assert "viber paused" in (third.skip_reason or "") + " ".join(journal(sessions, shop, "message_scheduled"))
 
 
+def test_a_channel_this_deployment_has_no_adapter_for_falls_back(
+        rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
+        smtp_server: SmtpServer) -> None:
+    """No Viber credentials: the Viber step goes by its fallback, email, saying why."""
+    rt.settings = replace(rt.settings, providers=replace(rt.settings.providers, viber_auth_token=""))
+    contact(sessions, shop, clock, "c-1", email="c-1@example.com", timezone="Europe/Berlin",
+            messengers={"viber": "vb-c-1"})
+    journey(sessions, shop, clock, {"channel": "viber", "fallback": ["email"]})
+    clock.advance(hours=2)
+    send(sessions, shop, clock, "cart_updated", customer="c-1", properties=CART)
+    drain(rt)
+
+    [message] = messages(sessions, shop)
+    assert (message.channel, message.status, message.to_address) == ("email", "sent", "c-1@example.com")
+    assert providers.messages == []
+    assert any("viber is not configured" in line for line in journal(sessions, shop, "fallback"))
+
+
 def test_a_message_held_for_a_paused_channel_goes_out_when_it_is_resumed(
         rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
         smtp_server: SmtpServer) -> None:
