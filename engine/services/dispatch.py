@@ -326,7 +326,9 @@ def _reroute_or(message: Message, batch: _Batch, why: str, *, now: datetime,
             topic=None, when_capped="defer", template=message.template, workspace=workspace,
             zone=routing.contact_zone(contact, workspace), suppressed=lambda ch, a: False,
             paused=batch.paused.get(message.workspace_id, set()), recent=lambda: [], now=now)
-        if plan.channel is not None:
+        # From a paused channel to another paused one gains nothing: it is held where it is.
+        stay = plan.held and message.channel in batch.paused.get(message.workspace_id, set())
+        if plan.channel is not None and not stay:
             def reroute(session: Session) -> None:
                 if routing.is_suppressed(session, message.workspace_id, plan.channel or "", plan.address or ""):
                     _settle(message, MessageStatus.SKIPPED, f"skipped: {why}; {plan.channel} address suppressed",
@@ -342,7 +344,8 @@ def _reroute_or(message: Message, batch: _Batch, why: str, *, now: datetime,
                 if not plan.deferred:
                     defer(session, "dispatch_messages", [message.id])
             return reroute
-        why = f"{why}; fallback {(plan.skip_reason or '').removeprefix('skipped: ')}"
+        why = f"{why}; fallback {plan.channel} is paused too" if stay else (
+            f"{why}; fallback {(plan.skip_reason or '').removeprefix('skipped: ')}")
     if otherwise is not None:
         return otherwise
     return _settle(message, MessageStatus.SKIPPED, f"skipped: {why}", now=now)

@@ -40,6 +40,7 @@ class Plan:
     send_at: datetime  # now, or when quiet hours end / a frequency cap frees up
     detail: str  # for the timeline
     deferred: bool = False
+    held: bool = False  # on a paused channel, for want of another: dispatch holds it until resumed
 
 
 def recipient_of(contact: Contact) -> Recipient:
@@ -81,14 +82,23 @@ def plan_send(*, candidates: list[str], recipient: Recipient, transactional: boo
               when_capped: str, template: str, workspace: Workspace, zone: ZoneInfo,
               suppressed: Callable[[str, str], bool], paused: set[str],
               recent: Callable[[], list[tuple[str, datetime]]], now: datetime) -> Plan:
-    unavailable = {ch: f"{ch} paused after repeated failures" for ch in paused}
-    unavailable.update({ch: f"no {ch} template {template!r}" for ch in candidates
-                        if ch not in unavailable and not template_exists(template, ch)})
+    no_template = {ch: f"no {ch} template {template!r}" for ch in candidates if not template_exists(template, ch)}
+    unavailable = {**no_template, **{ch: f"{ch} paused after repeated failures" for ch in paused}}
     chosen = route(candidates, recipient, transactional=transactional, topic=topic, suppressed=suppressed,
                    unavailable=unavailable)
+    held = False
+    if chosen.channel is None and paused:
+        # Only a paused channel could take it: it goes there, to be held by dispatch until a
+        # person resumes the channel (engine/services/channel_health.py), rather than skipped.
+        waiting = route(candidates, recipient, transactional=transactional, topic=topic, suppressed=suppressed,
+                        unavailable=no_template)
+        if waiting.channel is not None:
+            chosen, held = waiting, True
     if chosen.channel is None:
         return Plan(None, None, (), chosen.skip_reason[:200], now, chosen.skip_reason)
     notes = [f"{chosen.channel}: {template}"] + [f"(passed over {p})" for p in chosen.passed_over]
+    if held:
+        notes.insert(0, f"held: {chosen.channel} is paused after repeated failures, until it is resumed")
     send_at = now
     settings: Mapping[str, Any] = workspace.settings or {}
     if not transactional:
@@ -107,7 +117,7 @@ def plan_send(*, candidates: list[str], recipient: Recipient, transactional: boo
             local = opens.astimezone(zone).strftime("%H:%M %Z")
             notes.insert(0, f"deferred: quiet hours for {chosen.channel} until {local}")
     return Plan(chosen.channel, chosen.address, chosen.remaining, None, send_at, "; ".join(notes),
-                deferred=send_at > now)
+                deferred=send_at > now, held=held)
 
 
 def candidates_for(channel: str, fallback: tuple[str, ...] | list[str], recipient: Recipient,

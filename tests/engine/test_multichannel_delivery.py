@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.models import ChannelHealth, Contact, JournalEntry, Message, Suppression, Workspace
-from engine.services.channel_health import WAITING_FOR_RESUME, resume
+from engine.services.channel_health import WAITING_FOR_RESUME, record_failure, resume
 from engine.services.ingest import ingest_events
 from engine.services.journeys import create_journey
 from engine.settings import ProviderSettings
@@ -265,6 +265,29 @@ def test_a_message_held_for_a_paused_channel_goes_out_when_it_is_resumed(
 
     [sent] = messages(sessions, shop)
     assert (sent.status, sent.error, sent.attempts) == ("sent", None, 2)
+    assert [m.provider for m in providers.messages] == ["viber"]
+
+
+def test_a_message_made_while_its_only_channel_is_paused_waits_for_the_resume(
+        rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
+        smtp_server: SmtpServer) -> None:
+    """Viber is already paused and the contact has no email: the message is made on Viber and
+    held, not skipped; the timeline says so; the resume sends it."""
+    contact(sessions, shop, clock, "c-1", timezone="Europe/Berlin", messengers={"viber": "vb-c-1"})
+    journey(sessions, shop, clock, {"channel": "viber", "fallback": ["email"]})
+    clock.advance(hours=2)
+    with sessions.begin() as session:
+        assert record_failure(session, shop.id, "viber", "HTTP 500", now=clock(), pause_after=1)
+    send(sessions, shop, clock, "cart_updated", customer="c-1", properties=CART)
+    drain(rt)
+
+    [held] = messages(sessions, shop)
+    assert (held.channel, held.status, held.error) == ("viber", "scheduled", WAITING_FOR_RESUME)
+    assert any(line.startswith("held: viber is paused") for line in journal(sessions, shop, "message_scheduled"))
+    with sessions.begin() as session:
+        resume(session, shop.id, "viber", now=clock())
+    tick(rt)
+    assert [m.status for m in messages(sessions, shop)] == ["sent"]
     assert [m.provider for m in providers.messages] == ["viber"]
 
 
