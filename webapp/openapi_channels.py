@@ -48,6 +48,10 @@ DELIVERY_SETTINGS = {"type": "object", "additionalProperties": False, "propertie
         "click_days": {"type": "integer", "minimum": 0, "maximum": 90, "default": 5},
         "open_days": {"type": "integer", "minimum": 0, "maximum": 90, "default": 1}},
         "description": "An order within this many days of a click (open) is credited to the message."},
+    "held_messages": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+        "expire_after_hours": {"type": "integer", "minimum": 0, "maximum": 720, "default": 24}},
+        "description": "A marketing message held for a paused channel and older than this when the channel is "
+                       "resumed is skipped instead of sent late; transactional ones always go. 0: never skip."},
 }}
 
 
@@ -73,7 +77,7 @@ CHANNEL_PATHS: dict[str, Any] = {
         {"200": _answer("The channel's status now.", CHANNEL_STATUS),
          "404": _answer("No channel by that name.", ERRORS)})},
     "/api/v1/settings/delivery": {
-        "get": _op("getDeliverySettings", "Quiet hours, frequency caps and attribution windows",
+        "get": _op("getDeliverySettings", "Quiet hours, frequency caps, attribution windows and held-message expiry",
                    {"200": SETTINGS_ANSWER}),
         "put": _op("putDeliverySettings",
                    "Change delivery settings: each section given replaces the stored one, null restores its "

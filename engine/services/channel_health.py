@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS
 from engine.db import defer, dialect_insert
-from engine.models import ChannelHealth, Message, MessageStatus
+from engine.models import ChannelHealth, Message, MessageStatus, Workspace
+from engine.services import delivery_settings
+from engine.services.journal import record_message
 
 DEFAULT_PAUSE_AFTER = 10
 WAITING_FOR_RESUME = "waiting for the paused channel to be resumed"  # the error of a held message
@@ -96,16 +98,25 @@ def resume(session: Session, workspace_id: str, channel: str, *, now: datetime) 
 
 
 def release_held(session: Session, workspace_id: str, channel: str, *, now: datetime) -> list[int]:
-    """The messages held for the channel while it was paused are due now (dispatched after commit)."""
-    held = list(session.scalars(
-        update(Message)
-        .where(Message.workspace_id == workspace_id, Message.channel == channel,
-               Message.status == MessageStatus.SCHEDULED.value, Message.error == WAITING_FOR_RESUME)
-        .values(scheduled_at=now, enqueued_at=now, error=None)
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)))
-    defer(session, "dispatch_messages", held)
-    return held
+    """The messages held for the channel while it was paused are due now (dispatched after commit),
+    except marketing ones older than the workspace's `held_messages.expire_after_hours`, which
+    are skipped: a day-old cart reminder is better not sent."""
+    held = (Message.workspace_id == workspace_id, Message.channel == channel,
+            Message.status == MessageStatus.SCHEDULED.value, Message.error == WAITING_FOR_RESUME)
+    workspace = session.get(Workspace, workspace_id)
+    hours = delivery_settings.held_expiry_hours(workspace.settings if workspace else None)
+    if hours:
+        why = f"skipped: held over {hours} h while {channel} was paused"
+        for message in session.scalars(select(Message).where(
+                *held, Message.transactional.is_(False), Message.created_at < now - timedelta(hours=hours))):
+            message.status, message.skip_reason, message.error = MessageStatus.SKIPPED.value, why, None
+            record_message(session, message, "skipped", at=now, detail=why)
+        session.flush()
+    released = list(session.scalars(
+        update(Message).where(*held).values(scheduled_at=now, enqueued_at=now, error=None)
+        .returning(Message.id).execution_options(synchronize_session=False)))
+    defer(session, "dispatch_messages", released)
+    return released
 
 
 def channel_status(session: Session, workspace_id: str) -> list[dict[str, Any]]:

@@ -11,6 +11,9 @@ They live in `Workspace.settings` under three keys, each optional:
   channels). No caps by default.
 - `attribution`: {"click_days": 5, "open_days": 1}: how long after a click (open) an
   order is credited to the message. 0 turns that kind of touch off.
+- `held_messages`: {"expire_after_hours": 24}: a marketing message held for a paused
+  channel that is older than this when the channel is resumed is skipped, not sent late
+  (transactional ones always go). 0 sends them however old.
 
 `update_delivery_settings` validates before anything is stored; the pure accessors
 (`quiet_hours_for`, `frequency_caps_for`, `attribution_for`) apply the defaults and
@@ -32,8 +35,9 @@ from engine.errors import FieldErrors, NotFound
 from engine.models import Workspace
 from engine.policies import parse_frequency_caps, parse_quiet_hours
 
-KEYS = ("quiet_hours", "frequency_caps", "attribution")
+KEYS = ("quiet_hours", "frequency_caps", "attribution", "held_messages")
 DEFAULT_ATTRIBUTION = {"click_days": 5, "open_days": 1}
+DEFAULT_HELD_EXPIRY_HOURS = 24
 _CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -72,6 +76,11 @@ class Attribution(BaseModel):
     open_days: int = Field(default=DEFAULT_ATTRIBUTION["open_days"], ge=0, le=90)
 
 
+class HeldMessages(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expire_after_hours: int = Field(default=DEFAULT_HELD_EXPIRY_HOURS, ge=0, le=24 * 30)
+
+
 class DeliverySettings(BaseModel):
     """A PUT body: each section given replaces the stored one; null restores its defaults."""
 
@@ -79,6 +88,7 @@ class DeliverySettings(BaseModel):
     quiet_hours: dict[Channel, Window | None] | None = None
     frequency_caps: dict[Channel | Literal["all"], Cap | None] | None = None
     attribution: Attribution | None = None
+    held_messages: HeldMessages | None = None
 
 
 def parse_delivery_settings(data: Any) -> DeliverySettings:
@@ -118,6 +128,11 @@ def attribution_for(settings: dict[str, Any] | None) -> dict[str, int]:
     return (_stored(settings).attribution or Attribution()).model_dump()
 
 
+def held_expiry_hours(settings: dict[str, Any] | None) -> int:
+    """Hours after which a held marketing message is skipped on resume; 0: never."""
+    return (_stored(settings).held_messages or HeldMessages()).expire_after_hours
+
+
 def effective_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     """What applies now, defaults filled in, in the shape a PUT takes (so GET -> PUT round-trips)."""
     return {
@@ -127,6 +142,7 @@ def effective_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
         },
         "frequency_caps": {key: {"max": cap[0], "days": cap[1]} for key, cap in frequency_caps_for(settings).items()},
         "attribution": attribution_for(settings),
+        "held_messages": {"expire_after_hours": held_expiry_hours(settings)},
     }
 
 

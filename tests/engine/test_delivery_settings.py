@@ -7,7 +7,13 @@ from datetime import time
 import pytest
 
 from engine.errors import FieldErrors
-from engine.services.delivery_settings import attribution_for, frequency_caps_for, quiet_hours_for
+from engine.services.delivery_settings import (
+    attribution_for,
+    frequency_caps_for,
+    held_expiry_hours,
+    parse_delivery_settings,
+    quiet_hours_for,
+)
 
 NIGHT = (time(21, 0), time(9, 0))
 
@@ -43,3 +49,12 @@ def test_settings_broken_behind_the_apis_back_raise_field_errors() -> None:
     """Stored settings are validated when read too; a broken one is reported, never guessed at."""
     with pytest.raises(FieldErrors, match=r"quiet_hours\.sms\.start"):
         quiet_hours_for({"quiet_hours": {"sms": {"start": "9pm", "end": "09:00"}}})
+
+
+def test_held_messages_expire_after_a_day_unless_set_otherwise() -> None:
+    """24 hours by default; 0 keeps held messages however old; out of range is a field error."""
+    assert held_expiry_hours(None) == 24
+    assert held_expiry_hours({"held_messages": {"expire_after_hours": 0}}) == 0
+    with pytest.raises(FieldErrors) as caught:
+        parse_delivery_settings({"held_messages": {"expire_after_hours": -1}})
+    assert [e["field"] for e in caught.value.errors] == ["held_messages.expire_after_hours"]

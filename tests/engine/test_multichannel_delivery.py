@@ -291,6 +291,34 @@ def test_a_message_made_while_its_only_channel_is_paused_waits_for_the_resume(
     assert [m.provider for m in providers.messages] == ["viber"]
 
 
+def test_on_resume_a_stale_held_reminder_is_skipped_and_a_transactional_message_still_goes(
+        rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
+        smtp_server: SmtpServer) -> None:
+    """With held messages expiring after an hour, a resume two hours into the outage skips
+    the held marketing message (saying why) and sends the held transactional one."""
+    set_workspace(sessions, shop, held_messages={"expire_after_hours": 1})
+    contact(sessions, shop, clock, "c-1", timezone="Europe/Berlin", messengers={"viber": "vb-c-1"},
+            consent={"viber": "opted_in"})
+    journey(sessions, shop, clock, {"channel": "viber"}, {"channel": "viber", "transactional": True})
+    clock.advance(hours=2)
+    with sessions.begin() as session:
+        record_failure(session, shop.id, "viber", "HTTP 500", now=clock(), pause_after=1)
+    send(sessions, shop, clock, "cart_updated", customer="c-1", properties=CART)
+    drain(rt)
+    assert [(m.status, m.error) for m in messages(sessions, shop)] == [("scheduled", WAITING_FOR_RESUME)] * 2
+
+    clock.advance(hours=2)
+    with sessions.begin() as session:
+        resume(session, shop.id, "viber", now=clock())
+    tick(rt)
+
+    marketing, transactional = messages(sessions, shop)
+    assert (marketing.status, marketing.skip_reason) == ("skipped", "skipped: held over 1 h while viber was paused")
+    assert transactional.status == "sent"
+    assert len(providers.messages) == 1
+    assert "skipped: held over 1 h while viber was paused" in journal(sessions, shop, "skipped")
+
+
 def test_whatsapp_sends_free_text_within_24_hours_of_the_contacts_last_message(
         rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
         smtp_server: SmtpServer) -> None:

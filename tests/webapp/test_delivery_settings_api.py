@@ -32,11 +32,13 @@ def stored(sessions: sessionmaker[Session], shop: Shop) -> dict:
 
 
 def test_a_new_workspace_gets_the_defaults(client, shop) -> None:
-    """No SMS or messengers 21:00-09:00, no email quiet hours, no caps, 5-day click / 1-day open windows."""
+    """No SMS or messengers 21:00-09:00, no email quiet hours, no caps, 5-day click / 1-day open windows,
+    held marketing messages dropped after a day."""
     assert get(client, shop) == {
         "quiet_hours": {"email": None, "sms": NIGHT, "telegram": NIGHT, "whatsapp": NIGHT, "viber": NIGHT},
         "frequency_caps": {},
         "attribution": {"click_days": 5, "open_days": 1},
+        "held_messages": {"expire_after_hours": 24},
     }
 
 
@@ -52,6 +54,7 @@ def test_put_stores_the_sections_given_and_answers_what_now_applies(client, shop
                         "telegram": NIGHT, "whatsapp": NIGHT, "viber": NIGHT},
         "frequency_caps": {"email": {"max": 3, "days": 7}, "all": {"max": 5, "days": 7}},
         "attribution": {"click_days": 5, "open_days": 1},
+        "held_messages": {"expire_after_hours": 24},
     }
     assert response.get_json() == expected
     assert get(client, shop) == expected
@@ -123,3 +126,17 @@ def test_settings_are_per_workspace_and_need_the_api_key(client, shop, second_sh
     assert get(client, second_shop)["frequency_caps"] == {}
     assert client.get(URL).status_code == 401
     assert client.put(URL, json={}).status_code == 401
+
+
+def test_held_message_expiry_is_set_and_reset(client, shop, sessions) -> None:
+    """6 hours is stored and answered; null restores the 24-hour default; 0 is allowed, 721 is not."""
+    response = put(client, shop, {"held_messages": {"expire_after_hours": 6}})
+    assert response.status_code == 200 and response.get_json()["held_messages"] == {"expire_after_hours": 6}
+    assert stored(sessions, shop)["held_messages"] == {"expire_after_hours": 6}
+    assert put(client, shop, {"held_messages": {"expire_after_hours": 0}}).get_json()["held_messages"] == {
+        "expire_after_hours": 0}
+    refused = put(client, shop, {"held_messages": {"expire_after_hours": 721}})
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.get_json()["errors"]] == ["held_messages.expire_after_hours"]
+    assert put(client, shop, {"held_messages": None}).get_json()["held_messages"] == {"expire_after_hours": 24}
+
