@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from engine.migrate import upgrade
 from workers.queues import make_queues
+from workers.supervisor import free_port  # noqa: F401 (the benches take it from here)
 
 ROOT = Path(__file__).resolve().parent.parent  # the repo: child processes run from here
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -54,12 +55,6 @@ def clear_namespace(redis: Redis, namespace: str) -> None:
     leftovers = list(redis.scan_iter(f"*{namespace}*", count=1000))
     if leftovers:
         redis.delete(*leftovers)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(cmd: list[str], env: dict[str, str], log_path: str | Path) -> subprocess.Popen[bytes]:

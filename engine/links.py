@@ -118,7 +118,10 @@ def read_token(secret: str, purpose: str, token: str) -> Any:
 
 
 def _sign(secret: str, purpose: str, data: list[Any]) -> str:
-    payload = _payload(data)
+    return _token(secret, purpose, _payload(data))
+
+
+def _token(secret: str, purpose: str, payload: str) -> str:
     return f"{payload}.{_mac(secret, purpose, payload)}"
 
 
@@ -158,7 +161,7 @@ def message_links(secret: str, base_url: str, *, workspace_id: str, contact_id: 
     payload = _payload([workspace_id, contact_id, message_id])  # the same for each purpose; the MAC differs
 
     def token(purpose: str) -> str:
-        return f"{payload}.{_mac(secret, purpose, payload)}"
+        return _token(secret, purpose, payload)
 
     base, unsubscribe = _base(base_url), token(UNSUBSCRIBE)
     return MessageLinks(

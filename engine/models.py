@@ -28,6 +28,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from engine.channels import MESSENGERS
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -111,20 +113,17 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
-# Inbound messages find their sender by phone or by the messenger's chat id (engine/services/inbound.py).
-MESSENGER_ID_CHANNELS = ("telegram", "whatsapp", "viber")
-
-
 class Contact(Base):
     __tablename__ = "contacts"
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
         Index("ix_contacts_phone", "workspace_id", "phone",
               postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
-        # PostgreSQL only: it plans each statement with its values, so `messenger_ids ->> $1`
-        # meets the expression; SQLite would need the key written into the SQL.
+        # Inbound messages find their sender by chat id (engine/services/inbound.py). PostgreSQL
+        # only: it plans each statement with its values, so `messenger_ids ->> $1` meets the
+        # expression; SQLite would need the key written into the SQL.
         *(Index(f"ix_contacts_{channel}_id", "workspace_id", text(f"(messenger_ids ->> '{channel}')"))
-          .ddl_if(dialect="postgresql") for channel in MESSENGER_ID_CHANNELS),
+          .ddl_if(dialect="postgresql") for channel in MESSENGERS),
         NO_ID_REUSE,
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -1,6 +1,6 @@
 """A workspace's delivery settings: quiet hours, frequency caps and attribution windows.
 
-They live in `Workspace.settings` under three keys, each optional:
+They live in `Workspace.settings` under these keys, each optional:
 
 - `quiet_hours`: {channel: {"start": "21:00", "end": "09:00"} or null}. Channels not
   named keep the default: no SMS or messenger messages 21:00-09:00 in the contact's
@@ -16,8 +16,8 @@ They live in `Workspace.settings` under three keys, each optional:
   (transactional ones always go). 0 sends them however old.
 
 `update_delivery_settings` validates before anything is stored; the pure accessors
-(`quiet_hours_for`, `frequency_caps_for`, `attribution_for`) apply the defaults and
-are what the policies read.
+(`quiet_hours_for`, `frequency_caps_for`, `attribution_for`, `held_expiry_hours`) apply
+the defaults and are what the policies and dispatch read.
 """
 
 from __future__ import annotations
