@@ -38,7 +38,6 @@ class DkimSigner:
         if key.key_size < 1024:
             raise ValueError(f"receivers refuse a {key.key_size}-bit DKIM key: use 2,048 bits")
         self.key = key
-        self.algorithm = "rsa-sha256"
         self.selector, self.domain = selector, domain
         self.headers = tuple(headers)
 
@@ -51,7 +50,7 @@ class DkimSigner:
         fields = _fields(head)
         names = [name for name in self.headers if name.lower().encode() in fields]
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode()
-        tags = ["v=1;", f"a={self.algorithm};", "c=relaxed/relaxed;", f"d={self.domain};", f"s={self.selector};",
+        tags = ["v=1;", "a=rsa-sha256;", "c=relaxed/relaxed;", f"d={self.domain};", f"s={self.selector};",
                 f"t={int(time.time() if now is None else now)};", f"h={':'.join(names).lower()};",
                 f"bh={body_hash};"]
         field = _folded("DKIM-Signature", tags) + "\r\n b="
