@@ -11,6 +11,7 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -136,18 +137,25 @@ class Worker(SimpleWorker):
     redis-py 8.2 the thread, woken by the unsubscribe reply and finding nothing subscribed,
     waits up to rq's 60-second poll for a new subscription, and stop() now joins it: a
     worker's teardown (every burst in the tests, every shutdown) could hang for a minute.
-    Clearing the thread's run flag before unsubscribing lets that reply end it.
+    Here the thread's run flag is cleared first, so the unsubscribe reply ends it; if the
+    thread ended (and closed the connection) before the unsubscribe was written, there is
+    nothing left to unsubscribe.
     """
 
     def __init__(self, queues: list[Queue], connection: Redis):
         super().__init__(queues, connection=connection, serializer=JSONSerializer)
 
     def unsubscribe(self) -> None:
-        thread = self.pubsub_thread
-        if thread is not None:
-            try:
-                thread.stop(timeout=0)  # clear the run flag; the join comes after the unsubscribe
-            except TypeError:  # redis-py before 8.2: stop() only clears the flag
-                thread.stop()
-        super().unsubscribe()
-
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        try:
+            thread.stop(timeout=0)  # clear the run flag; the join comes after the unsubscribe
+        except TypeError:  # redis-py before 8.2: stop() only clears the flag
+            thread.stop()
+        try:
+            pubsub.unsubscribe()
+        except (RedisConnectionError, OSError):
+            pass  # the listener closed the connection first: the server dropped the subscription
+        thread.join(timeout=1)
+        pubsub.close()

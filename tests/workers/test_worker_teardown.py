@@ -30,3 +30,4 @@ def test_the_listener_ends_even_when_it_reads_the_unsubscribe_reply_first(redis:
 
     assert finished.wait(10), "the worker's teardown is still waiting for its pubsub thread"
     assert worker.pubsub_thread is not None and not worker.pubsub_thread.is_alive()
+
