@@ -15,7 +15,6 @@ minutes, and nothing more.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from engine.db import defer
 from engine.errors import FieldErrors
 from engine.links import ConfirmRef, confirm_url, email_digest
 from engine.models import Contact, Message, MessageStatus, Workspace
+from engine.phones import normalize_phone
 from engine.services.ingest import EMAIL_RE, ingest_events
 from engine.services.journal import record
 from engine.services.preferences import OPTED_IN, PENDING, record_contact_event, set_consent, workspace_topics
@@ -36,8 +36,6 @@ from engine.services.preferences import OPTED_IN, PENDING, record_contact_event,
 CONFIRM_TEMPLATE = "confirm_subscription"
 RESEND_AFTER = timedelta(minutes=10)
 FORM_CHANNELS = ("email", "sms")
-PHONE_SEPARATORS = re.compile(r"[\s().-]")
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 @dataclass(frozen=True)
@@ -48,14 +46,6 @@ class SubscriptionForm:
     preferred_channel: str | None
     topics: set[str]
     sms_consent: bool
-
-
-def normalize_phone(raw: str) -> str | None:
-    """+44 (20) 7946-0958 or 0044 20 7946 0958 -> +442079460958; None when not an international number."""
-    digits = PHONE_SEPARATORS.sub("", raw)
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    return digits if E164.match(digits) else None
 
 
 def read_form(data: Mapping[str, str], topic_ids: list[str]) -> SubscriptionForm:
@@ -69,9 +59,13 @@ def read_form(data: Mapping[str, str], topic_ids: list[str]) -> SubscriptionForm
     if email and (len(email) > 320 or not EMAIL_RE.match(email)):
         fail("email", "This is not an email address.")
     raw_phone = (data.get("phone") or "").strip()
-    phone = normalize_phone(raw_phone) if raw_phone else None
-    if raw_phone and phone is None:
-        fail("phone", "Enter the number in international format, e.g. +44 20 7946 0958.")
+    phone = None
+    if raw_phone:
+        # The same rules as every contact check (engine.phones): a number accepted here is stored.
+        try:
+            phone = normalize_phone(raw_phone)
+        except ValueError as exc:
+            fail("phone", f"This is {exc}. Enter the number in international format, e.g. +44 20 7946 0958.")
     if not email and not raw_phone:
         fail("email", "Enter an email address or a phone number.")
     sms_consent = data.get("sms_consent") == "on"

@@ -137,6 +137,18 @@ def test_sms_consent_needs_its_own_checkbox(client: FlaskClient, shop: Shop, ses
     assert contact.preferred_channel == "sms" and confirmations(sessions, contact.id) == []
 
 
+def test_a_number_the_contact_check_refuses_is_a_field_error_on_the_form(
+    client: FlaskClient, shop: Shop, sessions
+) -> None:
+    """A well-shaped number with an unknown country code or the wrong length is named next to the phone field."""
+    for number in ("+999 1234 5678", "+1 415 555 01234"):
+        answer = submit(client, shop, {"email": "ada@example.com", "phone": number, "sms_consent": "on"})
+        assert answer.status_code == 422, number
+        assert "not a phone number" in answer.text and 'value="' + number + '"' in answer.text
+    with sessions() as session:
+        assert session.scalars(select(Contact).where(Contact.workspace_id == shop.id)).all() == []
+
+
 def test_the_form_never_overwrites_an_existing_customer(
     client: FlaskClient, shop: Shop, sessions, clock: FakeClock
 ) -> None:
