@@ -70,13 +70,19 @@ def metrics_of(contact: Contact) -> dict[str, Any]:
 
 
 def timeline(session: Session, workspace_id: str, external_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
-    """Events, journey decisions and messages of one contact, oldest first."""
+    """Events, journey decisions and messages of one contact, oldest first.
+
+    Entries of the same instant (a fake clock, or one walk writing enrolled and waiting)
+    keep the order they were written in: events before the decisions they caused, then
+    by id, which both databases hand out in insertion order (SQLite AUTOINCREMENT, a
+    PostgreSQL sequence; the batched journal INSERT keeps its rows' order).
+    """
     contact = get_contact(session, workspace_id, external_id)
-    items: list[tuple[datetime, int, dict[str, Any]]] = []
+    items: list[tuple[datetime, int, int, dict[str, Any]]] = []
     for event in session.scalars(
         select(Event).where(Event.contact_id == contact.id).order_by(Event.occurred_at.desc()).limit(limit)
     ):
-        items.append((event.occurred_at, 0, {
+        items.append((event.occurred_at, 0, event.id, {
             "kind": "event", "at": event.occurred_at.isoformat(), "type": event.type,
             "event_id": event.external_id, "properties": event.properties,
         }))
@@ -86,13 +92,13 @@ def timeline(session: Session, workspace_id: str, external_id: str, *, limit: in
         select(JournalEntry).where(JournalEntry.contact_id == contact.id).order_by(JournalEntry.id.desc()).limit(limit)
     ):
         run = runs.get(entry.run_id) if entry.run_id else None
-        items.append((entry.at, 1, {
+        items.append((entry.at, 1, entry.id, {
             "kind": entry.kind, "at": entry.at.isoformat(), "run_id": entry.run_id,
             "journey": journeys.get(run.journey_id) if run else None, "step": entry.step_id,
             "message_id": entry.message_id, "detail": entry.detail,
         }))
-    items.sort(key=lambda item: (item[0], item[1]))
-    return [item for _, _, item in items]
+    items.sort(key=lambda item: item[:3])
+    return [item for *_, item in items]
 
 
 def runs_of(session: Session, contact: Contact) -> list[dict[str, Any]]:

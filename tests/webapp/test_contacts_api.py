@@ -21,10 +21,11 @@ from engine.models import Contact, Erasure, Event, JournalEntry, Message, Outbox
 from engine.services.contacts import subject_digest
 from engine.services.journeys import create_journey
 from engine.settings import Settings
-from tests.conftest import FakeClock, Shop
+from tests.conftest import FakeClock, Shop, drain
 from tests.webapp.conftest import auth_headers, close_app, post_signed
 from triggers import abandoned_cart
 from triggers.demo import cart_event
+from workers.runtime import Runtime
 from webapp.app import create_app
 
 CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber")
@@ -117,6 +118,21 @@ def test_timeline_lists_the_contacts_events(client: FlaskClient, shop: Shop, clo
     ]
     assert events[0]["properties"]["cart_id"] == "cart-1"
     assert events[0]["at"] == (clock() - timedelta(minutes=5)).isoformat()
+
+
+def test_timeline_keeps_the_order_things_happened_in_within_one_instant(
+    client: FlaskClient, shop: Shop, sessions: sessionmaker[Session], clock: FakeClock, runtime: Runtime
+) -> None:
+    """Entries with the same timestamp read in the order they were written: the event, enrolled, then waiting."""
+    with sessions.begin() as session:
+        create_journey(session, shop.id, abandoned_cart.NAME, abandoned_cart.recipe(), now=clock())
+    send_event(client, shop, cart_event("cart-1", customer="cust-1"))
+    drain(runtime)  # the event is evaluated at the same instant: enrolled and waiting share its timestamp
+
+    body = client.get(contact_url("cust-1", "/timeline"), headers=auth_headers(shop.credentials)).get_json()
+    kinds = [item["kind"] for item in body["timeline"]]
+    assert kinds[:3] == ["event", "enrolled", "waiting"], kinds
+    assert len({item["at"] for item in body["timeline"][:3]}) == 1
 
 
 def test_timeline_of_an_unknown_contact_is_answered_404(client: FlaskClient, shop: Shop) -> None:
