@@ -25,8 +25,8 @@ from tests.conftest import FakeClock, Shop, drain
 from tests.webapp.conftest import auth_headers, close_app, post_signed
 from triggers import abandoned_cart
 from triggers.demo import cart_event
-from workers.runtime import Runtime
 from webapp.app import create_app
+from workers.runtime import Runtime
 
 CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber")
 
