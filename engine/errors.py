@@ -61,3 +61,13 @@ class PermanentSendError(SendError):
 
 class ChannelUnavailable(SendError):
     """No adapter is configured for the channel, or the channel is paused."""
+
+
+class SendInDoubt(SendError):
+    """The message may have reached the provider; its answer was lost.
+
+    The whole message was handed over (for SMTP: the body up to its end-of-data), then the
+    connection broke, timed out or answered something unreadable. Sending it again at once
+    could deliver it twice, so the adapter never does; what happens next is the dispatcher's
+    in-doubt policy.
+    """

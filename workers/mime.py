@@ -15,6 +15,7 @@ check by parsing the output back with the stdlib's strict parser:
 from __future__ import annotations
 
 import binascii
+import hashlib
 import re
 import secrets
 import time
@@ -169,6 +170,16 @@ def envelope_address(value: str) -> str:
     """The bare address for MAIL FROM / RCPT TO (the same IDNA form as the headers use)."""
     mailbox = format_address(value)
     return mailbox[mailbox.rfind("<") + 1 : -1] if mailbox.endswith(">") else mailbox
+
+
+def stable_message_id(message: OutgoingMessage) -> str:
+    """The Message-ID, `<message id>.<digest>@<sender's domain>`: the same for every attempt at one
+    message (a resend of a message whose first copy may have arrived carries the same id, and
+    mailbox providers that fold duplicates show it once), different for every message, workspace
+    and sending domain. Derived, not random, for that reason."""
+    domain = domain_of(message.sender)
+    seed = f"{message.workspace_id}\x00{message.message_id}\x00{domain}".encode()
+    return f"<{message.message_id}.{hashlib.sha256(seed).hexdigest()[:16]}@{domain}>"
 
 
 @lru_cache(maxsize=256)  # parseaddr is slow, and the sender is the same for every message

@@ -441,3 +441,60 @@ def test_a_server_that_keeps_answering_421_is_a_transient_failure(server: Server
     with pytest.raises(TransientSendError, match="421"):
         sender.send(outgoing())
     assert server.recorder.received == []
+
+
+# --- Hand-over and the Message-ID ----------------------------------------------------------------
+
+def test_on_handover_is_called_once_after_the_server_agreed_to_take_the_body(server: Server,
+                                                                            sender: SmtpSender) -> None:
+    """The hand-over callback runs once per message, when DATA was accepted and nothing of the body has gone."""
+    seen: list[int] = []
+    sender.send(outgoing(message_id=1), on_handover=lambda: seen.append(len(server.recorder.received)))
+    sender.send(outgoing(message_id=2), on_handover=lambda: seen.append(len(server.recorder.received)))
+
+    assert seen == [0, 1]
+    assert len(server.recorder.received) == 2
+
+
+def test_on_handover_is_not_called_for_a_message_refused_before_its_body(server: Server,
+                                                                         sender: SmtpSender) -> None:
+    """A recipient refused at RCPT never reaches the hand-over: nothing of it can have been delivered."""
+    server.recorder.refuse_rcpt.append("550 5.1.1 User unknown")
+    seen: list[str] = []
+
+    with pytest.raises(PermanentSendError):
+        sender.send(outgoing(), on_handover=lambda: seen.append("handed over"))
+
+    assert seen == []
+
+
+class HandoverRefused(Exception):
+    pass
+
+
+def test_a_handover_that_raises_sends_no_body_and_its_error_comes_through(server: Server,
+                                                                          sender: SmtpSender) -> None:
+    """If the callback raises, the same exception reaches the caller, the message is not delivered,
+    and the next message goes through normally."""
+    def refuse() -> None:
+        raise HandoverRefused("claim lost")
+
+    with pytest.raises(HandoverRefused, match="claim lost"):
+        sender.send(outgoing(message_id=1), on_handover=refuse)
+    sender.send(outgoing(message_id=2))
+
+    [got] = server.recorder.received
+    assert parsed(got.raw)["Message-ID"].startswith("<2.")
+
+
+def test_every_attempt_at_a_message_carries_the_same_message_id(server: Server, sender: SmtpSender) -> None:
+    """A resend keeps the Message-ID (mailbox providers fold duplicates by it); other messages and
+    other workspaces get their own."""
+    first = sender.send(outgoing(message_id=5)).provider_id
+    again = sender.send(outgoing(message_id=5)).provider_id
+    other = sender.send(outgoing(message_id=6)).provider_id
+    elsewhere = sender.send(outgoing(message_id=5, workspace_id="ws2")).provider_id
+
+    assert first == again
+    assert len({first, other, elsewhere}) == 3
+    assert [parsed(got.raw)["Message-ID"] for got in server.recorder.received] == [first, again, other, elsewhere]
