@@ -71,3 +71,14 @@ class SendInDoubt(SendError):
     could deliver it twice, so the adapter never does; what happens next is the dispatcher's
     in-doubt policy.
     """
+
+
+class JourneyConflict(RapportError):
+    """The journey already exists (a recipe installed before, a file whose journey is archived).
+
+    `journey_id` names the existing journey; the caller may ask for a copy instead.
+    """
+
+    def __init__(self, message: str, *, journey_id: int):
+        super().__init__(message)
+        self.journey_id = journey_id

@@ -7,6 +7,7 @@ Ids are 64-bit integers except workspaces, whose public id appears in URLs
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -180,11 +181,20 @@ class Event(Base):
     evaluated_at: Mapped[datetime | None]
 
 
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
 class Journey(Base):
+    """`uuid` travels in exported files: importing one updates the journey it came from.
+    `recipe` names the trigger-library recipe it was installed from, if any."""
+
     __tablename__ = "journeys"
-    __table_args__ = NO_ID_REUSE
+    __table_args__ = (Index("uq_journeys_workspace_uuid", "workspace_id", "uuid", unique=True), NO_ID_REUSE)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    uuid: Mapped[str] = mapped_column(String(36), default=_new_uuid)
+    recipe: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|live|paused|archived
     draft: Mapped[dict[str, Any] | None]

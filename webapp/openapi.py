@@ -60,9 +60,13 @@ EXTERNAL_ID = {
 }
 
 SIGNATURE_TEXT = (
-    "`Rapport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`, Stripe style. The HMAC is computed "
-    "with the workspace's signing secret over the ASCII bytes of `<t>.` followed by the raw request "
-    "body, exactly as sent, and hex-encoded in lower case. The timestamp must be within 5 minutes "
+    "`Rapport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`, Stripe style, on every write. The HMAC "
+    "is computed with the workspace's signing secret and hex-encoded in lower case. For `POST "
+    "/api/v1/events` and `/api/v1/events/batch` it is over the ASCII bytes of `<t>.` followed by the raw "
+    "request body, exactly as sent; for every other write over `<t>.<METHOD> <path>\\n<body>`: the "
+    "method in capitals, a space, the path as sent with its query string if any, a newline and the raw "
+    "body (empty for a DELETE), so a signature cannot be replayed on another path (the event endpoints "
+    "accept this form too). The timestamp must be within 5 minutes "
     "(300 s) of the server's clock, so a captured request cannot be replayed later. Several `v1=` "
     "values may be sent (one per secret) so a secret can be rotated without downtime; one must match."
 )
@@ -418,18 +422,30 @@ PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS | PROVIDER_PATHS
 PATHS |= CHANNEL_PATHS
 
 
+def _signed_writes(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every write the workspace key authorizes needs the signature too (webapp/auth.py says so
+    for every request): mark it here, once, so a newly added write endpoint is described right."""
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if method in ("post", "put", "patch", "delete") and operation.get("security", [BEARER]) == [BEARER]:
+                operation["security"] = [SIGNED]
+                if "401" in operation.get("responses", {}):
+                    operation["responses"]["401"] = _unauthorized(signed=True)
+    return paths
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "Rapport API",
         "version": "1",
         "description": "Send shop events in; Rapport runs journeys and sends messages. Reads use the "
-                       "workspace API key; event writes are also signed. Errors are JSON: "
+                       "workspace API key; every write is also signed (Rapport-Signature). Errors are JSON: "
                        "`{\"error\": <code>, \"message\": <text>}`, plus `errors` for field problems.",
     },
     "tags": [{"name": n} for n in ("events", "contacts", "journeys", "outbox", "webhooks", "meta")],
     "security": [BEARER],
-    "paths": PATHS,
+    "paths": _signed_writes(PATHS),
     "components": {
         "securitySchemes": {
             "ApiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "API key",

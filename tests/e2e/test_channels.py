@@ -65,8 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def api(stack: Stack, method: str, path: str, body: Any) -> Any:
-    response = requests.request(method, stack.base_url + path, json=body, timeout=10,
-                                headers={"Authorization": f"Bearer {stack.credentials.api_key}"})
+    response = stack.send(method, path, body)
     assert response.status_code < 300, response.text
     return response.json()
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import requests
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
@@ -94,11 +93,10 @@ def test_a_worker_killed_during_a_batch_leaves_no_duplicates_and_no_losses(
         stack: Stack, smtp: tuple[SlowSmtpHandler, int]) -> None:
     """SIGKILL mid-batch, a new worker: every email arrives once, except at most those in flight."""
     handler, _ = smtp
-    response = requests.post(stack.base_url + "/api/v1/journeys", timeout=10, json={
+    response = stack.send("POST", "/api/v1/journeys", {
         "name": "Flash sale", "publish": True, "definition": {
             "trigger": {"event": "cart_updated", "key": "cart_id"},
-            "steps": [{"id": "mail", "type": "send", "channel": "email", "template": "abandoned_cart"}]}},
-        headers={"Authorization": f"Bearer {stack.credentials.api_key}"})
+            "steps": [{"id": "mail", "type": "send", "channel": "email", "template": "abandoned_cart"}]}})
     assert response.status_code == 201, response.text
     now = datetime.now(UTC).isoformat()
     events = [{"id": f"cart-{n}", "type": "cart_updated", "occurred_at": now,

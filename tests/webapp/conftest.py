@@ -1,4 +1,4 @@
-"""Web fixtures: the Flask app on this test's database, queues and clock, and a signed POST."""
+"""Web fixtures: the Flask app on this test's database, queues and clock, and signed writes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 
 from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
-from engine.signing import sign
+from engine.signing import sign, sign_request
 from tests.conftest import FakeClock, Shop
 from webapp.app import create_app
 
@@ -73,3 +73,30 @@ def post_signed(
     all_headers = {**auth_headers(credentials), "Content-Type": "application/json", "Rapport-Signature": signature}
     all_headers.update(headers or {})
     return client.post(path, data=body, headers=all_headers)
+
+
+def signed_headers(client: FlaskClient, method: str, path: str, body: bytes,
+                   credentials: Credentials) -> dict[str, str]:
+    """The key and the signature of an API write other than event ingestion (method, path and body)."""
+    timestamp = int(client.application.extensions["rapport"]["clock"]().timestamp())
+    return {**auth_headers(credentials),
+            "Rapport-Signature": sign_request(credentials.signing_secret, method, path, body, timestamp)}
+
+
+def send_signed(
+    client: FlaskClient,
+    method: str,
+    path: str,
+    credentials: Credentials,
+    payload: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
+    """A write to the API signed the way every write but event ingestion is: `payload` goes
+    JSON-encoded (raw bytes as given, nothing when None)."""
+    body = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
+    all_headers = signed_headers(client, method, path, body, credentials)
+    if payload is not None:
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
+    return client.open(path, method=method, data=body, headers=all_headers)

@@ -16,7 +16,7 @@ from engine.models import Contact, Message
 from engine.services.channel_health import record_failure
 from engine.settings import ProviderSettings, Settings
 from tests.conftest import FakeClock, Shop
-from tests.webapp.conftest import auth_headers, close_app
+from tests.webapp.conftest import auth_headers, close_app, send_signed
 from webapp.app import create_app
 
 
@@ -80,7 +80,7 @@ def test_a_paused_channel_shows_as_paused_with_its_last_error(client, shop, sess
 def test_resuming_a_channel_answers_its_new_status(client, shop, sessions, clock) -> None:
     """POST .../resume unpauses and clears the count; the answer is the channel's status."""
     pause(sessions, shop, "sms", clock)
-    response = client.post("/api/v1/channels/sms/resume", headers=auth_headers(shop.credentials))
+    response = send_signed(client, "POST", "/api/v1/channels/sms/resume", shop.credentials)
     assert response.status_code == 200
     body = response.get_json()
     assert (body["channel"], body["paused"], body["paused_at"], body["consecutive_failures"]) == ("sms", False, None, 0)
@@ -89,13 +89,13 @@ def test_resuming_a_channel_answers_its_new_status(client, shop, sessions, clock
 
 def test_resuming_a_healthy_channel_is_harmless(client, shop) -> None:
     """Resume is idempotent: a running channel stays running."""
-    response = client.post("/api/v1/channels/email/resume", headers=auth_headers(shop.credentials))
+    response = send_signed(client, "POST", "/api/v1/channels/email/resume", shop.credentials)
     assert response.status_code == 200 and response.get_json()["paused"] is False
 
 
 def test_an_unknown_channel_is_404_naming_the_real_ones(client, shop) -> None:
     """A typo gets a clear message, not a silent success."""
-    response = client.post("/api/v1/channels/fax/resume", headers=auth_headers(shop.credentials))
+    response = send_signed(client, "POST", "/api/v1/channels/fax/resume", shop.credentials)
     assert response.status_code == 404
     assert response.get_json() == {"error": "not_found", "message": "no channel named 'fax'; "
                                    "the channels are email, sms, telegram, whatsapp, viber"}
@@ -118,7 +118,7 @@ def test_one_workspace_cannot_see_or_resume_anothers_channels(client, shop, seco
     """Health is scoped to the caller's workspace."""
     pause(sessions, second_shop, "viber", clock)
     assert channels(client, shop)["viber"]["paused"] is False
-    client.post("/api/v1/channels/viber/resume", headers=auth_headers(shop.credentials))
+    send_signed(client, "POST", "/api/v1/channels/viber/resume", shop.credentials)
     assert channels(client, second_shop)["viber"]["paused"] is True
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.models import Workspace
 from engine.services.delivery_settings import frequency_caps_for, quiet_hours_for
 from tests.conftest import Shop
-from tests.webapp.conftest import auth_headers
+from tests.webapp.conftest import auth_headers, send_signed
 
 URL = "/api/v1/settings/delivery"
 NIGHT = {"start": "21:00", "end": "09:00"}
@@ -23,7 +23,7 @@ def get(client: FlaskClient, shop: Shop) -> dict:
 
 
 def put(client: FlaskClient, shop: Shop, body: object):  # type: ignore[no-untyped-def]
-    return client.put(URL, json=body, headers=auth_headers(shop.credentials))
+    return send_signed(client, "PUT", URL, shop.credentials, body)
 
 
 def stored(sessions: sessionmaker[Session], shop: Shop) -> dict:
@@ -115,8 +115,7 @@ def test_invalid_settings_are_422_with_the_path_of_each_bad_field(client, shop, 
 def test_a_body_that_is_not_an_object_is_400(client, shop) -> None:
     """A list or a malformed body is refused before validation."""
     assert put(client, shop, [1, 2]).status_code == 400
-    response = client.put(URL, data="{nope", headers=auth_headers(shop.credentials) | {
-        "Content-Type": "application/json"})
+    response = send_signed(client, "PUT", URL, shop.credentials, b"{nope")
     assert response.status_code == 400 and response.get_json()["error"] == "malformed_json"
 
 

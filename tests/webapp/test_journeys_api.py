@@ -7,7 +7,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from tests.conftest import FakeClock, Shop, SmtpServer, drain
-from tests.webapp.conftest import auth_headers, post_signed
+from tests.webapp.conftest import auth_headers, post_signed, send_signed
 from triggers import abandoned_cart
 from triggers.demo import cart_event, order_event
 from workers.runtime import Runtime
@@ -17,12 +17,12 @@ JOURNEYS = "/api/v1/journeys"
 
 
 def create(client: FlaskClient, shop: Shop, definition: Any, *, publish: bool = True, name: str = "Cart") -> Any:
-    return client.post(JOURNEYS, json={"name": name, "definition": definition, "publish": publish},
-                       headers=auth_headers(shop.credentials))
+    return send_signed(client, "POST", JOURNEYS, shop.credentials,
+                       {"name": name, "definition": definition, "publish": publish})
 
 
-def act(client: FlaskClient, shop: Shop, path: str, **kwargs: Any) -> Any:
-    return client.post(f"{JOURNEYS}/{path}", headers=auth_headers(shop.credentials), **kwargs)
+def act(client: FlaskClient, shop: Shop, path: str, *, json: Any = None, data: bytes | None = None) -> Any:
+    return send_signed(client, "POST", f"{JOURNEYS}/{path}", shop.credentials, data if data is not None else json)
 
 
 def get(client: FlaskClient, shop: Shop, path: str = "") -> Any:
@@ -64,8 +64,8 @@ def test_publishing_freezes_versions_and_running_contacts_finish_on_theirs(
     post_signed(client, "/api/v1/events", cart_event("cart-v1", customer="early", email="early@example.com"),
                 shop.credentials)
     drain(runtime)
-    edited = client.put(f"{JOURNEYS}/{journey['id']}", json={"definition": abandoned_cart.recipe(wait_seconds=86400)},
-                        headers=auth_headers(shop.credentials))
+    edited = send_signed(client, "PUT", f"{JOURNEYS}/{journey['id']}", shop.credentials,
+                         {"definition": abandoned_cart.recipe(wait_seconds=86400)})
     assert edited.status_code == 200
     assert act(client, shop, f"{journey['id']}/publish").get_json()["version"] == 2
     post_signed(client, "/api/v1/events", cart_event("cart-v2", customer="late", email="late@example.com"),
