@@ -1,6 +1,7 @@
 """Journeys as code: a YAML file with the journey's name and its definition.
 
     name: Abandoned cart
+    uuid: 6f1c0a4e-...        # written by export: importing the file updates that journey
     definition:
       trigger: {event: cart_updated, key: cart_id}
       steps:
@@ -8,12 +9,14 @@
         - {type: send, id: reminder, channel: email, template: abandoned_cart}
 
 Loading validates like the API does, and every error names the path of the bad
-field (or the line, for YAML that does not parse).
+field (or the line, for YAML that does not parse). `uuid` is optional: a file without
+one (written by hand) makes a new journey on import.
 """
 
 from __future__ import annotations
 
 import re
+import uuid as uuids
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +42,12 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 class JourneyFile:
     name: str
     definition: dict[str, Any]
+    uuid: str | None = None  # the journey the file was exported from
 
 
-def dump(name: str, definition: dict[str, Any]) -> str:
-    return yaml.safe_dump({"name": name, "definition": definition}, sort_keys=False, allow_unicode=True, width=100)
+def dump(name: str, definition: dict[str, Any], uuid: str | None = None) -> str:
+    data: dict[str, Any] = {"name": name} | ({"uuid": uuid} if uuid else {}) | {"definition": definition}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
 def load(text: str) -> JourneyFile:
@@ -61,16 +66,27 @@ def load(text: str) -> JourneyFile:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         errors.append({"field": "name", "message": "a journey needs a name"})
-    extra = set(data) - {"name", "definition"}
+    extra = set(data) - {"name", "uuid", "definition"}
     if extra:
-        errors.append({"field": sorted(extra)[0], "message": "unknown key; expected name and definition"})
+        errors.append({"field": sorted(extra)[0], "message": "unknown key; expected name, uuid and definition"})
+    journey_uuid = data.get("uuid")
+    if journey_uuid is not None and not _is_uuid(journey_uuid):
+        errors.append({"field": "uuid", "message": "expected the uuid an export wrote (or no uuid at all)"})
     try:
         validate_definition(data.get("definition"))
     except DefinitionError as exc:
         errors.extend({"field": f"definition.{e['field']}", "message": e["message"]} for e in exc.errors)
     if errors:
         raise DefinitionError(errors)
-    return JourneyFile(str(name).strip(), data["definition"])
+    return JourneyFile(str(name).strip(), data["definition"], str(uuids.UUID(journey_uuid)) if journey_uuid else None)
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuids.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def line_of(text: str, field: str) -> int | None:

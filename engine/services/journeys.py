@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.errors import DefinitionError, NotFound
+from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys import JourneyDefinition, SendStep, parse_definition
 from engine.models import Journey, JourneyVersion
 from templates.rendering import template_exists
@@ -43,15 +43,20 @@ def validate_definition(data: Any) -> JourneyDefinition:
 
 
 def create_journey(
-    session: Session, workspace_id: str, name: str, definition: Any, *, now: datetime, publish: bool = True
+    session: Session, workspace_id: str, name: str, definition: Any, *, now: datetime, publish: bool = True,
+    uuid: str | None = None, recipe: str | None = None,
 ) -> Journey:
+    """A new journey; `uuid` keeps the one an imported file carries, `recipe` names where it came from."""
     name = name.strip()
     if not name:
         raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
     validate_definition(definition)
     journey = Journey(
-        workspace_id=workspace_id, name=name, status="draft", draft=definition, created_at=now, updated_at=now
+        workspace_id=workspace_id, name=name, status="draft", draft=definition, created_at=now, updated_at=now,
+        recipe=recipe,
     )
+    if uuid is not None:
+        journey.uuid = uuid
     session.add(journey)
     session.flush()
     if publish:
@@ -89,6 +94,67 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, now
     return version
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What an import or an install did: the journey, whether it is new, and what to warn about."""
+
+    journey: Journey
+    created: bool
+    warnings: list[str]
+
+
+def import_journey(session: Session, workspace_id: str, name: str, definition: Any, *, now: datetime,
+                   uuid: str | None = None, publish: bool = False, copy: bool = False) -> Saved:
+    """Update the journey a file came from (found by its uuid in this workspace) with a new draft,
+    published as a new version on request; create one if there is none, or if `copy` is asked."""
+    existing = None if copy or uuid is None else session.scalar(
+        select(Journey).where(Journey.workspace_id == workspace_id, Journey.uuid == uuid).with_for_update())
+    if existing is None:
+        journey = create_journey(session, workspace_id, name, definition, now=now, publish=publish,
+                                 uuid=None if copy else uuid)
+        return Saved(journey, True, trigger_overlaps(session, journey))
+    if existing.status == "archived":
+        raise JourneyConflict(f"journey {existing.id} ({existing.name!r}), which this file came from, is archived; "
+                              "import a copy to make a new journey from it", journey_id=existing.id)
+    update_draft(session, workspace_id, existing.id, now=now, definition=definition, name=name.strip() or None)
+    warnings = []
+    if publish and not _draft_is_live(session, existing):
+        publish_journey(session, workspace_id, existing.id, now=now)
+    if publish and existing.status == "paused":
+        warnings.append(f"journey {existing.id} is paused: its new version runs once it is resumed")
+    return Saved(existing, False, warnings + trigger_overlaps(session, existing))
+
+
+def _draft_is_live(session: Session, journey: Journey) -> bool:
+    """Publishing an unchanged draft again would only add an identical version."""
+    if journey.live_version_id is None or journey.draft is None:
+        return False
+    live = session.scalar(select(JourneyVersion.definition).where(JourneyVersion.id == journey.live_version_id))
+    return live == definition_json(validate_definition(journey.draft))
+
+
+def trigger_overlaps(session: Session, journey: Journey) -> list[str]:
+    """Warnings for each other live journey of the workspace entered by an event this live journey is
+    entered by too: a contact would enter both and get both journeys' messages (two cart reminders)."""
+    if journey.status != "live" or journey.live_version_id is None:
+        return []
+    mine = session.scalar(select(JourneyVersion.trigger_event).where(JourneyVersion.id == journey.live_version_id))
+    events = set((mine or "").split(","))
+    rows = session.execute(
+        select(Journey.id, Journey.name, JourneyVersion.trigger_event)
+        .join(JourneyVersion, JourneyVersion.id == Journey.live_version_id)
+        .where(Journey.workspace_id == journey.workspace_id, Journey.status == "live", Journey.id != journey.id)
+        .order_by(Journey.id)
+    )
+    warnings = []
+    for other_id, other_name, other_events in rows:
+        shared = events & set(other_events.split(","))
+        if shared:
+            warnings.append(f"journey {other_id} ({other_name!r}) is also live on {', '.join(sorted(shared))}: "
+                            "a contact enters both and gets the messages of each")
+    return warnings
+
+
 def definition_json(definition: JourneyDefinition) -> dict[str, Any]:
     """The canonical JSON form: every field spelled out, aliases as written (e.g. "not")."""
     return definition.model_dump(mode="json", by_alias=True)
@@ -104,6 +170,16 @@ def get_journey(session: Session, workspace_id: str, journey_id: int, *, lock: b
 
 def list_journeys(session: Session, workspace_id: str) -> list[Journey]:
     return list(session.scalars(select(Journey).where(Journey.workspace_id == workspace_id).order_by(Journey.id)))
+
+
+def live_version_summaries(session: Session, workspace_id: str) -> dict[int, tuple[int, str]]:
+    """Each journey's published version number and entry events, by journey id (for listings)."""
+    rows = session.execute(
+        select(Journey.id, JourneyVersion.version, JourneyVersion.trigger_event)
+        .join(JourneyVersion, JourneyVersion.id == Journey.live_version_id)
+        .where(Journey.workspace_id == workspace_id)
+    )
+    return {journey_id: (number, events) for journey_id, number, events in rows}
 
 
 def update_draft(session: Session, workspace_id: str, journey_id: int, *, now: datetime,
