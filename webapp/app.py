@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
@@ -17,10 +18,25 @@ from workers.queues import connect_redis, make_job_sink
 MAX_BODY = 1024 * 1024  # 1 MiB
 
 
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every route: only what a database id column can hold (BIGINT), so a larger
+    number in a path is an ordinary 404 instead of an "out of range" error from the database."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+    def to_python(self, value: str) -> Any:
+        if len(value) > 19:  # past BIGINT; and int() refuses thousands of digits with a ValueError
+            raise ValidationError()
+        return super().to_python(value)
+
+
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    app.url_map.converters["int"] = DatabaseId  # before any blueprint adds its routes
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (rapport run sets it for the processes it starts)")
     redis = connect_redis(settings.redis_url)
@@ -37,6 +53,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     app.register_blueprint(api.bp)
     app.register_blueprint(journeys_api.bp)
+    app.register_blueprint(journeys_api.recipes_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(shop_webhooks.bp)

@@ -2,6 +2,9 @@
 
 Drafts are edited freely; publishing freezes the draft into a new immutable version
 that new enrollments use, while running contacts finish on the version they entered.
+Answers that make a journey live carry `warnings` (another live journey is entered by
+the same event). The trigger library's recipes are listed and installed under
+/api/v1/recipes (`recipes_bp`).
 """
 
 from __future__ import annotations
@@ -11,31 +14,44 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from engine import journey_files
-from engine.errors import DefinitionError
+from engine.errors import DefinitionError, JourneyConflict
 from engine.models import Journey, JourneyVersion
 from engine.services import journeys
 from engine.services.journey_stats import journey_stats
+from triggers import install
+from triggers.library import RECIPES
 from webapp import context
 from webapp.auth import authenticate
 from webapp.errors import BadJson, error, register_api_errors
+from webapp.json_body import json_body
 
 bp = Blueprint("journeys_api", __name__, url_prefix="/api/v1/journeys")
-register_api_errors(bp)
+recipes_bp = Blueprint("recipes_api", __name__, url_prefix="/api/v1/recipes")
 
 
-@bp.errorhandler(DefinitionError)
 def _invalid(exc: DefinitionError) -> Any:
     return error(422, "invalid_journey", "the journey definition has invalid fields", errors=exc.errors)
 
 
-@bp.errorhandler(journeys.JourneyStateError)
 def _conflict(exc: journeys.JourneyStateError) -> Any:
     return error(409, "journey_state", str(exc))
 
 
+def _exists(exc: JourneyConflict) -> Any:
+    return error(409, "journey_exists", str(exc), journey_id=exc.journey_id)
+
+
+for _bp in (bp, recipes_bp):
+    register_api_errors(_bp)
+    _bp.register_error_handler(DefinitionError, _invalid)
+    _bp.register_error_handler(journeys.JourneyStateError, _conflict)
+    _bp.register_error_handler(JourneyConflict, _exists)
+
+
 def journey_json(journey: Journey) -> dict[str, Any]:
     return {
-        "id": journey.id, "name": journey.name, "status": journey.status, "draft": journey.draft,
+        "id": journey.id, "uuid": journey.uuid, "recipe": journey.recipe, "name": journey.name,
+        "status": journey.status, "draft": journey.draft,
         "live_version_id": journey.live_version_id, "created_at": journey.created_at.isoformat(),
         "updated_at": journey.updated_at.isoformat(),
     }
@@ -47,7 +63,7 @@ def version_json(version: JourneyVersion) -> dict[str, Any]:
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    data = json_body()
     if not isinstance(data, dict):
         raise BadJson("expected a JSON object")
     return data
@@ -69,7 +85,7 @@ def create() -> Any:
     with context.sessions().begin() as session:
         journey = journeys.create_journey(session, caller.workspace_id, body["name"], body.get("definition"),
                                           now=context.now(), publish=bool(body.get("publish", False)))
-        return jsonify(journey_json(journey)), 201
+        return jsonify(journey_json(journey) | {"warnings": journeys.trigger_overlaps(session, journey)}), 201
 
 
 @bp.post("/validate")
@@ -104,7 +120,8 @@ def publish(journey_id: int) -> Any:
     caller = authenticate(signed=False)
     with context.sessions().begin() as session:
         version = journeys.publish_journey(session, caller.workspace_id, journey_id, now=context.now())
-        return jsonify(version_json(version)), 201
+        journey = journeys.get_journey(session, caller.workspace_id, journey_id)
+        return jsonify(version_json(version) | {"warnings": journeys.trigger_overlaps(session, journey)}), 201
 
 
 @bp.post("/<int:journey_id>/pause", defaults={"action": "pause"})
@@ -114,7 +131,7 @@ def change_status(journey_id: int, action: str) -> Any:
     caller = authenticate(signed=False)
     with context.sessions().begin() as session:
         journey = journeys.change_status(session, caller.workspace_id, journey_id, action, now=context.now())
-        return jsonify(journey_json(journey))
+        return jsonify(journey_json(journey) | {"warnings": journeys.trigger_overlaps(session, journey)})
 
 
 @bp.get("/<int:journey_id>/versions")
@@ -137,7 +154,7 @@ def export(journey_id: int) -> Any:
     caller = authenticate(signed=False)
     with context.sessions()() as session:
         journey = journeys.get_journey(session, caller.workspace_id, journey_id)
-        text = journey_files.dump(journey.name, journey.draft or {})
+        text = journey_files.dump(journey.name, journey.draft or {}, journey.uuid)
     filename = f"journey-{journey_id}.yaml"
     return Response(text, mimetype="application/yaml",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -145,10 +162,48 @@ def export(journey_id: int) -> Any:
 
 @bp.post("/import")
 def import_() -> Any:
-    """Create a journey from a YAML file; ?publish=true publishes it at once."""
+    """Update the journey a YAML file was exported from (200), or create one (201): a file without
+    a uuid, a uuid unknown here, or ?copy=true. ?publish=true publishes it as a new version."""
     caller = authenticate(signed=False)
     loaded = journey_files.load(request.get_data(as_text=True))
     with context.sessions().begin() as session:
-        journey = journeys.create_journey(session, caller.workspace_id, loaded.name, loaded.definition,
-                                          now=context.now(), publish=request.args.get("publish") == "true")
-        return jsonify(journey_json(journey)), 201
+        saved = journeys.import_journey(session, caller.workspace_id, loaded.name, loaded.definition,
+                                        uuid=loaded.uuid, now=context.now(), publish=_flag("publish"),
+                                        copy=_flag("copy"))
+        return jsonify(journey_json(saved.journey) | {"created": saved.created, "warnings": saved.warnings}), (
+            201 if saved.created else 200)
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false")
+    if value not in ("true", "false"):
+        raise DefinitionError([{"field": name, "message": "expected true or false"}])
+    return value == "true"
+
+
+@recipes_bp.get("")
+def list_recipes() -> Any:
+    """The trigger library: name (to install by), the journey's name, a line, and the options."""
+    authenticate(signed=False)
+    return jsonify(recipes=[install.recipe_summary(slug, recipe) for slug, recipe in RECIPES.items()])
+
+
+@recipes_bp.post("/<name>/install")
+def install_recipe(name: str) -> Any:
+    """Install a recipe as a journey: {"publish": bool, "copy": bool, "options": {...}}, all optional.
+    Installed already: 409 naming the journey, unless copy asks for a second one."""
+    caller = authenticate(signed=False)
+    body = _body() if request.get_data() else {}
+    errors = [{"field": key, "message": "expected true or false"} for key in ("publish", "copy")
+              if not isinstance(body.get(key, False), bool)]
+    if not isinstance(body.get("options", {}), dict):
+        errors.append({"field": "options", "message": "expected an object of the recipe's options"})
+    if errors:
+        raise DefinitionError(errors)
+    with context.sessions().begin() as session:
+        saved = install.install_recipe(session, caller.workspace_id, name, options=body.get("options"),
+                                       now=context.now(), publish=body.get("publish", False),
+                                       copy=body.get("copy", False))
+        journey = saved.journey
+        return jsonify(journey_json(journey) | {"templates": install.templates_used(journey.draft or {}),
+                                                "warnings": saved.warnings}), 201

@@ -14,6 +14,8 @@ DEFINITION_DOC = (
 DEFINITION = {"type": "object", "description": DEFINITION_DOC}
 JOURNEY = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"},
+    "uuid": {"type": "string", "description": "Written into exported files: importing one updates this journey."},
+    "recipe": {"type": ["string", "null"], "description": "The recipe it was installed from, if any."},
     "status": {"enum": ["draft", "live", "paused", "archived"]},
     "draft": DEFINITION, "live_version_id": {"type": ["integer", "null"]},
     "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
@@ -21,6 +23,9 @@ JOURNEY = {"type": "object", "properties": {
 VERSION = {"type": "object", "properties": {
     "id": {"type": "integer"}, "version": {"type": "integer"}, "definition": DEFINITION,
     "created_at": {"type": "string", "format": "date-time"}}}
+WARNINGS = {"warnings": {"type": "array", "items": {"type": "string"}, "description": (
+    "Other live journeys entered by the same event as this live one: a contact would get the messages of each.")}}
+WARNED_JOURNEY = {"type": "object", "properties": JOURNEY["properties"] | WARNINGS}
 ERRORS = {"type": "object", "properties": {
     "error": {"type": "string"}, "message": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
@@ -41,13 +46,50 @@ def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> di
 INVALID = _answer("The definition has invalid fields; `errors` names each path.", ERRORS)
 NOT_FOUND = _answer("No such journey in this workspace.", ERRORS)
 CONFLICT = _answer("The journey's status does not allow this (e.g. resuming an archived journey).", ERRORS)
+IMPORTED = {"type": "object", "properties": WARNED_JOURNEY["properties"] | {"created": {"type": "boolean"}}}
 JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
     "name": {"type": "string"}, "definition": DEFINITION, "publish": {"type": "boolean"}}}}}}
 
 
+EXISTS = _answer("The journey exists already (`journey_id` names it): a recipe installed before, or the journey "
+                 "a file came from is archived. Ask for a copy instead.", {"type": "object", "properties": {
+                     **ERRORS["properties"], "journey_id": {"type": "integer"}}})
+
+
 def _status(action: str, text: str) -> dict[str, Any]:
     return {"parameters": [JOURNEY_ID], "post": _op(
-        f"{action}Journey", text, {"200": _answer("The journey.", JOURNEY), "404": NOT_FOUND, "409": CONFLICT})}
+        f"{action}Journey", text, {"200": _answer("The journey, and `warnings`.", WARNED_JOURNEY), "404": NOT_FOUND,
+                                   "409": CONFLICT})}
+
+
+RECIPE = {"type": "object", "properties": {
+    "name": {"type": "string", "description": "What to install it by, e.g. abandoned_cart."},
+    "journey_name": {"type": "string"}, "description": {"type": "string"},
+    "options": {"type": "object", "description": "Each option with its `default`, or `required: true`.",
+                "additionalProperties": {"type": "object"}}}}
+TEMPLATE_USED = {"type": "object", "properties": {
+    "channel": {"type": "string"}, "template": {"type": "string"},
+    "path": {"type": "string", "description": "Where the template ships, e.g. templates/email/abandoned_cart/"}}}
+INSTALLED = {"type": "object", "properties": JOURNEY["properties"] | WARNINGS | {
+    "templates": {"type": "array", "items": TEMPLATE_USED}}}
+RECIPE_PATHS: dict[str, Any] = {
+    "/api/v1/recipes": {"get": _op(
+        "listRecipes", "The trigger library: ready journeys to install", {"200": _answer("Every recipe.", {
+            "type": "object", "properties": {"recipes": {"type": "array", "items": RECIPE}}})})},
+    "/api/v1/recipes/{name}/install": {
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "post": _op(
+            "installRecipe", "Install a recipe as a journey (published at once with publish: true); its templates "
+            "ship with Rapport",
+            {"201": _answer("The journey, the templates it sends, and `warnings`.", INSTALLED),
+             "404": _answer("No such recipe.", ERRORS), "409": EXISTS,
+             "422": _answer("Bad options; `errors` names each (options.<name>).", ERRORS)},
+            requestBody={"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "publish": {"type": "boolean"},
+                    "copy": {"type": "boolean", "description": "Install a second copy if it is installed already."},
+                    "options": {"type": "object", "description": "The recipe's options (see the listing)."}}}}}})},
+}
 
 
 JOURNEY_PATHS: dict[str, Any] = {
@@ -55,16 +97,21 @@ JOURNEY_PATHS: dict[str, Any] = {
         "get": _op("listJourneys", "List journeys", {"200": _answer("All journeys of the workspace.", {
             "type": "object", "properties": {"journeys": {"type": "array", "items": JOURNEY}}})}),
         "post": _op("createJourney", "Create a journey (a draft; published at once with publish: true)",
-                    {"201": _answer("Created.", JOURNEY), "422": INVALID}, requestBody=JSON_BODY),
+                    {"201": _answer("Created, with `warnings`.", WARNED_JOURNEY), "422": INVALID},
+                    requestBody=JSON_BODY),
     },
     "/api/v1/journeys/validate": {"post": _op(
         "validateJourney", "Validate a definition without saving it",
         {"200": _answer("`valid`, and the errors with their paths.", {"type": "object", "properties": {
             "valid": {"type": "boolean"}, "errors": ERRORS["properties"]["errors"]}})}, requestBody=JSON_BODY)},
     "/api/v1/journeys/import": {"post": _op(
-        "importJourney", "Create a journey from a YAML file (`name` and `definition`); ?publish=true publishes it",
-        {"201": _answer("Created.", JOURNEY), "422": INVALID},
-        parameters=[{"name": "publish", "in": "query", "schema": {"type": "boolean"}}],
+        "importJourney", "Import a YAML file (`name`, `uuid`, `definition`): updates the journey it was exported "
+        "from (a new draft; ?publish=true publishes it as a new version), or creates one (no uuid, a uuid unknown "
+        "here, or ?copy=true)",
+        {"200": _answer("Updated; `created` is false.", IMPORTED), "201": _answer("Created.", IMPORTED),
+         "409": EXISTS, "422": INVALID},
+        parameters=[{"name": "publish", "in": "query", "schema": {"type": "boolean"}},
+                    {"name": "copy", "in": "query", "schema": {"type": "boolean"}}],
         requestBody={"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}})},
     "/api/v1/journeys/{journey_id}": {
         "parameters": [JOURNEY_ID],
@@ -75,7 +122,9 @@ JOURNEY_PATHS: dict[str, Any] = {
     },
     "/api/v1/journeys/{journey_id}/publish": {"parameters": [JOURNEY_ID], "post": _op(
         "publishJourney", "Publish the draft as a new immutable version; running contacts stay on theirs",
-        {"201": _answer("The new version.", VERSION), "404": NOT_FOUND, "409": CONFLICT, "422": INVALID})},
+        {"201": _answer("The new version, and `warnings`.", {"type": "object", "properties": VERSION["properties"]
+                                                             | WARNINGS}),
+         "404": NOT_FOUND, "409": CONFLICT, "422": INVALID})},
     "/api/v1/journeys/{journey_id}/pause": _status("pause", "Pause: timers hold and nobody enters"),
     "/api/v1/journeys/{journey_id}/resume": _status("resume", "Resume: due timers fire"),
     "/api/v1/journeys/{journey_id}/archive": _status("archive", "Archive: live runs exit"),
@@ -90,3 +139,4 @@ JOURNEY_PATHS: dict[str, Any] = {
         {"200": {"description": "YAML", "content": {"application/yaml": {"schema": {"type": "string"}}}},
          "404": NOT_FOUND})},
 }
+JOURNEY_PATHS |= RECIPE_PATHS

@@ -143,16 +143,33 @@ def test_another_workspaces_journey_is_not_found(client, shop, second_shop) -> N
     assert get(client, second_shop).get_json()["journeys"] == []
 
 
-def test_a_journey_exported_as_yaml_imports_back_unchanged(client, shop) -> None:
-    """Export gives a YAML file; importing it creates an equal journey."""
+def test_a_journey_exported_as_yaml_imports_back_into_the_same_journey(client, shop) -> None:
+    """Export gives a YAML file that names the journey; importing it updates that journey, not a second one."""
     journey = create(client, shop, abandoned_cart.recipe(wait_seconds=600)).get_json()
     exported = client.get(f"{JOURNEYS}/{journey['id']}/export", headers=auth_headers(shop.credentials))
     assert exported.status_code == 200 and exported.mimetype == "application/yaml"
-    assert "name: Cart" in exported.get_data(as_text=True)
-    imported = act(client, shop, "import?publish=true", data=exported.get_data())
-    assert imported.status_code == 201
+    text = exported.get_data(as_text=True)
+    assert "name: Cart" in text and f"uuid: {journey['uuid']}" in text
+    imported = act(client, shop, "import?publish=true", data=text.replace("seconds: 600", "seconds: 900").encode())
+    assert imported.status_code == 200, imported.get_json()
     again = imported.get_json()
-    assert again["draft"] == journey["draft"] and again["status"] == "live" and again["id"] != journey["id"]
+    assert (again["id"], again["created"], again["status"]) == (journey["id"], False, "live")
+    assert again["draft"]["steps"][0]["seconds"] == 900 and again["warnings"] == []
+    versions = get(client, shop, f"/{journey['id']}/versions").get_json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert [j["id"] for j in get(client, shop).get_json()["journeys"]] == [journey["id"]]
+
+
+def test_importing_a_copy_makes_a_second_journey_and_warns_about_the_shared_trigger(client, shop) -> None:
+    """?copy=true creates a new journey; live on the same events as the first, the answer warns."""
+    journey = create(client, shop, abandoned_cart.recipe(wait_seconds=600)).get_json()
+    exported = client.get(f"{JOURNEYS}/{journey['id']}/export", headers=auth_headers(shop.credentials))
+    copy = act(client, shop, "import?publish=true&copy=true", data=exported.get_data())
+    assert copy.status_code == 201
+    body = copy.get_json()
+    assert body["id"] != journey["id"] and body["uuid"] != journey["uuid"] and body["created"] is True
+    assert body["warnings"] == [f"journey {journey['id']} ('Cart') is also live on cart_updated, checkout_started: "
+                                "a contact enters both and gets the messages of each"]
 
 
 def test_importing_bad_yaml_names_the_line_or_the_field(client, shop) -> None:
