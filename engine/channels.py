@@ -4,14 +4,19 @@ Every channel adapter (workers/channels/) is a `MessageSender`: it hands one
 `OutgoingMessage` to its provider and returns a `Receipt`, or raises
 TransientSendError (retry later, maybe after `retry_after`) or PermanentSendError
 (give up; `address_dead` when the address itself is gone: hard bounce, blocked
-bot, number not in service) from engine.errors. Providers' webhooks are read by a
+bot, number not in service) from engine.errors. Before the first byte of the message
+itself goes out (SMTP: after 354 to DATA; HTTP: right before the request) it calls
+`on_handover()`: dispatch marks the message `sending` there, so a worker killed before
+that point leaves a message that is simply sent again. If `on_handover` raises, the
+adapter sends nothing and lets the exception through. Once the message is out, a lost
+answer is SendInDoubt (the in-doubt policy decides), never a silent retry. Providers' webhooks are read by a
 `WebhookReader`, which verifies the signature and returns what happened as
 `DeliveryEvent`s (receipts) and `InboundMessage`s (replies, /start, STOP).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -62,8 +67,9 @@ class Receipt:
 
 
 class MessageSender(Protocol):
-    def send(self, message: OutgoingMessage) -> Receipt:
-        """Hand the message to the provider; raise TransientSendError / PermanentSendError."""
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> Receipt:
+        """Hand the message to the provider, calling `on_handover` right before the message itself goes
+        out; raise TransientSendError / PermanentSendError / SendInDoubt."""
         ...
 
 
@@ -112,8 +118,9 @@ class WebhookReader(Protocol):
 
 
 class WebhookSender(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
-        """POST `body`; return a short receipt (e.g. "HTTP 204")."""
+    def post(self, url: str, body: bytes, headers: dict[str, str], *,
+             on_handover: Callable[[], None] | None = None) -> str:
+        """POST `body` (calling `on_handover` right before); return a short receipt (e.g. "HTTP 204")."""
         ...
 
 

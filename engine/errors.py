@@ -73,6 +73,11 @@ class SendInDoubt(SendError):
     """
 
 
+class ClaimLost(SendError):
+    """Raised by dispatch's hand-over callback when the worker's claim on the message went to another
+    worker: the adapter must abandon the send before anything reaches the provider."""
+
+
 class JourneyConflict(RapportError):
     """The journey already exists (a recipe installed before, a file whose journey is archived).
 

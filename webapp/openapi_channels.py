@@ -52,6 +52,13 @@ DELIVERY_SETTINGS = {"type": "object", "additionalProperties": False, "propertie
         "expire_after_hours": {"type": "integer", "minimum": 0, "maximum": 720, "default": 24}},
         "description": "A marketing message held for a paused channel and older than this when the channel is "
                        "resumed is skipped instead of sent late; transactional ones always go. 0: never skip."},
+    "in_doubt": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+        "transactional": {"enum": ["resend", "skip"], "default": "resend"},
+        "marketing": {"enum": ["resend", "skip"], "default": "skip"}},
+        "description": "What happens to a message whose body may have reached the provider without its answer "
+                       "being recorded (its worker was killed mid-send, or the connection broke after the body "
+                       "went out): `resend` sends it again (a possible duplicate, same Message-ID), `skip` leaves "
+                       "it `unknown` (a possible loss)."},
 }}
 
 

@@ -170,8 +170,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     rt.sessions  # connect before taking jobs, so a bad DATABASE_URL fails at start  # noqa: B018
     queues = list(make_queues(rt.redis, settings.namespace).values())
     # SimpleWorker runs jobs in-process: no fork per job, and the SMTP connection and
-    # parsed journeys stay warm between jobs. Jobs carry batches of ids.
-    worker = Worker(queues, connection=rt.redis)
+    # parsed journeys stay warm between jobs. Jobs carry batches of ids. SIGTERM: the job at
+    # hand stops after the message it is handing over and gives the rest back (rt.stopping).
+    worker = Worker(queues, connection=rt.redis, stopping=rt.stopping)
     worker.work(burst=args.burst, logging_level="INFO", with_scheduler=False)
     return 0
 

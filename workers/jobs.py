@@ -32,4 +32,5 @@ def advance_runs(run_ids: list[int]) -> None:
 def dispatch_messages(message_ids: list[int]) -> None:
     rt = current()
     dispatch.dispatch_messages(rt.sessions, message_ids, channels=rt.channels, clock=rt.clock,
-                               pause_after=rt.settings.channel_pause_after, lanes=rt.settings.dispatch_lanes)
+                               pause_after=rt.settings.channel_pause_after, lanes=rt.settings.dispatch_lanes,
+                               stopping=rt.stopping.is_set)

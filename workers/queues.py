@@ -6,6 +6,7 @@ about 800 jobs/s per worker), use the JSON serializer, and keep no results.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -131,7 +132,13 @@ def wait_for_inbox(redis: Redis, namespace: str, timeout: float) -> bool:
 
 
 class Worker(SimpleWorker):
-    """RQ's SimpleWorker (jobs run in-process, JSON payloads) that ends its command listener promptly.
+    """RQ's SimpleWorker (jobs run in-process, JSON payloads) that stops promptly and ends its command
+    listener promptly.
+
+    A warm shutdown (the first SIGTERM or SIGINT) lets RQ finish the job at hand; `stopping` is set
+    too, which a dispatch job reads between two messages: it finishes the one it is handing over and
+    gives its other claims back at once (engine/services/dispatch.py), so a stop leaves nothing in
+    doubt and the job ends in moments however many messages it held.
 
     rq unsubscribes the worker's pubsub channel and then stops the listener thread. With
     redis-py 8.2 the thread, woken by the unsubscribe reply and finding nothing subscribed,
@@ -142,8 +149,13 @@ class Worker(SimpleWorker):
     nothing left to unsubscribe.
     """
 
-    def __init__(self, queues: list[Queue], connection: Redis):
+    def __init__(self, queues: list[Queue], connection: Redis, *, stopping: threading.Event | None = None):
         super().__init__(queues, connection=connection, serializer=JSONSerializer)
+        self.stopping = stopping if stopping is not None else threading.Event()
+
+    def handle_warm_shutdown_request(self) -> None:
+        self.stopping.set()
+        super().handle_warm_shutdown_request()
 
     def unsubscribe(self) -> None:
         thread, pubsub = self.pubsub_thread, self.pubsub

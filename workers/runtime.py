@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -24,6 +25,9 @@ from workers.webhook import HttpWebhookSender
 class Runtime:
     settings: Settings
     clock: Callable[[], datetime] = utcnow
+    # Set when the process was asked to stop (SIGTERM): a dispatch job then finishes the
+    # message it is handing over and gives its other claims back at once.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @cached_property
     def redis(self) -> Redis:

@@ -31,7 +31,8 @@ def run_once(rt: Runtime) -> SweepReport:
             report = sweep(session, now=rt.clock(), redeliver_after=timedelta(seconds=rt.settings.redeliver_after),
                            limit=rt.settings.batch_size)
         total = SweepReport(total.due_runs + report.due_runs, total.events + report.events,
-                            total.messages + report.messages, total.unknown + report.unknown)
+                            total.messages + report.messages, total.in_doubt + report.in_doubt,
+                            total.released + report.released)
         if max(report.due_runs, report.events, report.messages) < rt.settings.batch_size:
             return total
 

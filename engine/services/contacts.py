@@ -39,6 +39,9 @@ def profile(contact: Contact) -> dict[str, Any]:
         "messenger_ids": contact.messenger_ids,
         "consent": {channel: contact.consent.get(channel, "unknown")
                     for channel in ("email", "sms", "telegram", "whatsapp", "viber")},
+        # When, how and by whom each channel's state was set (engine.services.consent); channels set
+        # before these records were kept, or never set, are absent.
+        "consent_records": dict(contact.consent_records or {}),
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat(),
         "metrics": metrics_of(contact),

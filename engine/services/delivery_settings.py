@@ -14,9 +14,15 @@ They live in `Workspace.settings` under these keys, each optional:
 - `held_messages`: {"expire_after_hours": 24}: a marketing message held for a paused
   channel that is older than this when the channel is resumed is skipped, not sent late
   (transactional ones always go). 0 sends them however old.
+- `in_doubt`: {"transactional": "resend", "marketing": "skip"}: what happens to a message
+  whose body may have reached the provider without its answer being recorded (its worker
+  was killed mid-send, or the connection broke after the body went out). "resend" sends it
+  again (a possible duplicate, with the same Message-ID); "skip" leaves it `unknown` (a
+  possible loss). Defaults: resend transactional, skip marketing.
 
 `update_delivery_settings` validates before anything is stored; the pure accessors
-(`quiet_hours_for`, `frequency_caps_for`, `attribution_for`, `held_expiry_hours`) apply
+(`quiet_hours_for`, `frequency_caps_for`, `attribution_for`, `held_expiry_hours`,
+`in_doubt_policy`) apply
 the defaults and are what the policies and dispatch read.
 """
 
@@ -35,9 +41,11 @@ from engine.errors import FieldErrors, NotFound
 from engine.models import Workspace
 from engine.policies import parse_frequency_caps, parse_quiet_hours
 
-KEYS = ("quiet_hours", "frequency_caps", "attribution", "held_messages")
+KEYS = ("quiet_hours", "frequency_caps", "attribution", "held_messages", "in_doubt")
 DEFAULT_ATTRIBUTION = {"click_days": 5, "open_days": 1}
 DEFAULT_HELD_EXPIRY_HOURS = 24
+InDoubtPolicy = Literal["resend", "skip"]
+DEFAULT_IN_DOUBT: dict[str, InDoubtPolicy] = {"transactional": "resend", "marketing": "skip"}
 _CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -81,6 +89,13 @@ class HeldMessages(BaseModel):
     expire_after_hours: int = Field(default=DEFAULT_HELD_EXPIRY_HOURS, ge=0, le=24 * 30)
 
 
+class InDoubt(BaseModel):
+    # strict: only the two words themselves, never a boolean or a number standing for one
+    model_config = ConfigDict(extra="forbid", strict=True)
+    transactional: InDoubtPolicy = DEFAULT_IN_DOUBT["transactional"]
+    marketing: InDoubtPolicy = DEFAULT_IN_DOUBT["marketing"]
+
+
 class DeliverySettings(BaseModel):
     """A PUT body: each section given replaces the stored one; null restores its defaults."""
 
@@ -92,6 +107,7 @@ class DeliverySettings(BaseModel):
 
 
 def parse_delivery_settings(data: Any) -> DeliverySettings:
+    in_doubt: InDoubt | None = None
     """Validate; FieldErrors name each bad field by its path ("quiet_hours.sms.start")."""
     try:
         return DeliverySettings.model_validate(data)
@@ -136,6 +152,12 @@ def held_expiry_hours(settings: dict[str, Any] | None) -> int:
 def effective_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     """What applies now, defaults filled in, in the shape a PUT takes (so GET -> PUT round-trips)."""
     return {
+def in_doubt_policy(settings: dict[str, Any] | None, *, transactional: bool) -> InDoubtPolicy:
+    """"resend" or "skip": what to do with a message of this kind that may have reached the provider."""
+    policy = _stored(settings).in_doubt or InDoubt()
+    return policy.transactional if transactional else policy.marketing
+
+
         "quiet_hours": {
             channel: {"start": window[0].strftime("%H:%M"), "end": window[1].strftime("%H:%M")} if window else None
             for channel, window in quiet_hours_for(settings).items()
@@ -146,6 +168,7 @@ def effective_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+        "in_doubt": (_stored(settings).in_doubt or InDoubt()).model_dump(),
 def delivery_settings(session: Session, workspace_id: str) -> dict[str, Any]:
     workspace = session.get(Workspace, workspace_id)
     if workspace is None:

@@ -1,11 +1,14 @@
 """Dispatch: claim each message, render it, hand it to its channel, record what happened.
 
-A batch of ids is read once; then each message is claimed on its own by one
-conditional UPDATE (scheduled -> sending) whose row count says who won, sent with no
-transaction open, and recorded in the same commit that claims the next one. A worker
-that dies therefore leaves at most one message in `sending` — the one whose fate is
-unknown, which the sweeper marks `unknown` rather than risk a second copy — and the
-rest of its batch still `scheduled`, to be handed out again.
+A batch of ids is read once; messages are claimed in chunks (scheduled -> claimed, under
+the job's token and lease), rendered and sent with no transaction open. Each one is marked
+`sending` only at the moment its body is handed over (the adapter calls back: after the
+SMTP server's 354, right before an HTTP request), in the same commit that records the
+previous one as sent (engine/services/handover.py). A worker that dies therefore leaves at
+most one message per lane in doubt; its other claims, even rendered or mid MAIL/RCPT, go
+back to be sent when its lease runs out (seconds), or at once when it stops gracefully
+(`stopping`). What is truly in doubt is settled by the workspace's policy
+(engine/services/in_doubt.py).
 
 Outcomes: sent; retried later with backoff (timeouts, 429, 5xx: TransientSendError);
 re-routed to the step's next fallback channel (a permanent failure, a paused or
@@ -29,11 +32,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.channels import Channels
 from engine.db import defer, dialect_insert
-from engine.errors import ChannelUnavailable, PermanentSendError, TemplateError, TransientSendError
+from engine.errors import (
+    ChannelUnavailable,
+    ClaimLost,
+    PermanentSendError,
+    SendInDoubt,
+    TemplateError,
+    TransientSendError,
+)
 from engine.models import Contact, Message, MessageStatus, Suppression, Workspace
 from engine.policies import parse_quiet_hours, quiet_until, route
-from engine.services import channel_health, routing
-from engine.services.handover import MESSAGES, SentRecord, handover
+from engine.services import channel_health, in_doubt, routing
+from engine.services.handover import MESSAGES, Handover, Lease, SentRecord, handover, release_claims
 from engine.services.journal import record_message
 from engine.services.outgoing import build
 
@@ -67,28 +77,44 @@ class _Batch:
         return self.quiet[workspace_id]
 
 
+def _not_stopping() -> bool:
+    return False
+
+
 def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *, channels: Channels,
                       clock: Callable[[], datetime], pause_after: int = 10, lanes: int = 1,
-                      sleep: Callable[[float], None] = time.sleep) -> None:
+                      sleep: Callable[[float], None] = time.sleep,
+                      stopping: Callable[[], bool] = _not_stopping) -> None:
+    """Send the due ones among `message_ids`. `stopping()` true (a graceful stop): each lane finishes
+    the message it is handing over and the job's other claims are released at once."""
     batch = _load(sessions, message_ids, now=clock())
     ids = sorted(batch.messages)
+    if not ids:
+        return
+    token = secrets.token_hex(8)  # the job's claims; its lease renews them while it runs
 
     def lane(part: list[int]) -> None:
         for start in range(0, len(part), CHUNK):
-            token = secrets.token_hex(8)
+            if stopping():
+                return
             mine = _claim_chunk(sessions, [batch.messages[i] for i in part[start:start + CHUNK]], batch, channels,
                                 token, now=clock())
-            _send_chunk(sessions, mine, batch, channels, clock, token, pause_after=pause_after, sleep=sleep)
+            _send_chunk(sessions, mine, batch, channels, clock, token, pause_after=pause_after, sleep=sleep,
+                        stopping=stopping)
 
     lanes = max(1, min(lanes, len(ids) // CHUNK))
-    if lanes == 1:
-        lane(ids)
-    else:
-        # Each lane sends on its own provider connection: while one waits for the provider's
-        # answer (most of a send), another renders and records (sockets release the GIL).
-        with ThreadPoolExecutor(lanes, thread_name_prefix="dispatch") as pool:
-            for finished in [pool.submit(lane, ids[n::lanes]) for n in range(lanes)]:
-                finished.result()
+    with Lease(sessions, token, clock):
+        try:
+            if lanes == 1:
+                lane(ids)
+            else:
+                # Each lane sends on its own provider connection: while one waits for the provider's
+                # answer (most of a send), another renders and records (sockets release the GIL).
+                with ThreadPoolExecutor(lanes, thread_name_prefix="dispatch") as pool:
+                    for finished in [pool.submit(lane, ids[n::lanes]) for n in range(lanes)]:
+                        finished.result()
+        finally:
+            release_claims(sessions, token, now=clock())  # stopped or failed: what was not handed over goes back
     if batch.succeeded:
         with sessions.begin() as session:
             for workspace_id, channel in sorted(batch.succeeded):
@@ -118,25 +144,66 @@ def _claim_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _
 
 def _send_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _Batch, channels: Channels,
                 clock: Callable[[], datetime], token: str, *, pause_after: int,
-                sleep: Callable[[float], None]) -> None:
-    """Each message is marked `sending` just before it is handed over, in the same commit that
-    records the previous one as sent (engine/services/handover.py)."""
-    done: SentRecord | None = None
+                sleep: Callable[[float], None], stopping: Callable[[], bool] = _not_stopping) -> None:
+    """Each message is marked `sending` when the adapter hands its body over, in the same commit
+    that records the previous one as sent (engine/services/handover.py). A stop request ends the
+    chunk between two messages; the rest stay claimed, for dispatch_messages to release."""
     with handover(sessions) as hand:
+        lane = _Lane(hand, token, clock)
         for message in chunk:
-            attempts = hand.step(done, message.id, token=token, now=clock())
-            done = None
-            if attempts is None:  # our claim went stale and was handed to another worker
-                continue
-            message.attempts = attempts
-            outcome = _send(message, batch, channels, clock, pause_after=pause_after, sleep=sleep)
+            if stopping():
+                break
+            lane.begin(message)
+            outcome = _send(message, batch, channels, clock, on_handover=lane.hand_over, pause_after=pause_after,
+                            sleep=sleep)
             if isinstance(outcome, SentRecord):
-                done = outcome
-            else:
-                with sessions.begin() as session:
-                    outcome(session)
-        if done is not None:
-            hand.step(done, None, token=token, now=clock())
+                lane.done = outcome
+            elif outcome is not None:
+                lane.record(sessions, outcome)
+        lane.finish()
+
+
+class _Lane:
+    """One lane's hand-over state: the message sent but not yet recorded (it is recorded with the
+    next hand-over, one commit per message), and whether the current one was handed over."""
+
+    def __init__(self, hand: Handover, token: str, clock: Callable[[], datetime]):
+        self.hand, self.token, self.clock = hand, token, clock
+        self.done: SentRecord | None = None
+        self.message: Message | None = None
+        self.handed_over = False
+
+    def begin(self, message: Message) -> None:
+        self.message, self.handed_over = message, False
+        message.attempts += 1  # this attempt's number; the hand-over reads it back from the database
+
+    def hand_over(self) -> None:
+        """The adapter's on_handover: the body is about to be written. Raises ClaimLost (the adapter
+        then sends nothing) when our claim went stale and was handed to another worker."""
+        assert self.message is not None
+        attempts = self.hand.step(self.done, self.message.id, token=self.token, now=self.clock())
+        self.done = None
+        if attempts is None:
+            raise ClaimLost(f"message {self.message.id} was handed to another worker")
+        self.message.attempts = attempts
+        self.handed_over = True
+
+    def record(self, sessions: sessionmaker[Session], outcome: Callable[[Session], None]) -> None:
+        """An outcome other than sent, with the sent message still waiting to be recorded (if any)."""
+        assert self.message is not None
+        with sessions.begin() as session:
+            if self.done is not None:
+                self.done.record(session)
+                self.done = None
+            if not self.handed_over:  # it failed before its hand-over, which counts attempts
+                session.execute(update(MESSAGES).where(MESSAGES.c.id == self.message.id)
+                                .values(attempts=MESSAGES.c.attempts + 1))
+            outcome(session)
+
+    def finish(self) -> None:
+        if self.done is not None:
+            self.hand.step(self.done, None, token=self.token, now=self.clock())
+            self.done = None
 
 
 def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datetime) -> _Batch:
@@ -189,8 +256,10 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
 
 
 def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[], datetime], *,
-          pause_after: int, sleep: Callable[[float], None]) -> SentRecord | Callable[[Session], None]:
-    """Send with no transaction open; return the change that records the outcome."""
+          on_handover: Callable[[], None], pause_after: int,
+          sleep: Callable[[float], None]) -> SentRecord | Callable[[Session], None] | None:
+    """Send with no transaction open; return the change that records the outcome (None: the claim
+    was lost before anything was sent, and the message is another worker's now)."""
     workspace = batch.workspaces[message.workspace_id]
     contact = batch.contacts.get(message.contact_id)
     try:
@@ -199,13 +268,17 @@ def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[
         _wait_for_token(message, channels, sleep)
         if message.channel == "webhook":
             receipt_id, meta = channels.webhook.post(message.to_address or "", built.outgoing.text.encode(),
-                                                     built.outgoing.headers), {}
+                                                     built.outgoing.headers, on_handover=on_handover), {}
         else:
             sender = channels.sender(message.channel)
             if sender is None:
                 raise ChannelUnavailable(f"{message.channel} is not configured")
-            receipt = sender.send(built.outgoing)
+            receipt = sender.send(built.outgoing, on_handover=on_handover)
             receipt_id, meta = receipt.provider_id, receipt.meta
+    except ClaimLost:
+        return None
+    except SendInDoubt as exc:
+        return _in_doubt(message, batch, exc, now=clock())
     except _Throttled as exc:
         return _later(message, clock() + timedelta(seconds=exc.wait), "rate limited", now=clock(), unclaim=True)
     except TemplateError as exc:
@@ -217,6 +290,16 @@ def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[
     batch.succeeded.add((message.workspace_id, message.channel))
     detail = built.summary + (f" ({_describe(meta)})" if meta else "")
     return SentRecord(message, receipt_id, built.subject, built.template_version, meta, detail, clock())
+
+
+def _in_doubt(message: Message, batch: _Batch, exc: SendInDoubt, *, now: datetime) -> Callable[[Session], None]:
+    """The body went out and the answer was lost: the workspace's in-doubt policy decides."""
+    settings = batch.workspaces[message.workspace_id].settings
+
+    def record(session: Session) -> None:
+        in_doubt.settle(session, message, settings=settings, cause=f"the answer was lost after the body went out "
+                        f"({exc})", now=now, resend_at=now + retry_delay(message.attempts))
+    return record
 
 
 class _Throttled(Exception):

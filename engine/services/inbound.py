@@ -42,6 +42,7 @@ from engine.db import defer, dialect_insert
 from engine.errors import NotFound
 from engine.messenger_links import parse_start_token
 from engine.models import Contact, Event, Message, Workspace
+from engine.services.consent import apply_person
 from engine.services.journal import record
 from engine.services.receipts import AppliedReceipt, apply_deliveries, is_sent
 
@@ -259,11 +260,10 @@ def _note_inbound(contact: Contact, channel: str, received_at: datetime, *, now:
 
 
 def _obey(session: Session, contact: Contact, channel: str, command: Command, *, now: datetime) -> None:
+    """STOP and START are the person's own word: recorded as theirs (engine.services.consent)."""
     state = "opted_out" if command.kind == "stop" else "opted_in"
-    if contact.consent.get(channel) == state:
+    if not apply_person(session, contact, {channel: state}, f"{channel} {command.word}", now=now):
         return
-    contact.consent = {**contact.consent, channel: state}
-    contact.updated_at = now
     verb = "opted out of" if state == "opted_out" else "opted in to"
     record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind="consent_changed", at=now,
            detail=f"{verb} {channel} by {command.word}")

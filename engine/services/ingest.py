@@ -14,7 +14,15 @@ from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import String, any_, bindparam, cast, column, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -24,16 +32,47 @@ from engine.db import defer, rows_json
 from engine.journeys import field_errors
 from engine.models import Contact, Event
 from engine.phones import normalize_phone
+from engine.services.consent import apply_claim, claim_from_event
 
 MAX_BATCH = 1000
 CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order_placed")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ConsentState = Literal["opted_in", "opted_out", "pending"]
+CONSENT_STATES = ("opted_in", "opted_out", "pending")
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+CONSENT_SHAPE = "a state ('opted_in', 'opted_out' or 'pending') or an object {status, at, source}"
+
+
+def _plain_consent(value: Any) -> Any:
+    """`"opted_in"` is short for `{"status": "opted_in"}`; errors in either form name the channel's field."""
+    if isinstance(value, str):
+        if value not in CONSENT_STATES:
+            raise ValueError(f"should be {CONSENT_SHAPE}")
+        return {"status": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"should be {CONSENT_SHAPE}")
+    return value
+
+
+class ConsentIn(_In):
+    """One channel's consent as an event states it; `at` and `source` say when and how it was given."""
+
+    status: ConsentState
+    at: datetime | None = None
+    source: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone offset, e.g. 2026-12-01T10:00:00Z")
+        return value
 
 
 class ContactIn(_In):
@@ -46,9 +85,8 @@ class ContactIn(_In):
     locale: Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
     birthday: date | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
-    consent: dict[Literal["email", "sms", "telegram", "whatsapp", "viber"], ConsentState] = Field(
-        default_factory=dict
-    )
+    consent: dict[Literal["email", "sms", "telegram", "whatsapp", "viber"],
+                  Annotated[ConsentIn, BeforeValidator(_plain_consent)]] = Field(default_factory=dict)
 
     @field_validator("email")
     @classmethod
@@ -189,8 +227,30 @@ def ingest_events(
                 results[index] = ItemResult(index, "accepted", event_id=event.id, id=id_, contact_id=contact_id)
             else:  # another request stored the same id a moment ago
                 results[index] = ItemResult(index, "duplicate", event_id=event.id)
+        _apply_consent(session, [(contact_ids[e.contact.key], e) for _, e in valid if e.id in stored],
+                       now=now, source=source)
         defer(session, "evaluate_events", sorted(id_ for id_, _ in stored.values()))
     return [results[i] for i in range(len(payloads))]
+
+
+def _apply_consent(session: Session, events: list[tuple[int, EventIn]], *, now: datetime, source: str) -> None:
+    """Each stored event's consent, in order, through the consent rule (engine.services.consent).
+
+    Not merged in the upsert's SQL: a person's withdrawal must be able to refuse a shop's
+    stale opt-in, and the refusal must reach the timeline. Events without consent cost nothing.
+    """
+    with_consent = [(contact_id, event) for contact_id, event in events if event.contact.consent]
+    if not with_consent:
+        return
+    ids = sorted({contact_id for contact_id, _ in with_consent})
+    contacts = {c.id: c for c in session.scalars(
+        select(Contact).where(Contact.id.in_(ids)).execution_options(populate_existing=True))}
+    for contact_id, event in with_consent:
+        for channel, value in event.contact.consent.items():
+            claim = claim_from_event(value.model_dump(), occurred_at=event.occurred_at or now, event_id=event.id,
+                                     source=source)
+            apply_claim(session, contacts[contact_id], channel, claim, now=now)
+    session.flush()
 
 
 def _one_of(session: Session, col: Any, values: list[str]) -> Any:
@@ -250,8 +310,9 @@ def upsert_contacts(
 ) -> dict[str, int]:
     """Insert or update contacts in one statement; return {contact key: id}.
 
-    Fields an event leaves out keep their stored value; attributes and consent are
-    merged key by key. Repeats of one contact in a batch are merged first, in order,
+    Fields an event leaves out keep their stored value; attributes are merged key by
+    key. Consent is not written here but by `_apply_consent`, which may refuse it.
+    Repeats of one contact in a batch are merged first, in order,
     because one statement may not update the same row twice.
     """
     merged: dict[str, dict[str, Any]] = {}
@@ -267,7 +328,6 @@ def upsert_contacts(
             if value is not None:
                 row[name] = value.isoformat() if isinstance(value, date) else value
         row["attributes"].update(contact.attributes)
-        row["consent"].update(contact.consent)
 
     dialect = session.get_bind().dialect.name
     rows = list(merged.values())
@@ -287,7 +347,6 @@ def _contacts_upsert(dialect: str, names: tuple[str, ...]) -> Any:
         return func.json_patch(table.c[col], excluded[col])
 
     updates: dict[str, Any] = {name: func.coalesce(excluded[name], table.c[name]) for name in PROFILE_FIELDS}
-    updates |= {"attributes": merge("attributes"), "consent": merge("consent"),
-                "updated_at": excluded["updated_at"]}
+    updates |= {"attributes": merge("attributes"), "updated_at": excluded["updated_at"]}
     stmt = stmt.on_conflict_do_update(index_elements=["workspace_id", "external_id"], set_=updates)
     return stmt.returning(table.c.id, table.c.external_id)

@@ -27,13 +27,15 @@ from engine.links import MessageRef
 from engine.models import Contact, Message, Workspace
 from engine.policies import OPT_IN_REQUIRED, address_for
 from engine.policies import Recipient as Reachable
+from engine.services.consent import OPTED_IN, OPTED_OUT, PENDING, apply_person
 from engine.services.ingest import ingest_events
 from engine.services.journal import record
 
 DEFAULT_TOPICS = ({"id": "newsletter", "name": "Newsletter"}, {"id": "offers", "name": "Offers and discounts"})
 CHANNEL_LABELS = {"email": "Email", "sms": "Text messages (SMS)", "telegram": "Telegram", "whatsapp": "WhatsApp",
                   "viber": "Viber"}
-OPTED_IN, OPTED_OUT, PENDING = "opted_in", "opted_out", "pending"
+# How an unsubscribe arrived (webapp/preferences.py), as the consent record names it.
+METHOD_SOURCES = {"one_click": "one-click unsubscribe", "page": "unsubscribe page", "post": "unsubscribe link"}
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,13 @@ def record_contact_event(session: Session, contact: Contact, event_type: str, pr
         raise ValueError(f"{event_type} event refused: {result.errors}")
 
 
-def set_consent(contact: Contact, changes: dict[str, str], *, now: datetime) -> dict[str, str]:
-    """Apply consent changes; return the ones that changed something."""
-    changed = {channel: state for channel, state in changes.items() if contact.consent.get(channel) != state}
-    if changed:
-        contact.consent = {**contact.consent, **changed}  # a new dict, so the JSON column is written
-        contact.updated_at = now
-    return changed
+def set_consent(session: Session, contact: Contact, changes: dict[str, str], source: str, *,
+                now: datetime) -> dict[str, str]:
+    """Apply the person's own consent choices (made now, through `source`); return those that changed something.
+
+    Recorded as the person's (engine.services.consent), so a shop's stale record cannot undo them.
+    """
+    return apply_person(session, contact, changes, source, now=now)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def unsubscribe_from_channel(session: Session, ref: MessageRef, *, now: datetime
     if found is None:
         return None
     channel = found.message.channel if found.message.channel in CHANNELS else "email"
-    changed = set_consent(found.contact, {channel: OPTED_OUT}, now=now)
+    changed = set_consent(session, found.contact, {channel: OPTED_OUT}, METHOD_SOURCES.get(method, method), now=now)
     if changed:
         record(session, workspace_id=found.workspace.id, contact_id=found.contact.id, message_id=found.message.id,
                kind="unsubscribed", at=now, detail=f"unsubscribed from {channel} ({method}, message {ref.message_id})")
@@ -187,7 +189,7 @@ def update_preferences(session: Session, ref: MessageRef, change: PreferencesCha
             consent[choice.channel] = OPTED_OUT
         elif wanted != choice.subscribed and not (choice.pending and not wanted):  # unticked pending stays pending
             consent[choice.channel] = OPTED_IN if wanted else OPTED_OUT
-    consent = set_consent(contact, consent, now=now)
+    consent = set_consent(session, contact, consent, "preference center", now=now)
     preferred = change.preferred_channel
     if change.everything_off or (preferred is not None and preferred not in addresses(contact)):
         preferred = contact.preferred_channel

@@ -22,6 +22,7 @@ from engine.channels import DeliveryEvent
 from engine.db import defer, dialect_insert
 from engine.delivery import next_status
 from engine.models import Contact, Event, Message, MessageReceipt, MessageStatus, Suppression
+from engine.services.consent import apply_claim, persons
 from engine.services.journal import record_message
 
 EVENT_TYPES = {"opened": "message_opened", "clicked": "message_clicked", "bounced": "message_bounced",
@@ -104,9 +105,9 @@ def _suppress(session: Session, message: Message, delivery: DeliveryEvent, *, no
     ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))
     if delivery.status == "complained":
         contact = session.get(Contact, message.contact_id, with_for_update=True)
-        if contact is not None:
-            contact.consent = {**contact.consent, message.channel: "opted_out"}
-            contact.updated_at = now
+        if contact is not None:  # the person's own word: a shop's stale opt-in cannot undo it
+            apply_claim(session, contact, message.channel,
+                        persons("opted_out", f"spam complaint on message {message.id}", now=now), now=now)
     record_message(session, message, "suppressed", at=now, detail=f"{message.channel} {address}: {reason}")
 
 

@@ -1,5 +1,6 @@
-"""Dispatch claims: a dead worker's untouched claims go back to be sent; a slow worker that lost its
-claim does not send a second copy."""
+"""Dispatch claims: a dead worker's untouched claims go back to be sent when its lease runs out (seconds,
+not minutes); a live worker's lease is renewed; a slow worker that lost its claim does not send a second
+copy; a graceful stop gives the claims back at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.models import Contact, Message
 from engine.services import dispatch
+from engine.services.handover import CLAIM_LEASE, Lease
 from tests.conftest import FakeClock, Shop, SmtpServer, drain
 from workers.runtime import Runtime
 from workers.scheduler import run_once
@@ -40,20 +42,19 @@ def statuses(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
 def test_claims_of_a_worker_that_died_go_back_and_are_sent_once(
         runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
         smtp_server: SmtpServer) -> None:
-    """A worker claimed three messages and died before sending any: after 5 × the redelivery time the
-    sweeper hands them out again and each is sent exactly once."""
+    """A worker claimed three messages and died before sending any: once its lease (15 s) runs out the
+    sweeper hands them out again in the same sweep, and each is sent exactly once."""
     ids = scheduled_emails(sessions, shop, clock, 3)
     batch = dispatch._load(sessions, ids, now=clock())
     claimed = dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "dead-worker",
                                     now=clock())
     assert len(claimed) == 3 and statuses(sessions, ids) == ["claimed"] * 3
-    clock.advance(seconds=runtime.settings.redeliver_after * 5 - 1)
+    clock.advance(seconds=CLAIM_LEASE.total_seconds() - 1)
     run_once(runtime)
     drain(runtime)
     assert statuses(sessions, ids) == ["claimed"] * 3 and smtp_server.messages == []
     clock.advance(seconds=2)
-    run_once(runtime)  # releases the claims
-    run_once(runtime)  # hands the messages out again
+    run_once(runtime)  # releases the claims and hands them out
     drain(runtime)
     assert statuses(sessions, ids) == ["sent"] * 3
     assert sorted(m["To"] for m in smtp_server.messages) == ["c0@example.com", "c1@example.com", "c2@example.com"]
@@ -68,7 +69,7 @@ def test_a_slow_worker_whose_claim_was_handed_on_does_not_send_again(
     batch_a = dispatch._load(sessions, [message_id], now=clock())
     mine = dispatch._claim_chunk(sessions, list(batch_a.messages.values()), batch_a, runtime.channels, "worker-a",
                                  now=clock())
-    clock.advance(seconds=runtime.settings.redeliver_after * 5 + 1)
+    clock.advance(seconds=CLAIM_LEASE.total_seconds() + 1)
     run_once(runtime)  # releases A's stale claim
     batch_b = dispatch._load(sessions, [message_id], now=clock())
     theirs = dispatch._claim_chunk(sessions, list(batch_b.messages.values()), batch_b, runtime.channels,
@@ -81,3 +82,36 @@ def test_a_slow_worker_whose_claim_was_handed_on_does_not_send_again(
     dispatch._send_chunk(sessions, theirs, batch_b, runtime.channels, clock, "worker-b", pause_after=10,
                          sleep=lambda seconds: None)
     assert statuses(sessions, [message_id]) == ["sent"] and len(smtp_server.messages) == 1
+
+
+def test_a_live_workers_renewed_lease_keeps_its_claims(
+        runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
+        smtp_server: SmtpServer) -> None:
+    """Claims renewed by the worker's heartbeat stay its own past the lease; they go once renewals stop."""
+    ids = scheduled_emails(sessions, shop, clock, 2)
+    batch = dispatch._load(sessions, ids, now=clock())
+    dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "busy-worker",
+                          now=clock())
+    lease = Lease(sessions, "busy-worker", clock)
+    for _ in range(3):
+        clock.advance(seconds=CLAIM_LEASE.total_seconds() - 5)
+        lease.renew()
+        run_once(runtime)
+        assert statuses(sessions, ids) == ["claimed"] * 2
+    clock.advance(seconds=CLAIM_LEASE.total_seconds() + 1)
+    run_once(runtime)
+    drain(runtime)
+    assert statuses(sessions, ids) == ["sent"] * 2 and len(smtp_server.messages) == 2
+
+
+def test_a_stop_request_finishes_the_current_message_and_gives_the_rest_back_at_once(
+        runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
+        smtp_server: SmtpServer) -> None:
+    """SIGTERM mid-batch (the worker's stop flag): three go out, the other seven are `scheduled` again
+    straight away, none in doubt, and the next worker sends them without waiting for a lease."""
+    ids = scheduled_emails(sessions, shop, clock, 10)
+    dispatch.dispatch_messages(sessions, ids, channels=runtime.channels, clock=clock,
+                               stopping=lambda: len(smtp_server.messages) >= 3)
+    assert statuses(sessions, ids) == ["sent"] * 3 + ["scheduled"] * 7
+    drain(runtime)  # the released messages were handed to the queue already
+    assert statuses(sessions, ids) == ["sent"] * 10 and len(smtp_server.messages) == 10

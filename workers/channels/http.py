@@ -5,13 +5,18 @@ sends batches to one provider). Network failures become TransientSendError here,
 adapters only classify the provider's answers. Every request carries our message and
 workspace ids in `X-Rapport-Message` / `X-Rapport-Workspace`: real providers ignore
 unknown headers, and the local fake providers use them to fill the outbox.
+
+`on_handover` (dispatch's callback, engine/channels.py) is called right before the request
+is sent: from then on the provider may have the message. If it raises, nothing is sent.
+A request sent whose answer never came (a read timeout) is SendInDoubt: the provider may
+have accepted it, and the workspace's in-doubt policy decides whether to send it again.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +25,7 @@ from requests.adapters import HTTPAdapter
 
 from engine.channels import Button, OutgoingMessage
 from engine.clock import utcnow
-from engine.errors import FieldErrors, PermanentSendError, TransientSendError
+from engine.errors import FieldErrors, PermanentSendError, SendInDoubt, TransientSendError
 
 USER_AGENT = "Rapport/0.1 (+https://github.com/rapport)"
 
@@ -37,19 +42,22 @@ class ProviderHttp:
         self.session.headers["User-Agent"] = USER_AGENT
 
     def request(self, method: str, url: str, *, message: OutgoingMessage | None = None,
-                headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+                headers: dict[str, str] | None = None, on_handover: Callable[[], None] | None = None,
+                **kwargs: Any) -> requests.Response:
         all_headers = dict(headers or {})
         if message is not None:
             all_headers["X-Rapport-Message"] = str(message.message_id)
             all_headers["X-Rapport-Workspace"] = message.workspace_id
+        if on_handover is not None:
+            on_handover()
         try:
             return self.session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
         except requests.ConnectTimeout:
             raise TransientSendError(f"{self.provider}: connection timed out") from None
         except requests.ReadTimeout:
-            # The provider may have accepted the message before we gave up: a retry can
-            # duplicate it. Providers offer no idempotency key for sends, so we accept that.
-            raise TransientSendError(f"{self.provider}: no answer in time (the message may have gone out)") from None
+            # The provider may have accepted the message before we gave up, and providers offer
+            # no idempotency key for sends: a retry could duplicate it, so the policy decides.
+            raise SendInDoubt(f"{self.provider}: no answer in time (the message may have gone out)") from None
         except requests.ConnectionError as exc:
             raise TransientSendError(f"{self.provider}: connection failed ({type(exc).__name__})") from None
         except requests.RequestException as exc:

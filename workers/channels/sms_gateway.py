@@ -22,7 +22,7 @@ Without a configured secret every receipt is refused (AuthError).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from string import Formatter
 from typing import Any
 from urllib.parse import quote
@@ -65,18 +65,20 @@ class HttpSmsGateway:
         self.webhook_secret = webhook_secret
         self.http = ProviderHttp("sms-gateway", timeout=timeout)
 
-    def send(self, message: OutgoingMessage) -> Receipt:
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> Receipt:
         text = text_with_links(message.text, message.buttons)
         values = {"to": message.to, "text": text,
                   "sender": message.sender if message.sender and "@" not in message.sender else self.sender}
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if self.templated:
             url = self.url_template.format_map({k: quote(v, safe="") for k, v in values.items()})
-            response = self.http.request(self.method, url, message=message, headers=headers)
+            response = self.http.request(self.method, url, message=message, on_handover=on_handover, headers=headers)
         elif self.method == "POST":
-            response = self.http.request("POST", self.url_template, message=message, headers=headers, json=values)
+            response = self.http.request("POST", self.url_template, message=message, on_handover=on_handover,
+                                         headers=headers, json=values)
         else:
-            response = self.http.request("GET", self.url_template, message=message, headers=headers, params=values)
+            response = self.http.request("GET", self.url_template, message=message, on_handover=on_handover,
+                                         headers=headers, params=values)
         body = json_body(response)
         if 200 <= response.status_code < 300:
             meta: dict[str, Any] = sms_segments(text).as_meta()

@@ -13,7 +13,7 @@ commands). A user blocking the bot arrives as a `my_chat_member` update with sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.channels import InboundMessage, OutgoingMessage, Receipt, WebhookBatch
@@ -40,12 +40,12 @@ class TelegramBot:
         self.webhook_secret = webhook_secret
         self.http = ProviderHttp("telegram", timeout=timeout)
 
-    def send(self, message: OutgoingMessage) -> Receipt:
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> Receipt:
         payload: dict[str, Any] = {"chat_id": message.to, "text": message.text}
         if message.buttons:
             # One button per row: link labels are often too long to share a row on a phone.
             payload["reply_markup"] = {"inline_keyboard": [[{"text": b.text, "url": b.url}] for b in message.buttons]}
-        response = self.http.request("POST", self.send_url, message=message, json=payload)
+        response = self.http.request("POST", self.send_url, message=message, on_handover=on_handover, json=payload)
         body = json_body(response)
         if body.get("ok") is True and isinstance(body.get("result"), dict):
             result = body["result"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -69,7 +69,7 @@ class TwilioSms:
         self.messages_url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.http = ProviderHttp("twilio", timeout=timeout)
 
-    def send(self, message: OutgoingMessage) -> Receipt:
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> Receipt:
         text = text_with_links(message.text, message.buttons)
         form = {"To": message.to, "Body": text}
         sender = message.sender if message.sender and "@" not in message.sender else self.sender
@@ -77,7 +77,7 @@ class TwilioSms:
         form["MessagingServiceSid" if sender.startswith("MG") else "From"] = sender
         if message.status_callback:
             form["StatusCallback"] = message.status_callback
-        response = self.http.request("POST", self.messages_url, message=message, data=form,
+        response = self.http.request("POST", self.messages_url, message=message, on_handover=on_handover, data=form,
                                      auth=(self.account_sid, self.auth_token))
         body = json_body(response)
         if response.status_code in (200, 201) and body.get("sid"):

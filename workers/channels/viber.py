@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.channels import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
@@ -48,14 +48,14 @@ class ViberBot:
         self.send_url = f"{api_url.rstrip('/')}/pa/send_message"
         self.http = ProviderHttp("viber", timeout=timeout)
 
-    def send(self, message: OutgoingMessage) -> Receipt:
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> Receipt:
         payload: dict[str, Any] = {"receiver": message.to, "min_api_version": MIN_API_VERSION,
                                    "sender": {"name": self.sender_name}, "type": "text", "text": message.text}
         if message.buttons:
             payload["keyboard"] = {"Type": "keyboard", "DefaultHeight": False, "Buttons": [
                 {"Columns": 6, "Rows": 1, "ActionType": "open-url", "ActionBody": b.url, "Text": b.text}
                 for b in message.buttons]}
-        response = self.http.request("POST", self.send_url, message=message, json=payload,
+        response = self.http.request("POST", self.send_url, message=message, on_handover=on_handover, json=payload,
                                      headers={"X-Viber-Auth-Token": self.auth_token})
         body = json_body(response)
         raise_for_transport("viber", response, str(body.get("status_message") or ""))

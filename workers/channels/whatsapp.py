@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -52,8 +52,9 @@ class WhatsAppCloud:
         self.app_secret = app_secret
         self.http = ProviderHttp("whatsapp", timeout=timeout)
 
-    def send(self, message: OutgoingMessage) -> Receipt:
-        response = self.http.request("POST", self.messages_url, message=message, json=build_payload(message),
+    def send(self, message: OutgoingMessage, *, on_handover: Callable[[], None] | None = None) -> Receipt:
+        response = self.http.request("POST", self.messages_url, message=message, on_handover=on_handover,
+                                     json=build_payload(message),
                                      headers={"Authorization": f"Bearer {self.token}"})
         body = json_body(response)
         messages = body.get("messages")
