@@ -329,9 +329,9 @@ def _nothing_waiting(conn: smtplib.SMTP) -> bool:
 
 class _StrictReplies(smtplib.SMTP):
     """smtplib's reply reading, refusing what it lets pass: a reply whose lines disagree on the
-    code, lack the separator after it, carry a code outside 2xx-5xx, or end without a line end
-    reads as code -1 (unparsable), like a line smtplib itself cannot parse (e.g. a bare-LF
-    continuation)."""
+    code, lack the separator after it, carry a code outside 2xx-5xx, or end in anything but CRLF
+    (RFC 5321 4.2; a bare LF is how a reply's tail turns into the next "reply") reads as code -1
+    (unparsable), like a line smtplib itself cannot parse."""
 
     file: Any
 
@@ -350,7 +350,7 @@ def _well_formed(lines: list[bytes]) -> bool:
     code = lines[-1][:3]
     if not (code.isdigit() and b"2" <= code[:1] <= b"5" and code[1:2] <= b"5"):
         return False
-    if lines[-1][3:4] not in (b" ", b"\r", b"\n") or not lines[-1].endswith(b"\n"):
+    if lines[-1][3:4] not in (b" ", b"\r") or not all(line.endswith(b"\r\n") for line in lines):
         return False
     return all(line[:3] == code and line[3:4] == b"-" for line in lines[:-1])
 
