@@ -140,6 +140,8 @@ class Contact(Base):
     messenger_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     consent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # channel -> state
+    # channel -> {status, at, source, by}: when and by whom each state was set (engine/services/consent.py)
+    consent_records: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     preferred_channel: Mapped[str | None] = mapped_column(String(16))  # chosen on the preference center
     topics: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # topic -> subscribed
     last_inbound_at: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # channel -> ISO
