@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from engine.messenger_links import contact_links
 from engine.models import OutboxCapture
+from engine.previews import html_without_tracking, meta_without_tracking, text_without_tracking
 from engine.services import contacts
 from engine.services.ingest import MAX_BATCH, ingest_events
 from webapp import context
@@ -117,10 +118,15 @@ def outbox() -> Any:
 
 
 def capture_json(capture: OutboxCapture) -> dict[str, Any]:
+    """A captured message as a preview: no open pixel, links straight to where they lead
+    (engine.previews), so showing it counts no open and no click."""
+    secret = context.settings().secret_key
     return {
         "id": capture.id, "channel": capture.channel, "to": capture.to_address, "subject": capture.subject,
-        "text": capture.text, "html": capture.html, "sent_at": capture.received_at.isoformat(),
-        "message_id": capture.message_id, "meta": capture.meta or {},
+        "text": text_without_tracking(capture.text, secret) if capture.text else capture.text,
+        "html": html_without_tracking(capture.html, secret) if capture.html else capture.html,
+        "sent_at": capture.received_at.isoformat(),
+        "message_id": capture.message_id, "meta": meta_without_tracking(capture.meta or {}, secret),
     }
 
 
