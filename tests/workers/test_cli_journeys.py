@@ -1,4 +1,4 @@
-"""`rapport journeys import | export | simulate` as an operator runs them."""
+"""`rapport journeys ...` (list, import, export, status, recipes, install, simulate) as an operator runs them."""
 
 from __future__ import annotations
 
@@ -54,6 +54,88 @@ def test_import_then_export_round_trips_a_journey_file(workspace, tmp_path: Path
     assert journey["status"] == "live"
     exported = rapport("journeys", "export", workspace_id, str(journey["id"]), env=env)
     assert "name: Cart reminder" in exported.stdout and "template: abandoned_cart" in exported.stdout
+
+
+def test_importing_an_exported_file_updates_its_journey_instead_of_adding_a_second(workspace, tmp_path: Path) -> None:
+    """Export, edit, import --publish: the same journey gets version 2; no second live journey doubles the reminders."""
+    env, workspace_id = workspace
+    source = tmp_path / "cart.yaml"
+    source.write_text(GOOD)
+    journey = json.loads(rapport("journeys", "import", workspace_id, str(source), "--publish", env=env).stdout)
+    exported = tmp_path / "exported.yaml"
+    assert rapport("journeys", "export", workspace_id, str(journey["id"]), "-o", str(exported), env=env).returncode == 0
+    exported.write_text(exported.read_text().replace("hours: 1", "hours: 2"))
+    again = rapport("journeys", "import", workspace_id, str(exported), "--publish", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) | {"uuid": None} == {"id": journey["id"], "uuid": None, "name": "Cart reminder",
+                                                          "status": "live", "created": False}
+    assert again.stderr == ""
+    listed = json.loads(rapport("journeys", "list", workspace_id, "--json", env=env).stdout)
+    assert [(j["id"], j["status"], j["version"]) for j in listed] == [(journey["id"], "live", 2)]
+
+
+def test_an_imported_copy_is_a_second_journey_with_a_warning(workspace, tmp_path: Path) -> None:
+    """--copy creates a new journey; live on the event the first one is live on, the CLI warns."""
+    env, workspace_id = workspace
+    source = tmp_path / "cart.yaml"
+    source.write_text(GOOD)
+    first = json.loads(rapport("journeys", "import", workspace_id, str(source), "--publish", env=env).stdout)
+    exported = tmp_path / "exported.yaml"
+    rapport("journeys", "export", workspace_id, str(first["id"]), "-o", str(exported), env=env)
+    copy = rapport("journeys", "import", workspace_id, str(exported), "--publish", "--copy", env=env)
+    assert copy.returncode == 0, copy.stderr
+    assert json.loads(copy.stdout)["id"] != first["id"]
+    assert copy.stderr.strip() == (f"rapport: warning: journey {first['id']} ('Cart reminder') is also live on "
+                                   "cart_updated: a contact enters both and gets the messages of each")
+
+
+def test_list_pause_resume_and_archive_a_journey(workspace, tmp_path: Path) -> None:
+    """The listing shows status, version and trigger; each status command says what it did or why it cannot."""
+    env, workspace_id = workspace
+    empty = rapport("journeys", "list", workspace_id, env=env)
+    assert empty.returncode == 0 and "rapport journeys recipes" in empty.stdout
+    source = tmp_path / "cart.yaml"
+    source.write_text(GOOD)
+    journey_id = str(json.loads(rapport("journeys", "import", workspace_id, str(source), "--publish",
+                                        env=env).stdout)["id"])
+    listing = rapport("journeys", "list", workspace_id, env=env).stdout.splitlines()
+    assert listing[0].split() == ["ID", "STATUS", "VERSION", "TRIGGER", "NAME"]
+    assert listing[1].split() == [journey_id, "live", "1", "cart_updated", "Cart", "reminder"]
+    for action, outcome in [("pause", "now paused"), ("resume", "now live"), ("archive", "now archived")]:
+        done = rapport("journeys", action, workspace_id, journey_id, env=env)
+        assert done.returncode == 0 and done.stdout.strip() == f"journey {journey_id} (Cart reminder) is {outcome}"
+    refused = rapport("journeys", "resume", workspace_id, journey_id, env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "rapport: error: cannot resume a journey that is archived"
+    unknown = rapport("journeys", "pause", workspace_id, "999", env=env)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "rapport: error: no journey 999"
+    nowhere = rapport("journeys", "list", "ws_nope", env=env)
+    assert nowhere.returncode == 1 and nowhere.stderr.strip() == "rapport: error: no workspace 'ws_nope'"
+
+
+def test_recipes_are_listed_and_installed_once_with_their_templates(workspace) -> None:
+    """`recipes` lists name and description; `install` makes the journey, and a second install names it."""
+    env, workspace_id = workspace
+    listed = rapport("journeys", "recipes", env=env)
+    assert listed.returncode == 0
+    assert any(line.split(None, 1) == ["abandoned_cart", "One reminder an hour after a cart is left; an order for "
+                                       "that cart cancels it."] for line in listed.stdout.splitlines())
+    installed = rapport("journeys", "install", "abandoned_cart", workspace_id, "--publish", "--set",
+                        "wait_seconds=600", env=env)
+    assert installed.returncode == 0, installed.stderr
+    journey = json.loads(installed.stdout)
+    assert (journey["name"], journey["status"], journey["created"]) == ("Abandoned cart reminder", "live", True)
+    assert journey["templates"] == [{"channel": "email", "template": "abandoned_cart",
+                                     "path": "templates/email/abandoned_cart/"}]
+    twice = rapport("journeys", "install", "abandoned_cart", workspace_id, env=env)
+    assert twice.returncode == 1
+    assert twice.stderr.strip() == (f"rapport: error: recipe abandoned_cart is already installed as journey "
+                                    f"{journey['id']} ('Abandoned cart reminder', live); install a copy to have "
+                                    "a second one (--copy)")
+    needs = rapport("journeys", "install", "holiday_greeting", workspace_id, env=env)
+    assert needs.returncode == 1 and needs.stderr.strip() == "rapport: error: --set dates: required"
+    holiday = rapport("journeys", "install", "holiday_greeting", workspace_id, "--set", 'dates=["12-25"]', env=env)
+    assert holiday.returncode == 0 and json.loads(holiday.stdout)["status"] == "draft"
 
 
 def test_a_bad_file_is_reported_with_its_line_and_field(workspace, tmp_path: Path) -> None:
