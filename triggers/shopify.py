@@ -23,6 +23,12 @@ Decisions, so a marketer can predict what happens:
   `accepts_marketing` flag. Without either, a ticked `buyer_accepts_marketing` box at
   checkout means opted_in; an unticked one changes nothing, since the customer may have
   subscribed before. SMS consent follows `sms_marketing_consent.state` the same way.
+  Consent that carries its own time goes on as a timed claim (engine/services/consent.py):
+  `{status, at: consent_updated_at, source}`, where the source is `shopify_single_opt_in`
+  or `shopify_confirmed_opt_in` for an opt-in at that level (the customer's own, so it
+  may undo an older unsubscribe), `shopify` otherwise; a ticked checkout box is
+  `checkout_checkbox` at the order's `processed_at` (a checkout's `created_at`). Without a
+  time the state goes on alone, as the shop's word, which never undoes an unsubscribe.
   (From API version 2025-01 customer payloads no longer carry consent; it then stays
   as it was.)
 - Birthday only when a customer metafield clearly holds one (key `birth_date`,
@@ -53,6 +59,7 @@ CHECKOUT_TOPICS = {"checkouts/create": "checkout_started", "checkouts/update": "
 CUSTOMER_TOPICS = ("customers/create", "customers/update")
 TOPICS = (*CHECKOUT_TOPICS, *ORDER_TOPICS, *CUSTOMER_TOPICS)
 CONSENT_STATES = {"subscribed": "opted_in", "pending": "pending"}  # every other state: opted_out
+PERSON_OPT_IN_LEVELS = ("single_opt_in", "confirmed_opt_in")  # M3AAWG levels: the customer opted in
 BIRTHDAY_KEYS = ("birth_date", "birthday", "date_of_birth")
 
 
@@ -147,8 +154,8 @@ def _contact(owner: dict[str, Any], customer: Any) -> dict[str, Any] | None:
         return None
     consent = compact({
         "email": _consent(customer.get("email_marketing_consent"), customer.get("accepts_marketing"),
-                          owner.get("buyer_accepts_marketing")),
-        "sms": _consent(customer.get("sms_marketing_consent"), None, None),
+                          owner.get("buyer_accepts_marketing"), owner.get("processed_at") or owner.get("created_at")),
+        "sms": _consent(customer.get("sms_marketing_consent"), None, None, None),
     })
     return compact({
         "external_id": f"{SOURCE}:{customer_id}" if customer_id else None,
@@ -162,12 +169,27 @@ def _contact(owner: dict[str, Any], customer: Any) -> dict[str, Any] | None:
     })
 
 
-def _consent(state_record: Any, accepts_marketing: Any, ticked_at_checkout: Any) -> str | None:
+def _consent(state_record: Any, accepts_marketing: Any, ticked_at_checkout: Any,
+             checkout_at: Any) -> str | dict[str, str] | None:
     if isinstance(state_record, dict) and isinstance(state_record.get("state"), str):
-        return CONSENT_STATES.get(state_record["state"].lower(), "opted_out")
+        return _consent_state(state_record)
     if isinstance(accepts_marketing, bool):
         return "opted_in" if accepts_marketing else "opted_out"
-    return "opted_in" if ticked_at_checkout is True else None
+    if ticked_at_checkout is not True:
+        return None
+    at = timestamp(checkout_at)
+    return {"status": "opted_in", "at": at, "source": "checkout_checkbox"} if at else "opted_in"
+
+
+def _consent_state(state_record: dict[str, Any]) -> str | dict[str, str]:
+    """A consent state record; timed when it says when it was updated."""
+    status = CONSENT_STATES.get(state_record["state"].lower(), "opted_out")
+    at = timestamp(state_record.get("consent_updated_at"))
+    if at is None:
+        return status
+    level = str(state_record.get("opt_in_level") or "").lower()
+    by_customer = status != "opted_out" and level in PERSON_OPT_IN_LEVELS
+    return {"status": status, "at": at, "source": f"shopify_{level}" if by_customer else SOURCE}
 
 
 def _birthday(metafields: Any) -> str | None:

@@ -164,7 +164,8 @@ def test_the_contact_is_the_shopify_customer_with_profile_locale_and_consent() -
         "first_name": "Ada",
         "last_name": "Lovelace",
         "locale": "en-GB",
-        "consent": {"email": "opted_in", "sms": "opted_out"},
+        "consent": {"email": {"status": "opted_in", "at": "2026-11-23T10:16:40+01:00",
+                              "source": "shopify_single_opt_in"}, "sms": "opted_out"},
     }
 
 
@@ -191,10 +192,28 @@ def test_no_birthday_is_guessed_without_a_birthday_metafield() -> None:
     ("not_subscribed", "opted_out"),
 ])
 def test_email_marketing_consent_state_becomes_email_consent(state: str, consent: str) -> None:
-    """Shopify's email_marketing_consent.state decides the contact's email consent."""
+    """Shopify's email_marketing_consent.state decides the contact's email consent, with its time."""
     customer = load("shopify", "customers_create")
     customer["email_marketing_consent"]["state"] = state
+    claim = mapped("customers/update", customer)["contact"]["consent"]["email"]
+    assert (claim["status"], claim["at"]) == (consent, "2026-11-23T10:14:51+01:00")
+    customer["email_marketing_consent"]["consent_updated_at"] = None
     assert mapped("customers/update", customer)["contact"]["consent"]["email"] == consent
+
+
+@pytest.mark.parametrize(("state", "level", "source"), [
+    ("subscribed", "single_opt_in", "shopify_single_opt_in"),
+    ("subscribed", "confirmed_opt_in", "shopify_confirmed_opt_in"),
+    ("subscribed", "unknown", "shopify"),
+    ("subscribed", None, "shopify"),
+    ("unsubscribed", "single_opt_in", "shopify"),
+])
+def test_the_opt_in_level_says_whether_the_customer_gave_the_consent(state: str, level: str | None,
+                                                                      source: str) -> None:
+    """Only an opt-in at a level the customer acted on (single or confirmed) is passed on as the person's."""
+    customer = load("shopify", "customers_create")
+    customer["email_marketing_consent"] |= {"state": state, "opt_in_level": level}
+    assert mapped("customers/update", customer)["contact"]["consent"]["email"]["source"] == source
 
 
 def test_the_older_accepts_marketing_flag_is_read_when_consent_state_is_absent() -> None:
@@ -217,7 +236,8 @@ def test_a_customer_payload_without_consent_leaves_consent_unchanged() -> None:
 def test_ticking_the_marketing_box_at_checkout_opts_in_and_leaving_it_unticked_changes_nothing() -> None:
     """buyer_accepts_marketing counts only when ticked: the shopper may have subscribed before."""
     checkout = load("shopify", "checkouts_create") | {"customer": None}
-    assert mapped("checkouts/create", checkout)["contact"]["consent"] == {"email": "opted_in"}
+    assert mapped("checkouts/create", checkout)["contact"]["consent"] == {"email": {
+        "status": "opted_in", "at": "2026-11-23T10:15:02+01:00", "source": "checkout_checkbox"}}
     checkout["buyer_accepts_marketing"] = False
     assert "consent" not in mapped("checkouts/create", checkout)["contact"]
 

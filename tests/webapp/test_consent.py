@@ -13,10 +13,13 @@ from engine.policies import Recipient as Routed
 from engine.policies import consent_skip_reason
 from engine.services.inbound import receive
 from engine.services.receipts import apply_deliveries
+from engine.services.shop_webhooks import connect_shop
 from engine.settings import Settings
 from tests.conftest import FakeClock, Shop
+from tests.fixtures import load
 from tests.webapp.conftest import auth_headers, post_signed
 from tests.webapp.test_preferences import save
+from tests.webapp.test_shop_webhooks import SHOPIFY_SECRET, deliver
 from tests.webapp.test_unsubscribe import Recipient, contact_of, journal_of, links_for, make_recipient, path_of
 
 PHONE = "+4915112345678"
@@ -164,3 +167,27 @@ def test_a_bad_consent_object_is_answered_422_naming_each_field(client: FlaskCli
     assert fields == {"contact.consent.email.status", "contact.consent.email.at", "contact.consent.email.source",
                       "contact.consent.email.extra", "contact.consent.sms", "contact.consent.fax.[key]",
                       "contact.consent.viber"}
+
+
+def test_a_shopify_customer_record_is_honoured_only_when_the_customer_opted_in_after_unsubscribing(
+    client: FlaskClient, settings: Settings, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock
+) -> None:
+    """customers/update with an older consent_updated_at is refused; one from after the unsubscribe is applied."""
+    with sessions.begin() as session:
+        connect_shop(session, shop.id, "shopify", SHOPIFY_SECRET)
+    grace = make_recipient(sessions, shop, clock, external_id="shopify:7391042250000")
+    one_click(client, settings, shop, grace)
+    customer = load("shopify", "customers_create")
+    customer["email_marketing_consent"] |= {"state": "subscribed", "opt_in_level": "single_opt_in"}
+    assert deliver(client, "shopify", shop.id, customer, topic="customers/update",
+                   delivery_id="d-stale").status_code == 202
+    assert contact_of(sessions, grace.contact_id).consent["email"] == "opted_out"
+    clock.advance(days=2)
+    customer["email_marketing_consent"]["consent_updated_at"] = (clock() - timedelta(hours=1)).isoformat()
+    assert deliver(client, "shopify", shop.id, customer, topic="customers/update",
+                   delivery_id="d-new").status_code == 202
+    assert contact_of(sessions, grace.contact_id).consent_records["email"] == {
+        "status": "opted_in", "at": (clock() - timedelta(hours=1)).isoformat(), "source": "shopify_single_opt_in",
+        "by": "person"}
+    [refused] = refusals(sessions, grace.contact_id)
+    assert refused.startswith("consent email opted_in from shop event shopify:d-stale (shopify_single_opt_in, at ")
