@@ -39,11 +39,37 @@ def format_money(amount: Any, currency: str | None = None) -> str:
     return f"{symbol}{value:,}" if symbol else f"{value:,} {currency.upper()}"
 
 
+def line_total(price: Any, quantity: Any = 1) -> Any:
+    """price × quantity, exact (a Decimal, for `money`); the price as given when either is not a number."""
+    try:
+        return Decimal(str(price)) * Decimal(str(quantity))
+    except (InvalidOperation, ValueError):
+        return price
+
+
+def item_price(item: Any, currency: str | None = None) -> str:
+    """A line item's price as a reader expects it: "€24.00" for one, "2 × €12.50 = €25.00" for several
+    (the unit price alone beside a quantity reads as the line's price)."""
+    if not isinstance(item, dict) or item.get("price") is None:
+        return ""
+    quantity = item.get("quantity", 1)
+    unit = format_money(item["price"], currency)
+    try:
+        single = Decimal(str(quantity)) == 1
+    except (InvalidOperation, ValueError):
+        single = False
+    if single:
+        return unit
+    return f"{quantity} × {unit} = {format_money(line_total(item['price'], quantity), currency)}"
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=False
     )
     env.filters["money"] = format_money
+    env.filters["line_total"] = line_total
+    env.filters["item_price"] = item_price
     return env
 
 

@@ -70,21 +70,21 @@ def test_the_abandoned_cart_subject_greets_the_contact_by_first_name() -> None:
 
 
 def test_the_abandoned_cart_text_lists_each_item_with_quantity_and_price_and_the_raw_link() -> None:
-    """The text part lists name, quantity (1 by default) and formatted price, the total and the link as is."""
+    """The text part lists each item as "2 × €12.50 = €25.00" (one alone as its price), the total and the link."""
     text = load_email_template("abandoned_cart").render(cart_context()).text
 
-    assert "- Espresso cup x 2: €12.50" in text
-    assert "- Coffee beans 1 kg x 1: €24.00" in text
+    assert "- Espresso cup: 2 × €12.50 = €25.00" in text
+    assert "- Coffee beans 1 kg: €24.00" in text
     assert "Total: €49.00" in text
     assert f"Return to your cart: {RECOVERY_URL}" in text
     assert text.endswith("\n") and not text.endswith("\n\n")
 
 
 def test_the_abandoned_cart_html_shows_each_item_and_an_escaped_recovery_link() -> None:
-    """The HTML has every item, its quantity and price, and the link with & escaped as &amp; in href."""
+    """The HTML has every item, quantity × unit price and the line total, and the link with & escaped as &amp;."""
     html = load_email_template("abandoned_cart").render(cart_context()).html
 
-    for fragment in ("Espresso cup", "Quantity: 2", "€12.50", "Coffee beans 1 kg", "Quantity: 1", "€24.00",
+    for fragment in ("Espresso cup", "2 × €12.50", "€25.00", "Coffee beans 1 kg", "1 × €24.00", "€24.00",
                      "Total: €49.00"):
         assert fragment in html
     assert 'href="https://shop.example/cart/c-1?token=abc&amp;utm_source=rapport"' in html
@@ -99,7 +99,7 @@ def test_an_unknown_currency_code_is_kept_in_the_rendered_prices() -> None:
 
     text = load_email_template("abandoned_cart").render(context).text
 
-    assert "- Espresso cup x 2: 12.50 CHF" in text
+    assert "- Espresso cup: 2 × 12.50 CHF = 25.00 CHF" in text
 
 
 def test_contact_provided_values_are_escaped_in_the_html() -> None:

@@ -234,7 +234,7 @@ def test_codes_and_links_show_where_the_recipe_puts_them() -> None:
         context(CART, attributes={"cart_discount_code": "COMEBACK10"}))
     assert discount.subject == "A discount for your cart: COMEBACK10"
     assert "COMEBACK10" in discount.html and "Your discount code: COMEBACK10" in discount.text
-    assert "- Espresso cup x 2: €12.50" in discount.text and "Total: €49.00" in discount.text
+    assert "- Espresso cup: 2 × €12.50 = €25.00" in discount.text and "Total: €49.00" in discount.text
     no_code = load_email_template("abandoned_cart_discount").render(context(CART))
     assert no_code.subject == "Your cart is about to expire" and "discount code" not in no_code.text
 
@@ -264,3 +264,13 @@ def test_html_escapes_what_the_shop_sends() -> None:
     email = load_email_template("browse_abandonment").render(context(event))
     assert "&lt;b&gt;Moka&lt;/b&gt; &amp; pot" in email.html and "<b>Moka</b>" not in email.html
     assert "<b>Moka</b> & pot - €39.00" in email.text
+
+
+@pytest.mark.parametrize(("template", "event"), [("abandoned_cart", CART), ("abandoned_cart_second", CART),
+                                                 ("abandoned_cart_discount", CART), ("order_confirmation", ORDER)])
+def test_line_items_show_quantity_times_unit_price_and_the_line_total(template: str, event: dict[str, Any]) -> None:
+    """Two cups at €12.50 read "2 × €12.50 = €25.00" in the text and "2 × €12.50" beside €25.00 in the HTML."""
+    email = load_email_template(template).render(context(event))
+    assert "- Espresso cup: 2 × €12.50 = €25.00" in email.text
+    assert "x 2" not in email.text
+    assert "2 × €12.50" in email.html and "€25.00" in email.html
