@@ -2,6 +2,12 @@
 
 Marketer-tunable settings (journey waits, templates) live in the database; what
 is here is how the process is wired: where the database, Redis and SMTP are.
+
+The data directory (the embedded SQLite database, its Redis, the generated secret
+key, the demo's credentials) never depends on the working directory: it is
+RAPPORT_DATA_DIR, else var/ of the source checkout the code runs from (`make run`,
+an editable install), else, with DATABASE_URL naming the database, the user's data
+directory; with none of these Rapport refuses to guess.
 """
 
 from __future__ import annotations
@@ -79,6 +85,30 @@ class ProviderSettings:
         return f"ProviderSettings({shown!r})"
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_data_dir(env: os._Environ[str] | dict[str, str]) -> Path:
+    """Where local state lives, the same from whatever directory a command is run."""
+    given = env.get("RAPPORT_DATA_DIR", "").strip()
+    if given:
+        return Path(given).expanduser().resolve()
+    if _is_source_checkout(PROJECT_ROOT):
+        return PROJECT_ROOT / "var"
+    if env.get("DATABASE_URL"):  # the database is elsewhere; only `run` and `demo` keep files here
+        return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share").expanduser().resolve() / "rapport"
+    raise ValueError("set RAPPORT_DATA_DIR to the folder for Rapport's SQLite database and local state "
+                     f"(or DATABASE_URL): installed outside its source checkout, in {PROJECT_ROOT}, Rapport "
+                     "does not guess one from the working directory")
+
+
+def _is_source_checkout(root: Path) -> bool:
+    try:
+        return 'name = "rapport"' in (root / "pyproject.toml").read_text()
+    except OSError:
+        return False
+
+
 # Providers' documented throughput: Telegram bots ~30 messages/s, WhatsApp Cloud API 80/s
 # per number, Viber 50/s. Twilio allows 1/s per long code (more for short codes and
 # Messaging Services); 10/s suits a sender pool and is meant to be tuned. Email has no
@@ -121,7 +151,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        data_dir = Path(env.get("RAPPORT_DATA_DIR", "var")).resolve()
+        data_dir = resolve_data_dir(env)
         port = int(env.get("PORT", "8000"))
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'rapport.db'}"
         secret_key = env.get("SECRET_KEY")

@@ -110,10 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rapport: error: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
-        print(f"rapport: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"rapport: database error: {_explain(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _explain(exc: SQLAlchemyError) -> str:
+    first = str(exc).splitlines()[0]
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return f"{first} (this database has no schema yet: run `rapport db upgrade`)"
+    return first
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
