@@ -104,10 +104,10 @@ class DeliverySettings(BaseModel):
     frequency_caps: dict[Channel | Literal["all"], Cap | None] | None = None
     attribution: Attribution | None = None
     held_messages: HeldMessages | None = None
+    in_doubt: InDoubt | None = None
 
 
 def parse_delivery_settings(data: Any) -> DeliverySettings:
-    in_doubt: InDoubt | None = None
     """Validate; FieldErrors name each bad field by its path ("quiet_hours.sms.start")."""
     try:
         return DeliverySettings.model_validate(data)
@@ -149,15 +149,15 @@ def held_expiry_hours(settings: dict[str, Any] | None) -> int:
     return (_stored(settings).held_messages or HeldMessages()).expire_after_hours
 
 
-def effective_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """What applies now, defaults filled in, in the shape a PUT takes (so GET -> PUT round-trips)."""
-    return {
 def in_doubt_policy(settings: dict[str, Any] | None, *, transactional: bool) -> InDoubtPolicy:
     """"resend" or "skip": what to do with a message of this kind that may have reached the provider."""
     policy = _stored(settings).in_doubt or InDoubt()
     return policy.transactional if transactional else policy.marketing
 
 
+def effective_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """What applies now, defaults filled in, in the shape a PUT takes (so GET -> PUT round-trips)."""
+    return {
         "quiet_hours": {
             channel: {"start": window[0].strftime("%H:%M"), "end": window[1].strftime("%H:%M")} if window else None
             for channel, window in quiet_hours_for(settings).items()
@@ -165,10 +165,10 @@ def in_doubt_policy(settings: dict[str, Any] | None, *, transactional: bool) -> 
         "frequency_caps": {key: {"max": cap[0], "days": cap[1]} for key, cap in frequency_caps_for(settings).items()},
         "attribution": attribution_for(settings),
         "held_messages": {"expire_after_hours": held_expiry_hours(settings)},
+        "in_doubt": (_stored(settings).in_doubt or InDoubt()).model_dump(),
     }
 
 
-        "in_doubt": (_stored(settings).in_doubt or InDoubt()).model_dump(),
 def delivery_settings(session: Session, workspace_id: str) -> dict[str, Any]:
     workspace = session.get(Workspace, workspace_id)
     if workspace is None:
