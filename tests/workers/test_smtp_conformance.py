@@ -18,18 +18,22 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.channels import OutgoingMessage
+from engine.db import make_sessionmaker
 from engine.errors import PermanentSendError, SendInDoubt, TransientSendError
-from engine.models import Contact, Message
+from engine.models import Contact, Message, OutboxCapture
 from engine.services import dispatch
 from tests.conftest import FakeClock, Shop
 from workers.email import SmtpSender
 from workers.runtime import Runtime
+from workers.smtp_sink import SinkHandler, start_sink
+from workers.supervisor import free_port
 
 HANG_UP = None  # scripted instead of a reply: the server closes the connection at that stage
 
@@ -150,7 +154,7 @@ class _Server(socketserver.ThreadingTCPServer):
 def scripted() -> Iterator[ScriptedSmtp]:
     server = _Server(("127.0.0.1", 0), _Conversation)
     server.scripted = ScriptedSmtp(port=server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server.scripted
     server.shutdown()
@@ -456,3 +460,55 @@ def test_a_resend_after_doubt_carries_the_same_message_id(scripted: ScriptedSmtp
     again = sender.send(outgoing(1))
 
     assert [got.message_id for got in scripted.accepted] == [again.provider_id, again.provider_id]
+
+
+# --- The built-in sink (rapport smtp-sink) ----------------------------------------------------------
+
+@pytest.fixture
+def sink(sessions: sessionmaker[Session], clock: FakeClock) -> Iterator[tuple[SinkHandler, str]]:
+    port = free_port()
+    controller = start_sink(sessions, clock, host="127.0.0.1", port=port)
+    yield controller.handler, f"smtp://127.0.0.1:{port}"
+    controller.stop()
+
+
+def captured(sessions: sessionmaker[Session], to: str) -> list[OutboxCapture]:
+    with sessions() as session:
+        return list(session.scalars(select(OutboxCapture).where(OutboxCapture.to_address == to)))
+
+
+def test_the_sink_answers_a_failed_store_with_451_and_the_client_retries_later(
+        sink: tuple[SinkHandler, str], sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """With its database broken the sink answers a one-line 451: the message is retried later (not failed,
+    not in doubt), and once the database is back the retry is stored."""
+    handler, url = sink
+    handler.sessions = make_sessionmaker(create_engine(f"sqlite:///{tmp_path / 'no-tables.db'}"))
+    message = replace(outgoing(1), to=f"sink-{tmp_path.name}@example.com", headers={"X-Rapport-Message": "1"})
+    smtp = SmtpSender(url, timeout=5)
+    try:
+        with pytest.raises(TransientSendError, match=r"SMTP 451 4\.3\.0"):
+            smtp.send(message)
+        handler.sessions = sessions
+        smtp.send(message)
+    finally:
+        smtp.close()
+
+    assert [capture.subject for capture in captured(sessions, message.to)] == ["Your cart 1"]
+
+
+def test_the_sink_stores_a_message_whose_headers_do_not_fit_its_columns(
+        sink: tuple[SinkHandler, str], sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """Issue 10 made the store fail with an oversized header: a message id beyond 64 bits, a workspace id
+    longer than any of ours and a 2,000-character subject are stored (cut or left out), not refused."""
+    _handler, url = sink
+    message = replace(outgoing(2), to=f"big-{tmp_path.name}@example.com", subject="word " * 400,
+                      headers={"X-Rapport-Message": "9" * 30, "X-Rapport-Workspace": "w" * 100})
+    smtp = SmtpSender(url, timeout=5)
+    try:
+        smtp.send(message)
+    finally:
+        smtp.close()
+
+    [capture] = captured(sessions, message.to)
+    assert (capture.message_id, capture.workspace_id, len(capture.subject or "")) == (None, None, 998)
+    assert (capture.text or "").startswith("cart 2")
