@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.services.consent import PERSON_SOURCES
 from webapp.openapi_channels import CHANNEL_PATHS
 from webapp.openapi_journeys import JOURNEY_PATHS
 from webapp.openapi_providers import PROVIDER_PATHS
@@ -127,14 +128,42 @@ SCHEMAS: dict[str, Any] = {
         "attributes": {"type": "object", "additionalProperties": True, "default": {},
                        "description": "Custom fields, merged key by key into the stored ones."},
         "consent": {"type": "object", "default": {}, "additionalProperties": False,
-                    "properties": {c: {"enum": CONSENT_STATES} for c in CHANNELS},
-                    "description": "Channel -> consent state, merged key by key into the stored consent."},
+                    "properties": {c: _ref("ConsentIn") for c in CHANNELS},
+                    "description": "Channel -> consent, applied channel by channel. A withdrawal by the "
+                                   "person (unsubscribe, preference center, STOP, a spam complaint) is not "
+                                   "undone by an opt-in here unless it carries an `at` later than the "
+                                   "withdrawal and a `source` naming the person's own act; a refused change "
+                                   "is shown on the contact's timeline (`consent_refused`)."},
     }, required=[], additionalProperties=False,
         anyOf=[{"required": ["external_id"], "properties": {"external_id": {"type": "string"}}},
                {"required": ["email"], "properties": {"email": {"type": "string"}}}],
         description="The contact an event is about, created or updated (upserted) with the event. It "
                     "needs an external_id or an email. Profile fields left out or null keep their "
                     "stored values."),
+    "ConsentIn": {
+        "oneOf": [
+            {"enum": CONSENT_STATES, "description": "The state alone: the shop's word, timed by the event."},
+            _obj({
+                "status": {"enum": CONSENT_STATES},
+                "at": {"type": "string", "format": "date-time",
+                       "description": "When the consent was given or withdrawn (RFC 3339 with an offset). "
+                                      "Defaults to the event's occurred_at."},
+                "source": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_.:-]+$",
+                           "description": "How it was given. The person's own: " + ", ".join(
+                               f"`{source}`" for source in sorted(PERSON_SOURCES)) + "; any other source "
+                               "is the shop's."},
+            }, required=["status"], additionalProperties=False),
+        ],
+        "examples": ["opted_in", {"status": "opted_in", "at": "2026-12-01T10:00:00Z", "source": "checkout_checkbox"}],
+        "description": "One channel's consent: a state, or a state with when and how it was given.",
+    },
+    "ConsentRecord": _obj({
+        "status": {"enum": CONSENT_STATES},
+        "at": {"type": "string", "format": "date-time"},
+        "source": {"type": "string", "examples": ["one-click unsubscribe", "checkout_checkbox", "sms STOP"]},
+        "by": {"enum": ["person", "shop", "system"],
+               "description": "`person`: the contact did it; `shop`: the shop's record said so."},
+    }, description="When, how and by whom a channel's consent was last set."),
     "ContactProfile": _obj({
         "id": {"type": "integer"},
         "external_id": {"type": "string"},
@@ -144,6 +173,10 @@ SCHEMAS: dict[str, Any] = {
         "messenger_ids": {"type": "object", "additionalProperties": True},
         "consent": _obj({c: {"enum": [*CONSENT_STATES, "unknown"]} for c in CHANNELS},
                         description="Every channel, `unknown` where no consent was ever sent."),
+        "consent_records": {"type": "object", "additionalProperties": False,
+                            "properties": {c: _ref("ConsentRecord") for c in CHANNELS},
+                            "description": "The channels whose consent origin is known (set since "
+                                           "records were kept)."},
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
     }, description="A stored contact."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,7 @@ from tests.webapp.conftest import auth_headers, post_signed
 from tests.webapp.test_preferences import save
 from tests.webapp.test_shop_webhooks import SHOPIFY_SECRET, deliver
 from tests.webapp.test_unsubscribe import Recipient, contact_of, journal_of, links_for, make_recipient, path_of
+from webapp.openapi import SPEC
 
 PHONE = "+4915112345678"
 
@@ -191,3 +193,27 @@ def test_a_shopify_customer_record_is_honoured_only_when_the_customer_opted_in_a
         "by": "person"}
     [refused] = refusals(sessions, grace.contact_id)
     assert refused.startswith("consent email opted_in from shop event shopify:d-stale (shopify_single_opt_in, at ")
+
+
+def spec_schema(name: str) -> Any:
+    """A validator for one of the served spec's schemas (its references resolved within the spec)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": SPEC["components"]})
+
+
+def test_the_openapi_spec_describes_both_consent_shapes_and_the_consent_records(
+    client: FlaskClient, settings: Settings, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock
+) -> None:
+    """The spec takes a state or {status, at, source}, refuses other shapes, and matches the profile served."""
+    contact = spec_schema("Contact")
+    timed = {"status": "opted_in", "at": "2026-12-01T10:00:00Z", "source": "checkout_checkbox"}
+    for consent in ({"email": "opted_in"}, {"email": timed, "sms": "opted_out"}):
+        assert contact.is_valid({"external_id": "c-1", "consent": consent}), consent
+    for consent in ({"email": "yes"}, {"email": {"at": "2026-12-01T10:00:00Z"}}, {"email": {**timed, "by": "x"}}):
+        assert not contact.is_valid({"external_id": "c-1", "consent": consent}), consent
+    ada = make_recipient(sessions, shop, clock)
+    one_click(client, settings, shop, ada)
+    profile = client.get("/api/v1/contacts/c-1", headers=auth_headers(shop.credentials)).get_json()
+    spec_schema("ContactProfile").validate(profile)
+    assert "checkout_checkbox" in SPEC["components"]["schemas"]["ConsentIn"]["oneOf"][1]["properties"]["source"][
+        "description"]
