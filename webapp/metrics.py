@@ -99,6 +99,7 @@ def _database_families(out: Exposition) -> None:
         counts = ops_metrics.message_counts(session)
         latency = ops_metrics.send_latency(session, now=context.now())
         errors = ops_metrics.provider_errors(session)
+        doubtful = ops_metrics.in_doubt_counts(session)
         health = ops_metrics.channel_health(session)
     # Every channel and status is always present (0 when none), so dashboards have no gaps.
     by_key = {(channel, status): 0 for channel in CHANNELS for status in MessageStatus}
@@ -112,6 +113,14 @@ def _database_families(out: Exposition) -> None:
     out.family("rapport_provider_errors_total", "counter",
                "Send attempts the provider refused: transient (retried) or permanent (failed), from the journal.",
                (("", {"channel": c, "kind": k}, n) for c, k, n in sorted(errors)))
+    # Both outcomes for every channel, 0 when none: an alert on "skipped" needs the series to exist.
+    in_doubt = {(channel, outcome): 0 for channel in CHANNELS for outcome in ("resent", "skipped")}
+    in_doubt.update({(channel, outcome): n for channel, outcome, n in doubtful})
+    out.family("rapport_in_doubt_messages_total", "counter",
+               "Messages whose body may have reached the provider without its answer being recorded (a worker "
+               "killed mid-send, a connection lost after the body), by what the workspace's in-doubt policy did: "
+               "resent, or skipped (left unknown).",
+               (("", {"channel": c, "outcome": o}, n) for (c, o), n in sorted(in_doubt.items())))
     out.family("rapport_channel_paused", "gauge", "1 when the workspace's channel is paused after failures.",
                (("", {"workspace": w, "channel": c}, int(paused)) for w, c, paused, _ in health))
     out.family("rapport_channel_consecutive_failures", "gauge",

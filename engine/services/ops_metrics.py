@@ -19,6 +19,7 @@ from sqlalchemy import Float, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from engine.models import ChannelHealth, JournalEntry, Message
+from engine.services import in_doubt
 
 # Upper bounds (seconds) of the send-latency histogram: from "as soon as it was due"
 # to "an hour late" (a backlog, or retries with backoff).
@@ -79,6 +80,17 @@ def provider_errors(session: Session) -> list[tuple[str, str, int]]:
         .where(JournalEntry.kind.in_(list(ERROR_KINDS)))
         .group_by(Message.channel, JournalEntry.kind))
     return [(channel, ERROR_KINDS[kind], count) for channel, kind, count in rows]
+
+
+def in_doubt_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(channel, "resent" | "skipped", messages) settled by the in-doubt policy since the start, from
+    the journal (engine/services/in_doubt.py writes one line each time)."""
+    rows = session.execute(
+        select(Message.channel, JournalEntry.kind, func.count())
+        .join(Message, Message.id == JournalEntry.message_id)
+        .where(JournalEntry.kind.in_(list(in_doubt.OUTCOMES)))
+        .group_by(Message.channel, JournalEntry.kind))
+    return [(channel, in_doubt.OUTCOMES[kind], count) for channel, kind, count in rows]
 
 
 def channel_health(session: Session) -> list[tuple[str, str, bool, int]]:

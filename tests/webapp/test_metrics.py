@@ -91,6 +91,7 @@ def test_every_family_is_declared_and_messages_cover_every_channel_and_status(cl
         "rapport_messages": "gauge", "rapport_send_latency_seconds": "histogram",
         "rapport_provider_errors_total": "counter", "rapport_channel_paused": "gauge",
         "rapport_channel_consecutive_failures": "gauge", "rapport_queue_depth": "gauge",
+        "rapport_in_doubt_messages_total": "counter",
         "rapport_scrape_source_up": "gauge"}
     assert ("rapport_messages", frozenset({("channel", "viber"), ("status", "unknown")})) in result.samples
     assert result.value("rapport_scrape_source_up", source="database") == 1
@@ -143,6 +144,21 @@ def test_provider_errors_are_counted_from_the_journal(client, shop, sessions, cl
     for kind, added in (("transient", 2), ("permanent", 1)):
         assert after.value("rapport_provider_errors_total", channel="viber", kind=kind) == \
             before.value("rapport_provider_errors_total", channel="viber", kind=kind) + added
+
+
+def test_in_doubt_messages_are_counted_by_what_the_policy_did(client, shop, sessions, clock) -> None:
+    """Each in-doubt line of the journal counts once, as resent or skipped, per channel."""
+    before = scrape(client)
+    [message_id] = add_messages(sessions, shop.id, [("email", "unknown")], created_at=clock())
+    with sessions.begin() as session:
+        contact_id = session.get_one(Message, message_id).contact_id
+        for kind in ("in_doubt_resent", "in_doubt_resent", "in_doubt_skipped", "sent"):
+            session.add(JournalEntry(workspace_id=shop.id, contact_id=contact_id, message_id=message_id,
+                                     at=clock(), kind=kind))
+    after = scrape(client)
+    for outcome, added in (("resent", 2), ("skipped", 1)):
+        assert after.value("rapport_in_doubt_messages_total", channel="email", outcome=outcome) == \
+            before.value("rapport_in_doubt_messages_total", channel="email", outcome=outcome) + added
 
 
 def test_paused_channels_and_failure_streaks_are_shown_per_workspace(client, shop, sessions, clock) -> None:
