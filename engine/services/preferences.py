@@ -35,7 +35,8 @@ DEFAULT_TOPICS = ({"id": "newsletter", "name": "Newsletter"}, {"id": "offers", "
 CHANNEL_LABELS = {"email": "Email", "sms": "Text messages (SMS)", "telegram": "Telegram", "whatsapp": "WhatsApp",
                   "viber": "Viber"}
 # How an unsubscribe arrived (webapp/preferences.py), as the consent record names it.
-METHOD_SOURCES = {"one_click": "one-click unsubscribe", "page": "unsubscribe page", "post": "unsubscribe link"}
+METHOD_SOURCES = {"one_click": "one-click unsubscribe", "page": "unsubscribe page", "post": "unsubscribe link",
+                  "mailto": "mailto unsubscribe"}
 
 
 @dataclass(frozen=True)
