@@ -15,6 +15,18 @@ class FieldErrors(RapportError):
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
 
 
+class MalformedJson(RapportError):
+    """A body that is not JSON, or nests deeper than engine.strict_json.MAX_DEPTH: refused whole."""
+
+
+class TooDeepJson(MalformedJson):
+    """JSON nested past engine.strict_json.MAX_DEPTH: refused even where unreadable bodies are kept."""
+
+
+class UnstorableJson(FieldErrors):
+    """JSON whose values cannot be stored (non-finite numbers, NUL, lone surrogates), by field."""
+
+
 class DefinitionError(FieldErrors):
     """A journey definition is invalid."""
 

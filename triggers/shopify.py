@@ -1,6 +1,7 @@
 """Shopify webhooks as canonical events: which shop changes start, continue or stop journeys.
 
-Topics and the events they become (each delivery is one event, id `shopify:<X-Shopify-Webhook-Id>`):
+Topics and the events they become (each delivery is one event, id `shopify:<X-Shopify-Event-Id>`,
+or `shopify:<X-Shopify-Webhook-Id>` for a delivery without an event id):
 
 | topic                                  | event           | keyed by                          |
 | -------------------------------------- | --------------- | --------------------------------- |
@@ -249,6 +250,7 @@ PLATFORM = Platform(
     name=SOURCE,
     signature_header="X-Shopify-Hmac-Sha256",
     delivery_header="X-Shopify-Webhook-Id",
+    event_header="X-Shopify-Event-Id",
     topic_header="X-Shopify-Topic",
     map_delivery=map_webhook,
 )

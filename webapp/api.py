@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -13,27 +12,24 @@ from engine.models import OutboxCapture
 from engine.previews import html_without_tracking, meta_without_tracking, text_without_tracking
 from engine.services import contacts
 from engine.services.ingest import MAX_BATCH, ingest_events
+from engine.strict_json import problems_by_item
 from webapp import context
 from webapp.auth import authenticate
-from webapp.errors import BadJson, error, register_api_errors
+from webapp.errors import error, register_api_errors
+from webapp.json_body import json_body_with_problems
 from webapp.openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 register_api_errors(bp)
 
 
-def _json_body() -> Any:
-    """The parsed body. Parsed from the same raw bytes the signature was checked over."""
-    try:
-        return json.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadJson(str(exc)) from None
-
-
 @bp.post("/events")
 def post_event() -> Any:
     caller = authenticate(signed=True)
-    payload = _json_body()
+    payload, problems = json_body_with_problems()
+    if problems:
+        return error(422, "invalid_event", "the event has invalid fields",
+                     errors=[{"field": p.field, "message": p.message} for p in problems])
     with context.sessions()() as session:
         [result] = ingest_events(session, caller.workspace_id, [payload], now=context.now(), check_existing=False)
         if result.status == "accepted":
@@ -48,7 +44,8 @@ def post_event() -> Any:
 @bp.post("/events/batch")
 def post_batch() -> Any:
     caller = authenticate(signed=True)
-    payload = _json_body()
+    payload, problems = json_body_with_problems()
+    refused = problems_by_item(problems, under="events")
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list) or not events:
         return error(422, "invalid_batch", "the body must be {\"events\": [ ... ]}",
@@ -57,7 +54,7 @@ def post_batch() -> Any:
         return error(422, "invalid_batch", f"a batch holds at most {MAX_BATCH} events",
                      errors=[{"field": "events", "message": f"{len(events)} events; the limit is {MAX_BATCH}"}])
     with context.sessions().begin() as session:
-        results = ingest_events(session, caller.workspace_id, events, now=context.now())
+        results = ingest_events(session, caller.workspace_id, events, now=context.now(), refused=refused)
     counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "invalid")}
     status = 202 if counts["accepted"] else (422 if counts["invalid"] == len(results) else 200)
     return jsonify(counts | {"results": [r.as_json() for r in results]}), status

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, ValidationError
+from werkzeug.routing import IntegerConverter
 
 from engine.clock import utcnow
 from engine.db import make_engine, make_sessionmaker
@@ -18,18 +18,24 @@ from workers.queues import connect_redis, make_job_sink
 MAX_BODY = 1024 * 1024  # 1 MiB
 
 
+def _digits_at_most(limit: int) -> str:
+    """A regular expression for the decimal numbers from 0 to `limit` (no sign)."""
+    digits = str(limit)
+    options = [rf"\d{{1,{len(digits) - 1}}}"]
+    for position, digit in enumerate(digits):
+        if digit != "0":
+            options.append(digits[:position] + f"[0-{int(digit) - 1}]" + rf"\d{{{len(digits) - position - 1}}}")
+    options.append(digits)
+    return "(?:" + "|".join(options) + ")"
+
+
 class DatabaseId(IntegerConverter):
-    """`<int:...>` in every route: only what a database id column can hold (BIGINT), so a larger
-    number in a path is an ordinary 404 instead of an "out of range" error from the database."""
+    """`<int:...>` in every route: only what a database id column can hold (BIGINT). A larger number
+    matches no route, so every method answers an ordinary 404 (a converter that refused it after
+    matching would make werkzeug answer 405 for a method another route has) instead of an "out of
+    range" error from the database."""
 
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(map, *args, **kwargs)
-
-    def to_python(self, value: str) -> Any:
-        if len(value) > 19:  # past BIGINT; and int() refuses thousands of digits with a ValueError
-            raise ValidationError()
-        return super().to_python(value)
+    regex = _digits_at_most(2**63 - 1)
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> Flask:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from engine.channels import CHANNELS
 from engine.errors import FieldErrors, NotFound
@@ -19,6 +19,7 @@ from engine.settings import Settings
 from webapp import context
 from webapp.auth import authenticate
 from webapp.errors import BadJson, error, register_api_errors
+from webapp.json_body import json_body
 
 bp = Blueprint("channels_api", __name__, url_prefix="/api/v1")
 register_api_errors(bp)
@@ -90,7 +91,7 @@ def get_delivery_settings() -> Any:
 @bp.put("/settings/delivery")
 def put_delivery_settings() -> Any:
     caller = authenticate(signed=False)
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise BadJson("expected a JSON object with quiet_hours, frequency_caps and/or attribution")
     with context.sessions().begin() as session:

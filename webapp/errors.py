@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from engine.errors import AuthError, NotFound
+from engine.errors import AuthError, MalformedJson, NotFound, UnstorableJson
 
 
 class BadJson(Exception):
@@ -31,7 +31,17 @@ def bad_json(exc: BadJson) -> Any:
     return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
 
 
+def malformed_json(exc: MalformedJson) -> Any:
+    return error(400, "malformed_json", f"the body cannot be read as JSON: {exc}")
+
+
+def unstorable_json(exc: UnstorableJson) -> Any:
+    return error(422, "invalid_json", "the body holds values that cannot be stored", errors=exc.errors)
+
+
 def register_api_errors(bp: Blueprint) -> None:
     bp.register_error_handler(AuthError, unauthorized)
     bp.register_error_handler(NotFound, not_found)
     bp.register_error_handler(BadJson, bad_json)
+    bp.register_error_handler(MalformedJson, malformed_json)
+    bp.register_error_handler(UnstorableJson, unstorable_json)

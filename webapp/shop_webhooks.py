@@ -2,8 +2,9 @@
 
 Signed with the shop's own secret (`rapport workspace connect`), not the API key.
 Answers: 202 mapped (events stored) or unmapped (stored for inspection, with a
-warning); 200 for a repeat delivery, a deliberately ignored one, or WooCommerce's
-ping; 401 for a missing or wrong signature; 404 for an unknown workspace.
+warning; also a body holding values that cannot be stored); 200 for a repeat delivery,
+a deliberately ignored one, or WooCommerce's ping; 401 for a missing or wrong signature;
+400 for a body nested too deeply; 404 for an unknown workspace.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, assert_never
 
 from flask import Blueprint, jsonify, request
 
-from engine.errors import AuthError, NotFound
+from engine.errors import AuthError, NotFound, TooDeepJson
 from engine.services.shop_webhooks import Delivery, Outcome, Platform, receive_webhook
 from triggers import shopify, woocommerce
 from webapp import context
@@ -28,6 +29,11 @@ def _unauthorized(exc: AuthError) -> Any:
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> Any:
     return jsonify(error="not_found", message="no such webhook endpoint"), 404
+
+
+@bp.errorhandler(TooDeepJson)
+def _too_deep(exc: TooDeepJson) -> Any:
+    return jsonify(error="malformed_json", message=f"the body cannot be read as JSON: {exc}"), 400
 
 
 @bp.post("/shopify/<workspace_id>")
@@ -46,6 +52,7 @@ def _receive(platform: Platform, workspace_id: str) -> Any:
         topic=request.headers.get(platform.topic_header),
         signature=request.headers.get(platform.signature_header),
         body=request.get_data(cache=False),
+        event_id=request.headers.get(platform.event_header) if platform.event_header else None,
     )
     with context.sessions().begin() as session:
         outcome = receive_webhook(session, workspace_id, platform, delivery, now=context.now())

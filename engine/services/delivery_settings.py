@@ -61,7 +61,7 @@ ClockTime = Annotated[time, BeforeValidator(_clock_time)]
 
 
 class Window(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     start: ClockTime
     end: ClockTime
 
@@ -73,19 +73,19 @@ class Window(BaseModel):
 
 
 class Cap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     max: int = Field(ge=1, le=1000)
     days: int = Field(ge=1, le=365)
 
 
 class Attribution(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     click_days: int = Field(default=DEFAULT_ATTRIBUTION["click_days"], ge=0, le=90)
     open_days: int = Field(default=DEFAULT_ATTRIBUTION["open_days"], ge=0, le=90)
 
 
 class HeldMessages(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     expire_after_hours: int = Field(default=DEFAULT_HELD_EXPIRY_HOURS, ge=0, le=24 * 30)
 
 
@@ -97,9 +97,12 @@ class InDoubt(BaseModel):
 
 
 class DeliverySettings(BaseModel):
-    """A PUT body: each section given replaces the stored one; null restores its defaults."""
+    """A PUT body: each section given replaces the stored one; null restores its defaults.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: a wrong type is refused, never coerced (`false` is not 0 hours, "3" is not 3).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     quiet_hours: dict[Channel, Window | None] | None = None
     frequency_caps: dict[Channel | Literal["all"], Cap | None] | None = None
     attribution: Attribution | None = None

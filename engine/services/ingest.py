@@ -8,13 +8,15 @@ per workspace, so a shop that retries a webhook changes nothing the second time.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -39,7 +41,20 @@ CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ConsentState = Literal["opted_in", "opted_out", "pending"]
 CONSENT_STATES = ("opted_in", "opted_out", "pending")
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_OFFSET = timedelta(hours=15, minutes=59)  # PostgreSQL's timestamptz takes no larger UTC offset
+# Far enough from datetime's limits that converting to UTC or adding a journey's windows cannot overflow.
+OCCURRED_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+
+def _storable_text(value: str) -> str:
+    """PostgreSQL cannot store NUL in text (the strict JSON reader refuses it too; this guards other callers)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+Text200 = Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class _In(BaseModel):
@@ -77,11 +92,11 @@ class ConsentIn(_In):
 
 class ContactIn(_In):
     external_id: Text200 | None = None
-    email: Annotated[str, Field(max_length=320)] | None = None
-    phone: Annotated[str, Field(max_length=32)] | None = None
-    first_name: Annotated[str, Field(max_length=200)] | None = None
-    last_name: Annotated[str, Field(max_length=200)] | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    email: Annotated[Text, Field(max_length=320)] | None = None
+    phone: Annotated[Text, Field(max_length=32)] | None = None
+    first_name: Annotated[Text, Field(max_length=200)] | None = None
+    last_name: Annotated[Text, Field(max_length=200)] | None = None
+    timezone: Annotated[Text, Field(max_length=64)] | None = None
     locale: Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
     birthday: date | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -124,7 +139,7 @@ class ContactIn(_In):
 
 class EventIn(_In):
     id: Text200
-    type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+    type: Annotated[Text, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]
     occurred_at: datetime | None = None
     contact: ContactIn
     properties: dict[str, Any] = Field(default_factory=dict)
@@ -134,6 +149,11 @@ class EventIn(_In):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("needs a time zone offset, e.g. 2026-11-23T10:00:00Z")
+        offset = value.utcoffset() if value is not None else None
+        if offset is not None and abs(offset) > MAX_OFFSET:
+            raise ValueError("the time zone offset must lie between -15:59 and +15:59")
+        if value is not None and not OCCURRED_RANGE[0] <= value <= OCCURRED_RANGE[1]:
+            raise ValueError("must lie between the years 1900 and 2999")
         return value
 
 
@@ -167,18 +187,23 @@ def ingest_events(
     now: datetime,
     check_existing: bool = True,
     source: str = "api",
+    refused: Mapping[int, list[dict[str, str]]] | None = None,
 ) -> list[ItemResult]:
     """Store the valid events of `payloads`; report on each item by its index.
 
     `check_existing=False` skips the look-up of already-seen ids (one query fewer for a
     single event); the caller must then roll back when the result is a duplicate, so the
     contact update it made is undone. `source` records where the events came from
-    (`api`, `shopify`, `woocommerce`).
+    (`api`, `shopify`, `woocommerce`). `refused` are items already found invalid (by the
+    strict JSON reader: values that cannot be stored), by index with their field errors.
     """
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, EventIn]] = []
     seen: set[str] = set()
     for index, payload in enumerate(payloads):
+        if refused and index in refused:
+            results[index] = ItemResult(index, "invalid", errors=refused[index])
+            continue
         try:
             event = parse_event(payload)
         except ValidationError as exc:

@@ -1,10 +1,11 @@
 """Webhooks fired by shop platforms (Shopify, WooCommerce): verify, de-duplicate, ingest.
 
 Both platforms sign a delivery with base64(HMAC-SHA256(shop secret, raw body)) and
-name it with a delivery id. The signature check, the receipt that de-duplicates the
-delivery and the events it maps to are one transaction: a delivery is recorded whole
-or not at all, and a repeat finds the receipt and changes nothing. Reading a
-platform's payload is pure code in `triggers/shopify.py` and `triggers/woocommerce.py`,
+name it with a delivery id; Shopify also sends an event id (X-Shopify-Event-Id), the same
+for every delivery of one event, which is then the de-duplication key. The signature
+check, the receipt that de-duplicates the delivery and the events it maps to are one
+transaction: a delivery is recorded whole or not at all, and a repeat finds the receipt
+and changes nothing. Reading a platform's payload is pure code in `triggers/shopify.py` and `triggers/woocommerce.py`,
 which describe themselves to this module as a `Platform`.
 
 One outcome per delivery:
@@ -16,6 +17,13 @@ One outcome per delivery:
   already recorded); the receipt says why;
 - duplicate: this delivery id was received before; nothing changes;
 - ping: WooCommerce's unsigned hello when a webhook is saved; nothing is stored.
+
+Bodies are read by the strict JSON reader (engine/strict_json.py). A signed body holding
+values that cannot be stored (NaN, Infinity, a number beyond ±1.8e308, a NUL character, a
+lone surrogate, an integer of more than 4300 digits) is unmapped: its text is kept for
+inspection with the fields named in the warning, and the shop is answered 202 so it does
+not retry what cannot change. A body nested deeper than MAX_DEPTH levels is refused
+(TooDeepJson) and nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,9 +41,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from engine.db import dialect_insert
-from engine.errors import AuthError, NotFound
+from engine.errors import AuthError, MalformedJson, NotFound, TooDeepJson
 from engine.models import WebhookReceipt, Workspace
 from engine.services.ingest import ingest_events, parse_event
+from engine.strict_json import read_json, storable_text
 
 SHOP_PLATFORMS = ("shopify", "woocommerce")
 MAX_DELIVERY_ID = 150  # WebhookReceipt.delivery_id holds 200; event ids add a prefix
@@ -72,6 +80,7 @@ class Delivery:
     topic: str | None
     signature: str | None
     body: bytes
+    event_id: str | None = None  # the platform's id of the event itself, the same on every delivery of it
 
 
 def _never_a_ping(delivery: Delivery) -> bool:
@@ -85,6 +94,7 @@ class Platform:
     delivery_header: str
     topic_header: str
     map_delivery: Callable[[str, Any, str], MappingResult]  # (topic, parsed body, delivery id)
+    event_header: str | None = None  # names the event across its deliveries (de-duplication key)
     is_ping: Callable[[Delivery], bool] = _never_a_ping
 
 
@@ -120,10 +130,15 @@ def receive_webhook(
         return Outcome("duplicate")
 
     try:
-        payload: Any = json.loads(delivery.body)
-    except ValueError as exc:
-        return _finish(session, receipt_id, Unmapped(f"the body is not JSON: {exc}"),
-                       payload={"body": delivery.body[:10_000].decode("utf-8", "replace")})
+        payload, problems = read_json(delivery.body)
+    except TooDeepJson:
+        raise
+    except MalformedJson as exc:
+        return _finish(session, receipt_id, Unmapped(f"the body is not JSON: {exc}"), payload=_body_text(delivery))
+    if problems:
+        fields = "; ".join(f"{p.field}: {p.message}" for p in problems[:10])
+        return _finish(session, receipt_id, Unmapped(f"the body holds values that cannot be stored: {fields}"),
+                       payload=_body_text(delivery))
     result = platform.map_delivery(topic, payload, delivery_id)
     if isinstance(result, Mapped):
         problem = _first_invalid(result.events)
@@ -132,6 +147,11 @@ def receive_webhook(
         else:
             return _ingest(session, workspace_id, receipt_id, platform.name, result, now=now)
     return _finish(session, receipt_id, result, payload=payload)
+
+
+def _body_text(delivery: Delivery) -> dict[str, str]:
+    """A refused body as text to inspect, without what the database cannot store."""
+    return {"body": storable_text(delivery.body[:10_000].decode("utf-8", "replace"))}
 
 
 def _ingest(
@@ -192,9 +212,10 @@ def _claim_receipt(
 
 
 def delivery_key(delivery: Delivery) -> str:
-    """The delivery id; a digest of the body when the platform sent none (or too long a one),
-    so an identical retry is still recognised."""
-    delivery_id = (delivery.delivery_id or "").strip()
+    """The event id when the platform sends one (Shopify: the same across retries and duplicate
+    deliveries, which each get a new webhook id), else the delivery id; a digest of the body
+    when the platform sent neither (or too long an id), so an identical retry is still recognised."""
+    delivery_id = (delivery.event_id or "").strip() or (delivery.delivery_id or "").strip()
     if not delivery_id:
         return "sha256:" + hashlib.sha256(delivery.body).hexdigest()
     if len(delivery_id) > MAX_DELIVERY_ID:

@@ -15,7 +15,6 @@ have accepted it, and the workspace's in-doubt policy decides whether to send it
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,8 @@ from requests.adapters import HTTPAdapter
 
 from engine.channels import Button, OutgoingMessage
 from engine.clock import utcnow
-from engine.errors import FieldErrors, PermanentSendError, SendInDoubt, TransientSendError
+from engine.errors import FieldErrors, MalformedJson, PermanentSendError, SendInDoubt, TransientSendError
+from engine.strict_json import read_json, refuse_problems
 
 USER_AGENT = "Rapport/0.1 (+https://github.com/rapport)"
 
@@ -122,11 +122,15 @@ def same_secret(given: str, expected: str) -> bool:
 
 
 def parse_json_body(body: bytes) -> Any:
-    """A signed body that is not JSON is the sender's bug: a field error (422), not a 500."""
+    """A signed body read by the strict JSON reader (engine/strict_json.py). One that is not JSON,
+    nests too deeply or holds values that cannot be stored (NaN, Infinity, NUL...) is the
+    sender's bug: field errors (the webhook view answers 400 naming them), never a 500."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise FieldErrors([{"field": "body", "message": "not a JSON document"}]) from None
+        value, problems = read_json(body)
+    except MalformedJson as exc:
+        raise FieldErrors([{"field": "body", "message": f"not a JSON document: {exc}"}]) from None
+    refuse_problems(problems)
+    return value
 
 
 def from_epoch(value: Any, *, millis: bool = False) -> datetime:
