@@ -20,7 +20,7 @@ _TOKEN = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
 # An <img> start tag (quoted attribute values may hold '>') whose src is our open pixel.
 _PIXEL_TAG = re.compile(
     r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*?\bsrc\s*=\s*["'][^"']*""" + re.escape(OPEN_PATH)
-    + r"""(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+    + r"""[^"']*["'](?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
 _PIXEL_URL = re.compile(r"""https?://[^\s"'<>]*""" + re.escape(OPEN_PATH) + _TOKEN + r"\.gif")
 _CLICK_URL = re.compile(r"""https?://[^\s"'<>]*""" + re.escape(CLICK_PATH) + f"({_TOKEN})")
 NOWHERE = "#"

@@ -86,6 +86,8 @@ def test_viewing_the_outbox_page_counts_no_open(
         load_like_a_browser(client, preview)
     assert [tracking_of(sessions, i) for i in ids] == [("sent", [])] * 3
     assert not [preview for preview in previews if "/t/o/" in preview]
+    sent_images = len(re.findall(r"<img\b", smtp_server.messages[0].get_body(("html",)).get_content()))
+    assert [len(re.findall(r"<img\b", preview)) for preview in previews] == [sent_images - 1] * 3  # the pixel's tag too
 
     received = smtp_server.messages[0].get_body(("html",)).get_content()
     pixel = re.search(r'<img src="(http://127\.0\.0\.1:8000/t/o/[^"]+\.gif)"', received)
