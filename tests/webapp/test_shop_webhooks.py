@@ -51,15 +51,19 @@ def deliver(
     secret: str | None = None,
     signature: str | None = None,
     unsigned: bool = False,
+    event_id: str | None = None,
 ) -> TestResponse:
     """POST `body` as the platform does: signed over the raw bytes with the shop's secret,
-    or another `secret`, or with the given `signature` header, or `unsigned`."""
+    or another `secret`, or with the given `signature` header, or `unsigned`; `event_id` is
+    sent as X-Shopify-Event-Id."""
     raw_body = body if isinstance(body, bytes) else json.dumps(body).encode()
     signature_header, delivery_header, topic_header = HEADERS[platform]
     secret = secret or (SHOPIFY_SECRET if platform == "shopify" else WOO_SECRET)
     headers = {"Content-Type": "application/json", delivery_header: delivery_id, topic_header: topic}
     if not unsigned:
         headers[signature_header] = signature if signature is not None else sign_body(secret, raw_body)
+    if event_id is not None:
+        headers["X-Shopify-Event-Id"] = event_id
     return client.post(f"/api/v1/webhooks/{platform}/{workspace_id}", data=raw_body, headers=headers)
 
 
@@ -202,6 +206,39 @@ def test_a_repeated_delivery_is_a_duplicate_and_changes_nothing(
     [contact] = contacts_of(sessions, connected.id)
     assert contact.first_name == "Ada"
     assert len(queued_event_ids(redis, namespace)) == 1
+
+
+def test_the_same_shopify_event_under_a_new_webhook_id_is_a_duplicate(
+    client: FlaskClient, connected: Shop, sessions: sessionmaker[Session], redis: Redis, namespace: str
+) -> None:
+    """Shopify's X-Shopify-Event-Id is the same on every delivery of one event, whose webhook id differs:
+    the second delivery answers 200 duplicate and the order is stored once, as shopify:<event id>."""
+    body = raw("shopify", "orders_create")
+    first = deliver(client, "shopify", connected.id, body, topic="orders/create", delivery_id="d-first",
+                    event_id="98880550-7158-44d4-b7cd-2c97c8a091b5")
+    assert first.json == {"accepted": True, "event_ids": ["shopify:98880550-7158-44d4-b7cd-2c97c8a091b5"]}
+    again = deliver(client, "shopify", connected.id, body, topic="orders/create", delivery_id="d-second",
+                    event_id="98880550-7158-44d4-b7cd-2c97c8a091b5")
+    assert again.status_code == 200 and again.json == {"duplicate": True}
+    assert len(events_of(sessions, connected.id)) == 1
+    assert len(queued_event_ids(redis, namespace)) == 1
+
+
+def test_shopify_events_with_different_event_ids_are_both_stored(
+    client: FlaskClient, connected: Shop, sessions: sessionmaker[Session]
+) -> None:
+    """Two events (two event ids) are two events, even under one webhook id; without an event id
+    the webhook id still de-duplicates."""
+    body = raw("shopify", "orders_paid")
+    for event_id in ("evt-a", "evt-b"):
+        response = deliver(client, "shopify", connected.id, body, topic="orders/paid", delivery_id="d-1",
+                           event_id=event_id)
+        assert response.status_code == 202
+    deliver(client, "shopify", connected.id, body, topic="orders/paid", delivery_id="d-no-event-id")
+    again = deliver(client, "shopify", connected.id, body, topic="orders/paid", delivery_id="d-no-event-id")
+    assert again.json == {"duplicate": True}
+    assert [e.external_id for e in events_of(sessions, connected.id)] == [
+        "shopify:evt-a", "shopify:evt-b", "shopify:d-no-event-id"]
 
 
 def test_an_unmapped_topic_is_kept_with_its_payload_and_answered_with_a_warning(
