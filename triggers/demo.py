@@ -29,6 +29,7 @@ def create_demo_workspace(
     create_journey(
         session, credentials.workspace_id, abandoned_cart.NAME,
         abandoned_cart.recipe(wait_seconds=wait_seconds, messenger_nudge=True), now=now,
+        recipe="abandoned_cart",  # installing the recipe again would remind each cart twice
     )
     return credentials
 

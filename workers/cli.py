@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -158,7 +161,7 @@ def _connect_shop(args: argparse.Namespace, settings: Settings, sessions: sessio
 
     with sessions.begin() as session:
         connect_shop(session, args.workspace_id, args.platform, args.secret)
-    url = f"{settings.base_url.rstrip('/')}/api/v1/webhooks/{args.platform}/{args.workspace_id}"
+    url = f"{public_url(settings)}/api/v1/webhooks/{args.platform}/{args.workspace_id}"
     print(f"{args.platform} connected to workspace {args.workspace_id}; send its webhooks to {url}")
     return 0
 
@@ -244,13 +247,33 @@ def cmd_bounce_server(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def public_url(settings: Settings, given: str | None = None) -> str:
+    """Where Rapport answers: the URL given, else BASE_URL or PORT when set, else the address of the
+    `rapport run` serving this data directory (it may run on another PORT than this shell has), else
+    the default."""
+    from workers.supervisor import running_address
+
+    if given:
+        return given.rstrip("/")
+    explicit = any(os.environ.get(name) for name in ("BASE_URL", "PORT"))
+    return (None if explicit else running_address(settings.data_dir)) or settings.base_url
+
+
+def _program() -> str:
+    """This command as the user typed it, so a printed follow-up command works as shown."""
+    invoked = sys.argv[0] if Path(sys.argv[0]).name == "rapport" else ".venv/bin/rapport"
+    prefix = f"RAPPORT_DATA_DIR={shlex.quote(os.environ['RAPPORT_DATA_DIR'])} " \
+        if os.environ.get("RAPPORT_DATA_DIR") else ""
+    return prefix + shlex.quote(invoked)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from triggers.demo import cart_event, load_credentials, order_event, post_signed
 
     credentials = load_credentials(settings.data_dir / "demo.json")
     if credentials is None:
         raise RuntimeError(f"no demo workspace in {settings.data_dir}: start it with `make run` first")
-    base = (args.url or settings.base_url).rstrip("/")
+    base = public_url(settings, args.url)
     if args.demo_command == "cart":
         payload = cart_event(email=args.email)
     else:
@@ -260,7 +283,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.demo_command == "cart" and status == 202:
         cart_id = payload["properties"]["cart_id"]
         print(f"cart {cart_id}: the reminder goes out after the journey's wait; watch {base}/outbox\n"
-              f"to buy the cart in time instead: .venv/bin/rapport demo order {cart_id}")
+              f"to buy the cart in time instead: {_program()} demo order {cart_id} --url {base}")
     return 0 if status in (200, 202) else 1
 
 

@@ -12,6 +12,7 @@ get their URLs and fake credentials. Ctrl-C stops them all.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -94,6 +95,28 @@ def ensure_demo_workspace(settings: Settings) -> None:
         save_credentials(path, create_demo_workspace(session, DEMO_NAME, now=utcnow()))
 
 
+ADDRESS_FILE = "run.json"  # the address a running `rapport run` serves, for other commands to print
+
+
+def record_address(settings: Settings) -> None:
+    (settings.data_dir / ADDRESS_FILE).write_text(json.dumps({"base_url": settings.base_url, "pid": os.getpid()}))
+
+
+def forget_address(settings: Settings) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (settings.data_dir / ADDRESS_FILE).unlink()
+
+
+def running_address(data_dir: Path) -> str | None:
+    """The base URL of the `rapport run` serving this data directory, if one is running."""
+    try:
+        recorded = json.loads((data_dir / ADDRESS_FILE).read_text())
+        os.kill(int(recorded["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):  # none recorded, or its process is gone
+        return None
+    return str(recorded["base_url"])
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -130,11 +153,13 @@ def run_embedded(settings: Settings, *, workers: int = 1) -> int:
             children.append(("worker", _spawn([*py, "worker"], env)))
         children.append(("scheduler", _spawn([*py, "scheduler"], env)))
         _wait_for_http(settings.port, children)
+        record_address(settings)
         _banner(settings)
         return _watch(children)
     except KeyboardInterrupt:
         return 0
     finally:
+        forget_address(settings)
         _stop_all(children)
         if redis_proc is not None:
             _stop(redis_proc)  # SIGTERM: redis-server saves its data, then exits

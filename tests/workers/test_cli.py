@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -79,10 +80,12 @@ def test_rapport_run_starts_everything_and_ctrl_c_stops_it(cli_env: dict[str, st
             assert f"http://127.0.0.1:{port}" in banner
             command = re.search(r"^\s+(.*rapport demo cart.*)$", banner, re.M)
             assert command, banner
-            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+            # gunicorn's workers load the app after the port opens: slow on a busy machine
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()["status"] == "ok"
             fired = rapport("demo", "cart", "--url", f"http://127.0.0.1:{port}", env=env)
             assert fired.returncode == 0 and "HTTP 202" in fired.stdout, fired.stdout + fired.stderr
             workspace_ids.append(json.loads((Path(env["RAPPORT_DATA_DIR"]) / "demo.json").read_text())["workspace_id"])
+            _check_printed_addresses(fired.stdout, port, workspace_ids[-1], env)
             children = _children_of(proc.pid)
             assert len(children) >= 5  # redis, sink, web, worker, scheduler
         finally:
@@ -91,6 +94,21 @@ def test_rapport_run_starts_everything_and_ctrl_c_stops_it(cli_env: dict[str, st
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
     assert workspace_ids[0] == workspace_ids[1]
+
+
+def _check_printed_addresses(demo_output: str, port: int, workspace_id: str, env: dict[str, str]) -> None:
+    """The printed `demo order` command carries --url and works as printed; `workspace connect`, run
+    in a shell without PORT, prints the address `rapport run` really serves."""
+    printed = re.search(r"instead: (.*rapport demo order .*)$", demo_output, re.M)
+    assert printed, demo_output
+    words = shlex.split(printed.group(1))
+    assert words[-2:] == ["--url", f"http://127.0.0.1:{port}"]
+    other_shell = {k: v for k, v in env.items() if k not in ("PORT", "BASE_URL")}
+    ordered = rapport(*words[words.index("demo"):], env=other_shell)
+    assert ordered.returncode == 0 and "HTTP 202" in ordered.stdout, ordered.stdout + ordered.stderr
+    connected = rapport("workspace", "connect", "shopify", workspace_id, "--secret", "s", env=other_shell)
+    assert connected.returncode == 0, connected.stderr
+    assert f"http://127.0.0.1:{port}/api/v1/webhooks/shopify/{workspace_id}" in connected.stdout
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, *, timeout: float) -> str:
