@@ -444,3 +444,29 @@ class OutboxCapture(Base):
     html: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # buttons, template name…
     received_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    """An item of a job (an event, a run, a message) that kept failing, set aside with its error.
+
+    One row per (job kind, item): `failing` while it is still retried, `dead` once set aside
+    (its item is marked so nothing hands it out again), `resolved` when a later run of it
+    went through (engine/services/dead_letters.py).
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("kind", "item_id"),
+                      Index("ix_dead_letters_workspace", "workspace_id", "status", "id"), NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # the job: evaluate_events | advance_runs | dispatch_messages
+    item_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    status: Mapped[str] = mapped_column(String(16))  # failing | dead | resolved
+    error_type: Mapped[str] = mapped_column(String(200))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    dead_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
