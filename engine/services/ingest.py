@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import String, any_, bindparam, cast, column, func, select
+from sqlalchemy import BigInteger, String, any_, bindparam, cast, column, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
@@ -34,7 +34,7 @@ from engine.db import defer, rows_json
 from engine.journeys import field_errors
 from engine.models import Contact, Event
 from engine.phones import normalize_phone
-from engine.services.consent import apply_claim, claim_from_event
+from engine.services.consent import PERSON_SOURCES, apply_claim, claim_from_event
 
 MAX_BATCH = 1000
 CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order_placed")
@@ -267,15 +267,40 @@ def _apply_consent(session: Session, events: list[tuple[int, EventIn]], *, now: 
     with_consent = [(contact_id, event) for contact_id, event in events if event.contact.consent]
     if not with_consent:
         return
+    # Most events repeat the state stored (a shop sends its whole customer record each time):
+    # read the states as plain rows and load as objects only the contacts a claim would touch.
     ids = sorted({contact_id for contact_id, _ in with_consent})
+    stored = {row.id: row for row in session.execute(
+        select(Contact.id, Contact.consent, Contact.consent_records).where(_one_of_ids(session, ids)))}
+    touched = sorted({contact_id for contact_id, event in with_consent
+                      if _may_change(stored[contact_id], event.contact.consent)})
+    if not touched:
+        return
     contacts = {c.id: c for c in session.scalars(
-        select(Contact).where(Contact.id.in_(ids)).execution_options(populate_existing=True))}
+        select(Contact).where(_one_of_ids(session, touched)).execution_options(populate_existing=True))}
     for contact_id, event in with_consent:
+        if contact_id not in contacts:
+            continue
         for channel, value in event.contact.consent.items():
             claim = claim_from_event(value.model_dump(), occurred_at=event.occurred_at or now, event_id=event.id,
                                      source=source)
             apply_claim(session, contacts[contact_id], channel, claim, now=now)
     session.flush()
+
+
+def _may_change(stored: Any, consent: Mapping[Any, ConsentIn]) -> bool:
+    """Whether applying `consent` could change or be refused (else it is the stored state again)."""
+    records = stored.consent_records or {}
+    return any(value.status != (stored.consent or {}).get(channel)
+               or (value.source in PERSON_SOURCES and (records.get(channel) or {}).get("by") != "person")
+               for channel, value in consent.items())
+
+
+def _one_of_ids(session: Session, ids: list[int]) -> Any:
+    """`contacts.id IN ids`, one array parameter on PostgreSQL (see `_one_of`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Contact.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    return Contact.id.in_(ids)
 
 
 def _one_of(session: Session, col: Any, values: list[str]) -> Any:
