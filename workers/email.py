@@ -174,9 +174,12 @@ class SmtpSender:
                 if attempt == 2:
                     raise TransientSendError(str(exc)) from None
                 continue
-            except BaseException:
-                if conn.sock is not None:  # _transaction closes what it cannot trust; this one was reset
+            except (TransientSendError, PermanentSendError):
+                if conn.sock is not None:  # a refusal answered by a clean RSET: the connection serves on
                     self._checkin(conn)
+                raise
+            except BaseException:  # anything else (the hand-over's error, an interrupt): a reply may be due
+                conn.close()
                 raise
             self._checkin(conn)
             return

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import socketserver
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -111,9 +112,8 @@ class _Conversation(socketserver.StreamRequestHandler):
                     body = self.read_body()
                     if body is None:
                         return
-                    code = self.say("END", b"250 2.0.0 Ok: queued\r\n")
-                    if code == b"250":
-                        smtp.accept(rcpt or [], body)
+                    code = self.say("END", b"250 2.0.0 Ok: queued\r\n",
+                                    on_250=functools.partial(smtp.accept, rcpt or [], body))
                     rcpt = None
             elif verb == b"RSET":
                 code = self.say("RSET", b"250 2.0.0 Ok\r\n")
@@ -126,11 +126,14 @@ class _Conversation(socketserver.StreamRequestHandler):
             if code in (b"", b"421"):
                 return
 
-    def say(self, stage: str, normal: bytes) -> bytes:
-        """Answer at `stage`; the code the server meant (b"" when it hung up)."""
+    def say(self, stage: str, normal: bytes, on_250: Callable[[], None] | None = None) -> bytes:
+        """Answer at `stage`; the code the server meant (b"" when it hung up). `on_250` runs before a 250
+        is written (a transaction is recorded before the client can know it was accepted)."""
         reply = self.server.scripted.next_reply(stage, normal)
         if reply is HANG_UP:
             return b""
+        if on_250 is not None and reply[:3] == b"250":
+            on_250()
         self.wfile.write(reply)
         self.wfile.flush()
         return reply[:3]
