@@ -67,6 +67,10 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.register_blueprint(channels_api.bp)
     app.register_blueprint(metrics.bp)
 
+    from webapp import dead_letters_api
+
+    app.register_blueprint(dead_letters_api.bp)
+
     from webapp import provider_webhooks
 
     app.register_blueprint(provider_webhooks.bp)

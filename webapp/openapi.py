@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.services.consent import PERSON_SOURCES
 from webapp.openapi_channels import CHANNEL_PATHS
+from webapp.openapi_dead_letters import DEAD_LETTER_PATHS
 from webapp.openapi_journeys import JOURNEY_PATHS
 from webapp.openapi_providers import PROVIDER_PATHS
 
@@ -453,6 +454,7 @@ SHOP_WEBHOOK_PATHS: dict[str, Any] = {
 }
 PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS | PROVIDER_PATHS
 PATHS |= CHANNEL_PATHS
+PATHS |= DEAD_LETTER_PATHS
 
 
 def _signed_writes(paths: dict[str, Any]) -> dict[str, Any]:

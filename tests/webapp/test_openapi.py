@@ -7,7 +7,7 @@ import re
 import pytest
 from flask import Flask
 
-from webapp import api, channels_api, journeys_api, provider_webhooks, shop_webhooks
+from webapp import api, channels_api, dead_letters_api, journeys_api, provider_webhooks, shop_webhooks
 from webapp.openapi import SPEC
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -22,7 +22,8 @@ def test_spec_is_valid_openapi_3_1() -> None:
 def test_spec_paths_match_api_routes() -> None:
     """Every /api/v1 route and method in the blueprints is in SPEC, and SPEC documents no others."""
     app = Flask(__name__)
-    for blueprint in (api.bp, journeys_api.bp, journeys_api.recipes_bp, shop_webhooks.bp, channels_api.bp, provider_webhooks.bp):
+    for blueprint in (api.bp, journeys_api.bp, journeys_api.recipes_bp, shop_webhooks.bp, channels_api.bp,
+                      provider_webhooks.bp, dead_letters_api.bp):
         app.register_blueprint(blueprint)
     routes = {
         (re.sub(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r"{\1}", rule.rule), method.lower())
