@@ -106,15 +106,18 @@ def apply_claim(session: Session, contact: Contact, channel: str, claim: Consent
     changed = current != claim.status
     if not changed and not (claim.by == PERSON and (previous or {}).get("by") != PERSON):
         return False  # the same state again: its first record says more
-    at = min(claim.at, now)
     contact.consent = {**contact.consent, channel: claim.status}  # new dicts, so the JSON columns are written
-    contact.consent_records = {**(contact.consent_records or {}), channel: {
-        "status": claim.status, "at": at.isoformat(), "source": claim.source, "by": claim.by}}
+    contact.consent_records = {**(contact.consent_records or {}), channel: record_of(claim, now=now)}
     contact.updated_at = now
     if changed and journal_change:
         record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind="consent_changed", at=now,
                detail=f"consent {channel} {claim.status} {claim.origin}")
     return changed
+
+
+def record_of(claim: ConsentClaim, *, now: datetime) -> dict[str, str]:
+    """What `consent_records[channel]` keeps of an applied claim (a time ahead of ours is kept as now)."""
+    return {"status": claim.status, "at": min(claim.at, now).isoformat(), "source": claim.source, "by": claim.by}
 
 
 def persons(status: str, source: str, *, now: datetime) -> ConsentClaim:

@@ -34,7 +34,7 @@ from engine.db import defer, rows_json
 from engine.journeys import field_errors
 from engine.models import Contact, Event
 from engine.phones import normalize_phone
-from engine.services.consent import PERSON_SOURCES, apply_claim, claim_from_event
+from engine.services.consent import PERSON_SOURCES, apply_claim, claim_from_event, record_of
 
 MAX_BATCH = 1000
 CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order_placed")
@@ -230,7 +230,8 @@ def ingest_events(
         valid = [(i, e) for i, e in valid if e.id not in existing]
 
     if valid:
-        contact_ids = upsert_contacts(session, workspace_id, [e.contact for _, e in valid], now=now)
+        contact_ids = upsert_contacts(session, workspace_id, [e.contact for _, e in valid], now=now,
+                                      initial_consent=_initial_consent([e for _, e in valid], now=now, source=source))
         rows = [
             {
                 "workspace_id": workspace_id,
@@ -286,6 +287,23 @@ def _apply_consent(session: Session, events: list[tuple[int, EventIn]], *, now: 
                                      source=source)
             apply_claim(session, contacts[contact_id], channel, claim, now=now)
     session.flush()
+
+
+def _initial_consent(events: list[EventIn], *, now: datetime,
+                     source: str) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
+    """The consent a contact inserted now starts with: its events' claims, later ones winning.
+
+    Nobody withdrew anything from a contact that did not exist, so nothing can be refused;
+    for a contact that turns out to exist the values are not used.
+    """
+    initial: dict[str, tuple[dict[str, str], dict[str, Any]]] = {}
+    for event in events:
+        states, records = initial.setdefault(event.contact.key, ({}, {}))
+        for channel, value in event.contact.consent.items():
+            claim = claim_from_event(value.model_dump(), occurred_at=event.occurred_at or now, event_id=event.id,
+                                     source=source)
+            states[channel], records[channel] = claim.status, record_of(claim, now=now)
+    return initial
 
 
 def _may_change(stored: Any, consent: Mapping[Any, ConsentIn]) -> bool:
@@ -356,12 +374,14 @@ PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "timezone", "loca
 
 
 def upsert_contacts(
-    session: Session, workspace_id: str, contacts: list[ContactIn], *, now: datetime
+    session: Session, workspace_id: str, contacts: list[ContactIn], *, now: datetime,
+    initial_consent: Mapping[str, tuple[dict[str, str], dict[str, Any]]] | None = None,
 ) -> dict[str, int]:
     """Insert or update contacts in one statement; return {contact key: id}.
 
     Fields an event leaves out keep their stored value; attributes are merged key by
-    key. Consent is not written here but by `_apply_consent`, which may refuse it.
+    key. Consent is written only into a contact inserted now (`initial_consent`: contact
+    key -> (states, records)); a stored contact's is left to `_apply_consent`, which may refuse it.
     Repeats of one contact in a batch are merged first, in order,
     because one statement may not update the same row twice.
     """
@@ -378,6 +398,7 @@ def upsert_contacts(
             if value is not None:
                 row[name] = value.isoformat() if isinstance(value, date) else value
         row["attributes"].update(contact.attributes)
+        row["consent"], row["consent_records"] = (initial_consent or {}).get(contact.key, ({}, {}))
 
     dialect = session.get_bind().dialect.name
     rows = list(merged.values())

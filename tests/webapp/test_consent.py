@@ -217,3 +217,16 @@ def test_the_openapi_spec_describes_both_consent_shapes_and_the_consent_records(
     spec_schema("ContactProfile").validate(profile)
     assert "checkout_checkbox" in SPEC["components"]["schemas"]["ConsentIn"]["oneOf"][1]["properties"]["source"][
         "description"]
+
+
+def test_a_batch_applies_a_new_contacts_consent_in_order(client: FlaskClient, shop: Shop,
+                                                         sessions: sessionmaker[Session]) -> None:
+    """In one batch, a new contact's own opt-out in account settings is not undone by the shop's record after it."""
+    events = [shop_event("evt-1", {"email": {"status": "opted_out", "source": "account_settings"}}, "c-new"),
+              shop_event("evt-2", {"email": "opted_in", "sms": "opted_in"}, "c-new")]
+    answer = post_signed(client, "/api/v1/events/batch", {"events": events}, shop.credentials)
+    assert answer.status_code == 202, answer.get_json()
+    contact_id = answer.get_json()["results"][0]["contact_id"]
+    assert contact_of(sessions, contact_id).consent == {"email": "opted_out", "sms": "opted_in"}
+    [line] = refusals(sessions, contact_id)
+    assert line.startswith("consent email opted_in from api event evt-2 not applied: withdrawn by the person")
