@@ -259,8 +259,9 @@ SCHEMAS: dict[str, Any] = {
         "channel": {"type": "string"},
         "to": {"type": "string"},
         "subject": _null("string"),
-        "text": _null("string"),
-        "html": _null("string"),
+        "text": _null("string", description="The text; tracked links show their destination."),
+        "html": _null("string", description="A preview: the open pixel is left out and tracked links point "
+                                            "straight at their destination, so showing it counts no open or click."),
         "sent_at": {"type": "string", "format": "date-time", "description": "When the sink received it."},
         "message_id": _null("integer", description="The ContactMessage it delivered, if known."),
         "meta": {"type": "object", "additionalProperties": True,
