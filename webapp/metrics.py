@@ -26,7 +26,7 @@ from flask import Blueprint, Response, request
 
 from engine.channels import CHANNELS
 from engine.models import MessageStatus
-from engine.services import ops_metrics
+from engine.services import dead_letters, ops_metrics
 from webapp import context
 from webapp.errors import error
 from workers.queues import INBOX_JOBS, inbox_key, make_queues
@@ -101,6 +101,7 @@ def _database_families(out: Exposition) -> None:
         errors = ops_metrics.provider_errors(session)
         doubtful = ops_metrics.in_doubt_counts(session)
         health = ops_metrics.channel_health(session)
+        letters = dead_letters.counts(session)
     # Every channel and status is always present (0 when none), so dashboards have no gaps.
     by_key = {(channel, status): 0 for channel in CHANNELS for status in MessageStatus}
     by_key.update({(channel, status): n for channel, status, n in counts})
@@ -121,6 +122,14 @@ def _database_families(out: Exposition) -> None:
                "killed mid-send, a connection lost after the body), by what the workspace's in-doubt policy did: "
                "resent, or skipped (left unknown).",
                (("", {"channel": c, "outcome": o}, n) for (c, o), n in sorted(in_doubt.items())))
+    # Every job kind and both open statuses always present, so an alert on dead letters has its series.
+    open_statuses = (dead_letters.FAILING, dead_letters.DEAD)
+    by_letter = {(kind, status): 0 for kind in dead_letters.KINDS for status in open_statuses}
+    by_letter.update({(kind, status): n for kind, status, n in letters})
+    out.family("rapport_dead_letters", "gauge",
+               "Items (events, runs, messages) whose job failed on them alone, by job kind: failing (retried by the "
+               "sweep) or dead (set aside after repeated failures; GET /api/v1/dead-letters, rapport dead-letters).",
+               (("", {"kind": k, "status": st}, n) for (k, st), n in sorted(by_letter.items())))
     out.family("rapport_channel_paused", "gauge", "1 when the workspace's channel is paused after failures.",
                (("", {"workspace": w, "channel": c}, int(paused)) for w, c, paused, _ in health))
     out.family("rapport_channel_consecutive_failures", "gauge",

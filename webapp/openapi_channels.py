@@ -100,7 +100,8 @@ CHANNEL_PATHS: dict[str, Any] = {
                        "loopback clients not behind a proxy may scrape. Families: rapport_messages{channel,status}, "
                        "rapport_queue_depth{queue}, rapport_send_latency_seconds (histogram over the last hour), "
                        "rapport_provider_errors_total{channel,kind}, rapport_channel_paused{workspace,channel}, "
-                       "rapport_channel_consecutive_failures{workspace,channel}, rapport_scrape_source_up{source}.",
+                       "rapport_channel_consecutive_failures{workspace,channel}, rapport_dead_letters{kind,status}, "
+                       "rapport_scrape_source_up{source}.",
         "responses": {
             "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
             "401": _answer("A token is configured and was not sent, or is wrong.", ERRORS),

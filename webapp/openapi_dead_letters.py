@@ -15,9 +15,10 @@ TIME = {"type": "string", "format": "date-time"}
 MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 DEAD_LETTER = {"type": "object", "required": [
-    "id", "kind", "item_type", "item_id", "contact", "status", "error_type", "error", "attempts",
+    "id", "workspace", "kind", "item_type", "item_id", "contact", "status", "error_type", "error", "attempts",
     "first_failed_at", "last_failed_at", "dead_at", "resolved_at"], "properties": {
     "id": {"type": "integer", "description": "Give it to `rapport dead-letters retry`."},
+    "workspace": {"type": "string", "description": "The caller's own workspace."},
     "kind": {"enum": list(KINDS), "description": "The job the item failed in."},
     "item_type": {"enum": ["event", "run", "message"]},
     "item_id": {"type": "integer", "description": "The event's, run's or message's internal id."},

@@ -10,6 +10,7 @@
     rapport demo cart | order CART_ID
     rapport journeys export | import | simulate
     rapport contacts rebuild-metrics WORKSPACE
+    rapport dead-letters list | retry [--workspace W] [ID ...]
 
 Errors are one line on stderr and a non-zero exit.
 """
@@ -34,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.clock import utcnow
 from engine.errors import RapportError
 from engine.settings import Settings
-from workers import cli_contacts, cli_journeys
+from workers import cli_contacts, cli_dead_letters, cli_journeys
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_journeys.add_parser(sub)
     cli_contacts.add_parser(sub)
+    cli_dead_letters.add_parser(sub)
 
     demo = sub.add_parser("demo", help="fire signed demo events at a running Rapport")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="EVENT")
@@ -299,6 +301,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "journeys": cli_journeys.run,
     "contacts": cli_contacts.run,
+    "dead-letters": cli_dead_letters.run,
 }
 
 if __name__ == "__main__":

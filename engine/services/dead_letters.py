@@ -240,11 +240,13 @@ class Page:
     next_before: int | None  # pass as `before` for the next (older) page; None: this was the last
 
 
-def list_dead_letters(session: Session, workspace_id: str, *, status: str | None = DEAD, before: int | None = None,
-                      limit: int = 50) -> Page:
-    """The workspace's letters, newest first; `status` None: all of them."""
+def list_dead_letters(session: Session, workspace_id: str | None, *, status: str | None = DEAD,
+                      before: int | None = None, limit: int = 50) -> Page:
+    """The workspace's letters (None: every workspace's), newest first; `status` None: all of them."""
     query = (select(DeadLetter, Contact.external_id).outerjoin(Contact, Contact.id == DeadLetter.contact_id)
-             .where(DeadLetter.workspace_id == workspace_id).order_by(DeadLetter.id.desc()).limit(limit + 1))
+             .order_by(DeadLetter.id.desc()).limit(limit + 1))
+    if workspace_id is not None:
+        query = query.where(DeadLetter.workspace_id == workspace_id)
     if status is not None:
         query = query.where(DeadLetter.status == status)
     if before is not None:
@@ -259,8 +261,9 @@ def as_json(letter: DeadLetter, contact_external_id: str | None) -> dict[str, An
         return value.isoformat() if value else None
 
     return {
-        "id": letter.id, "kind": letter.kind, "item_type": ITEM_TYPES.get(letter.kind, "item"),
-        "item_id": letter.item_id, "contact": contact_external_id, "status": letter.status,
+        "id": letter.id, "workspace": letter.workspace_id, "kind": letter.kind,
+        "item_type": ITEM_TYPES.get(letter.kind, "item"), "item_id": letter.item_id,
+        "contact": contact_external_id, "status": letter.status,
         "error_type": letter.error_type, "error": letter.error, "attempts": letter.attempts,
         "first_failed_at": at(letter.first_failed_at), "last_failed_at": at(letter.last_failed_at),
         "dead_at": at(letter.dead_at), "resolved_at": at(letter.resolved_at),

@@ -10,6 +10,7 @@ from engine.services import dead_letters
 from engine.services.ingest import ingest_events
 from tests.conftest import FakeClock, Shop
 from tests.webapp.conftest import auth_headers
+from tests.webapp.test_metrics import scrape
 
 
 def poisoned_events(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int) -> list[int]:
@@ -67,3 +68,13 @@ def test_bad_query_parameters_are_named(client, shop) -> None:
 def test_the_list_needs_the_workspace_key(client) -> None:
     """Without a key: 401."""
     assert client.get("/api/v1/dead-letters").status_code == 401
+
+
+def test_metrics_count_dead_letters_by_job_kind(client, sessions, shop, clock) -> None:
+    """rapport_dead_letters{kind,status} counts the set-aside items; every kind is there, even at 0."""
+    before = scrape(client)
+    assert ("rapport_dead_letters", frozenset({("kind", "advance_runs"), ("status", "dead")})) in before.samples
+    poisoned_events(sessions, shop, clock, 2)
+    after = scrape(client)
+    assert after.value("rapport_dead_letters", kind="evaluate_events", status="dead") == \
+        before.value("rapport_dead_letters", kind="evaluate_events", status="dead") + 2

@@ -92,6 +92,7 @@ def test_every_family_is_declared_and_messages_cover_every_channel_and_status(cl
         "rapport_provider_errors_total": "counter", "rapport_channel_paused": "gauge",
         "rapport_channel_consecutive_failures": "gauge", "rapport_queue_depth": "gauge",
         "rapport_in_doubt_messages_total": "counter",
+        "rapport_dead_letters": "gauge",
         "rapport_scrape_source_up": "gauge"}
     assert ("rapport_messages", frozenset({("channel", "viber"), ("status", "unknown")})) in result.samples
     assert result.value("rapport_scrape_source_up", source="database") == 1
