@@ -42,7 +42,7 @@ from engine.errors import (
 )
 from engine.models import Contact, Message, MessageStatus, Suppression, Workspace
 from engine.policies import parse_quiet_hours, quiet_until, route
-from engine.services import channel_health, in_doubt, routing
+from engine.services import channel_health, dead_letters, in_doubt, routing
 from engine.services.handover import MESSAGES, Handover, Lease, SentRecord, handover, release_claims
 from engine.services.journal import record_message
 from engine.services.outgoing import build
@@ -154,8 +154,13 @@ def _send_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _B
             if stopping():
                 break
             lane.begin(message)
-            outcome = _send(message, batch, channels, clock, on_handover=lane.hand_over, pause_after=pause_after,
-                            sleep=sleep)
+            try:
+                outcome = _send(message, batch, channels, clock, on_handover=lane.hand_over,
+                                pause_after=pause_after, sleep=sleep)
+            except Exception as exc:
+                if dead_letters.is_outage(exc):
+                    raise
+                outcome = _unexpected(message, batch, exc, handed_over=lane.handed_over, now=clock())
             if isinstance(outcome, SentRecord):
                 lane.done = outcome
             elif outcome is not None:
@@ -290,6 +295,27 @@ def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[
     batch.succeeded.add((message.workspace_id, message.channel))
     detail = built.summary + (f" ({_describe(meta)})" if meta else "")
     return SentRecord(message, receipt_id, built.subject, built.template_version, meta, detail, clock())
+
+
+def _unexpected(message: Message, batch: _Batch, exc: Exception, *, handed_over: bool,
+                now: datetime) -> Callable[[Session], None]:
+    """An exception no adapter should raise (a bug, a surprise in a reply): this message alone pays.
+
+    The failure is counted on it (engine/services/dead_letters.py): it is tried again later,
+    and set aside (failed, saying why) after a few failures. One that was handed over may
+    have reached the provider, so it is in doubt and the workspace's policy decides.
+    """
+    def record(session: Session) -> None:
+        letter = dead_letters.record_failure(session, dead_letters.DISPATCH, message.id, exc, now=now)
+        if letter is not None and letter.status == dead_letters.DEAD:
+            return  # failed, saying why
+        error_type, error = dead_letters.describe_error(exc)
+        if handed_over:
+            _in_doubt(message, batch, SendInDoubt(f"{error_type}: {error}"), now=now)(session)
+        else:
+            _later(message, now + retry_delay(message.attempts), f"attempt {message.attempts}: {error_type}: {error}",
+                   now=now, error=f"{error_type}: {error}")(session)
+    return record
 
 
 def _in_doubt(message: Message, batch: _Batch, exc: SendInDoubt, *, now: datetime) -> Callable[[Session], None]:
