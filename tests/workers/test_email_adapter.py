@@ -7,6 +7,7 @@ import email
 import email.policy
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -498,3 +499,40 @@ def test_every_attempt_at_a_message_carries_the_same_message_id(server: Server, 
     assert first == again
     assert len({first, other, elsewhere}) == 3
     assert [parsed(got.raw)["Message-ID"] for got in server.recorder.received] == [first, again, other, elsewhere]
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate, key)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "cert.pem")], check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.mark.parametrize("scheme", ["smtp", "smtps"])
+def test_a_tls_connection_is_pooled_and_reused(tls_certificate: tuple[Path, Path], scheme: str) -> None:
+    """Over STARTTLS or implicit TLS, the check for unsolicited bytes before each reuse leaves a quiet
+    connection in service: three messages, one encrypted connection."""
+    certificate, key = tls_certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate, key)
+    recorder = EnvelopeRecorder()
+    port = free_port()
+    options: dict[str, Any] = ({"tls_context": server_tls, "require_starttls": True} if scheme == "smtp"
+                               else {"ssl_context": server_tls})
+    controller = start_server(recorder, port, **options)
+    smtp = SmtpSender(f"{scheme}://127.0.0.1:{port}", timeout=5)
+    smtp._tls = ssl.create_default_context(cafile=str(certificate))  # trust the test certificate
+    try:
+        for number in range(3):
+            smtp.send(outgoing(message_id=number))
+    finally:
+        smtp.close()
+        controller.stop()
+
+    assert len(recorder.received) == 3
+    assert len({got.peer for got in recorder.received}) == 1
