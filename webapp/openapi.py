@@ -53,7 +53,10 @@ def _unauthorized(signed: bool) -> dict[str, Any]:
 
 TOO_LARGE = _error("The request body is larger than 1 MiB (1024 KiB).", "request_entity_too_large")
 NOT_FOUND = _error("No contact with this external_id in the caller's workspace.", "not_found")
-MALFORMED = _error("The body is not valid JSON (UTF-8).", "malformed_json")
+MALFORMED = _error("The body is not valid JSON (UTF-8), or it nests deeper than 64 levels.", "malformed_json")
+UNSTORABLE = _error("A value in the body cannot be stored: NaN, Infinity or a number beyond ±1.8e308, a NUL "
+                    "character (\\u0000) or a lone UTF-16 surrogate in a string or key, an integer of more "
+                    "than 4300 digits. `errors` names each field.", "invalid_json")
 
 EXTERNAL_ID = {
     "name": "external_id", "in": "path", "required": True, "schema": {"type": "string"},
@@ -310,7 +313,7 @@ PATHS: dict[str, Any] = {
             "422": _json("Every event was invalid (a BatchResult), or the body is not "
                          "`{\"events\": [...]}` with 1 to 1000 events (an `invalid_batch` Error).",
                          {"oneOf": [_ref("BatchResult"), {"allOf": [_ref("Error"), {
-                             "properties": {"error": {"const": "invalid_batch"}}}]}]}),
+                             "properties": {"error": {"enum": ["invalid_batch", "invalid_json"]}}}]}]}),
         },
     }},
     "/api/v1/contacts/{external_id}": {
@@ -398,8 +401,10 @@ SHOP_SIGNATURE_TEXT = (
 )
 SHOP_ANSWERS: dict[str, Any] = {
     "202": _json("Mapped: the events are stored (source = the platform) and queued for evaluation. "
-                 "Or unmapped (unknown topic, missing data): the payload is kept for inspection and "
-                 "`warning` says why; nothing is dropped silently.", {"oneOf": [
+                 "Or unmapped (unknown topic, missing data, or values that cannot be stored: NaN, "
+                 "Infinity, a number beyond ±1.8e308, a NUL character, a lone surrogate): the payload is kept "
+                 "for inspection and `warning` says why, naming the fields; nothing is dropped silently.",
+                 {"oneOf": [
                      _obj({"accepted": {"const": True}, "event_ids": {"type": "array", "items": {"type": "string"}}}),
                      _obj({"accepted": {"const": False}, "warning": {"type": "string"}})]}),
     "200": _json("This delivery id was received before and nothing changed (`duplicate`); or the "
@@ -411,6 +416,7 @@ SHOP_ANSWERS: dict[str, Any] = {
                      _obj({"ping": {"const": True}})]}),
     "401": _error("The signature header is missing or does not match (or the workspace has no secret "
                   "for this platform). Nothing is stored.", "unauthorized"),
+    "400": _error("The body nests deeper than 64 levels. Nothing is stored.", "malformed_json"),
     "404": _error("No such workspace. The message says no more.", "not_found"),
     "413": TOO_LARGE,
 }
@@ -419,7 +425,8 @@ SHOP_WEBHOOK_PATHS: dict[str, Any] = {
         "operationId": "postShopifyWebhook", "tags": ["webhooks"], "security": [{"ShopifyHmac": []}],
         "summary": "Receive a Shopify webhook",
         "description": "Point the shop's webhooks here. Headers: `X-Shopify-Hmac-Sha256` (the signature), "
-                       "`X-Shopify-Webhook-Id` (de-duplicates: a repeat answers 200 duplicate), "
+                       "`X-Shopify-Event-Id` (de-duplicates: a repeat of the event answers 200 duplicate, under any "
+                       "webhook id), `X-Shopify-Webhook-Id` (de-duplicates when there is no event id), "
                        "`X-Shopify-Topic`. Topics read: `checkouts/create` → checkout_started and "
                        "`checkouts/update` → cart_updated (cart_id = the checkout token, items, total, "
                        "currency, recovery_url = abandoned_checkout_url; a completed checkout is ignored), "
@@ -428,7 +435,9 @@ SHOP_WEBHOOK_PATHS: dict[str, Any] = {
                        "`orders/cancelled` → order_cancelled, `customers/create` and `customers/update` → "
                        "contact_updated. The contact is `shopify:<customer id>` (or the email of a guest), "
                        "with email consent from the customer's marketing consent. Event id: "
-                       "`shopify:<X-Shopify-Webhook-Id>`.",
+                       "`shopify:<X-Shopify-Event-Id>` (the same on every delivery of one event, so a "
+                       "repeat under a new webhook id is a duplicate too), or `shopify:<X-Shopify-Webhook-Id>` "
+                       "without it.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "description": "The checkout, order or customer as Shopify sends it."}}}},
         "responses": SHOP_ANSWERS,
@@ -458,6 +467,22 @@ PATHS |= CHANNEL_PATHS
 PATHS |= DEAD_LETTER_PATHS
 
 
+def _json_bodies(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every API operation that takes JSON reads it with the strict reader (webapp/json_body.py):
+    400 when it is not JSON or nests too deeply, 422 naming the values that cannot be stored."""
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if method not in ("post", "put", "patch", "delete"):
+                continue
+            takes_json = "application/json" in operation.get("requestBody", {}).get("content", {})
+            if not takes_json or operation.get("tags") == ["webhooks"]:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("400", MALFORMED)
+            responses.setdefault("422", UNSTORABLE)
+    return paths
+
+
 def _signed_writes(paths: dict[str, Any]) -> dict[str, Any]:
     """Every write the workspace key authorizes needs the signature too (webapp/auth.py says so
     for every request): mark it here, once, so a newly added write endpoint is described right."""
@@ -481,7 +506,7 @@ SPEC: dict[str, Any] = {
     },
     "tags": [{"name": n} for n in ("events", "contacts", "journeys", "outbox", "webhooks", "meta")],
     "security": [BEARER],
-    "paths": _signed_writes(PATHS),
+    "paths": _signed_writes(_json_bodies(PATHS)),
     "components": {
         "securitySchemes": {
             "ApiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "API key",

@@ -69,6 +69,7 @@ class _Batch:
     paused: dict[str, set[str]] = field(default_factory=dict)
     suppressed: set[tuple[str, str, str]] = field(default_factory=set)  # (workspace, channel, address)
     succeeded: set[tuple[str, str]] = field(default_factory=set)  # (workspace, channel) that sent fine
+    probes: dict[tuple[str, str], Message] = field(default_factory=dict)  # the message probing a channel
     quiet: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def quiet_hours(self, workspace_id: str) -> dict[str, Any]:
@@ -116,9 +117,18 @@ def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *
         finally:
             release_claims(sessions, token, now=clock())  # stopped or failed: what was not handed over goes back
     if batch.succeeded:
-        with sessions.begin() as session:
-            for workspace_id, channel in sorted(batch.succeeded):
-                channel_health.record_success(session, workspace_id, channel)
+        _record_successes(sessions, batch, now=clock())
+
+
+def _record_successes(sessions: sessionmaker[Session], batch: _Batch, *, now: datetime) -> None:
+    """Reset the failure counts; a channel whose probe went through is closed (its held messages released)."""
+    with sessions.begin() as session:
+        for workspace_id, channel in sorted(batch.succeeded):
+            if channel_health.record_success(session, workspace_id, channel, now=now):
+                probe = batch.probes.get((workspace_id, channel))
+                if probe is not None:
+                    record_message(session, probe, "channel_resumed", at=now,
+                                   detail=f"{channel} resumed automatically: this probe went through")
 
 
 def _claim_chunk(sessions: sessionmaker[Session], chunk: list[Message], batch: _Batch, channels: Channels,
@@ -237,7 +247,8 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
     contact = batch.contacts.get(message.contact_id)
     if contact is None:  # erased since it was scheduled
         return _settle(message, MessageStatus.SKIPPED, "skipped: contact erased", now=now)
-    if message.channel in batch.paused.get(message.workspace_id, set()):
+    if message.channel in batch.paused.get(message.workspace_id, set()) and not _probing(
+            session, message, batch, now=now):
         why = f"{message.channel} is paused after repeated failures"
         # Held when no fallback takes it: said on the timeline once, the hourly rechecks are quiet.
         held = _later(message, now + PAUSED_RECHECK, why, now=now, held=True,
@@ -258,6 +269,16 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
         if opens is not None:  # a retry or a cap deferral that landed in the night
             return _later(message, opens, f"quiet hours for {message.channel}", now=now)
     return None
+
+
+def _probing(session: Session, message: Message, batch: _Batch, *, now: datetime) -> bool:
+    """Whether this message goes to a paused channel as its breaker's probe (channel_health)."""
+    if not channel_health.start_probe(session, message.workspace_id, message.channel, now=now):
+        return False
+    batch.probes[(message.workspace_id, message.channel)] = message
+    record_message(session, message, "channel_probe", at=now,
+                   detail=f"{message.channel} is paused: this message probes whether it works again")
+    return True
 
 
 def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[], datetime], *,
@@ -381,7 +402,7 @@ def _transient(message: Message, batch: _Batch, exc: TransientSendError, *, now:
                pause_after: int) -> Callable[[Session], None]:
     if message.attempts >= MAX_ATTEMPTS:
         return _failed_for_good(message, batch, PermanentSendError(
-            f"gave up after {message.attempts} attempts: {exc}"), now=now, pause_after=pause_after, counted=True)
+            f"gave up after {message.attempts} attempts: {exc}"), now=now, pause_after=pause_after, given_up=True)
     delay = retry_delay(message.attempts)
     if exc.retry_after is not None:
         delay = max(delay, timedelta(seconds=exc.retry_after))
@@ -389,14 +410,16 @@ def _transient(message: Message, batch: _Batch, exc: TransientSendError, *, now:
 
     def record(session: Session) -> None:
         retry(session)
-        _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after)
+        _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after,
+                       counted=channel_health.counts_toward_breaker(attempts=message.attempts, permanent=False))
     return record
 
 
 def _failed_for_good(message: Message, batch: _Batch, exc: Exception, *, now: datetime, pause_after: int,
-                     counted: bool = False) -> Callable[[Session], None]:
+                     given_up: bool = False) -> Callable[[Session], None]:
     dead = isinstance(exc, PermanentSendError) and exc.address_dead
-    channel_fault = not dead and not isinstance(exc, ChannelUnavailable) and not counted
+    # `given_up`: a transient failure on its last attempt, which the retries did not clear.
+    channel_fault = not dead and not isinstance(exc, ChannelUnavailable)
     why = f"{message.channel} rejected: {exc}" if isinstance(exc, PermanentSendError) else str(exc)
     then = _reroute_or(message, batch, why, now=now, otherwise=_settle(message, MessageStatus.FAILED, why, now=now))
 
@@ -408,18 +431,24 @@ def _failed_for_good(message: Message, batch: _Batch, exc: Exception, *, now: da
             ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))
             record_message(session, message, "suppressed", at=now, detail=f"{message.channel} {message.to_address}")
         if channel_fault:
-            _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after)
+            _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after,
+                           counted=channel_health.counts_toward_breaker(attempts=message.attempts,
+                                                                        permanent=not given_up))
         then(session)
     return record
 
 
 def _count_failure(session: Session, message: Message, batch: _Batch, error: str, *, now: datetime,
-                   pause_after: int) -> None:
-    if channel_health.record_failure(session, message.workspace_id, message.channel, error, now=now,
-                                     pause_after=pause_after):
-        batch.paused.setdefault(message.workspace_id, set()).add(message.channel)
-        record_message(session, message, "channel_paused", at=now,
-                       detail=f"{message.channel} paused after {pause_after} failures in a row: {error}")
+                   pause_after: int, counted: bool) -> None:
+    """Tell the channel's breaker; a failure that does not count only matters while a probe is out."""
+    paused = batch.paused.setdefault(message.workspace_id, set())
+    if not counted and message.channel not in paused:
+        return
+    opened = channel_health.record_failure(session, message.workspace_id, message.channel, error, now=now,
+                                           pause_after=pause_after, counted=counted)
+    if opened is not None:
+        paused.add(message.channel)
+        record_message(session, message, "channel_paused", at=now, detail=opened.describe())
 
 
 def _reroute_or(message: Message, batch: _Batch, why: str, *, now: datetime,
