@@ -12,7 +12,7 @@ DEFINITION_DOC = (
     "split, send, update_contact, webhook, exit). Branching steps end their sequence."
 )
 DEFINITION = {"type": "object", "description": DEFINITION_DOC}
-JOURNEY = {"type": "object", "properties": {
+JOURNEY: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"},
     "uuid": {"type": "string", "description": "Written into exported files: importing one updates this journey."},
     "recipe": {"type": ["string", "null"], "description": "The recipe it was installed from, if any."},
@@ -20,13 +20,13 @@ JOURNEY = {"type": "object", "properties": {
     "draft": DEFINITION, "live_version_id": {"type": ["integer", "null"]},
     "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
 }}
-VERSION = {"type": "object", "properties": {
+VERSION: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "version": {"type": "integer"}, "definition": DEFINITION,
     "created_at": {"type": "string", "format": "date-time"}}}
 WARNINGS = {"warnings": {"type": "array", "items": {"type": "string"}, "description": (
     "Other live journeys entered by the same event as this live one: a contact would get the messages of each.")}}
 WARNED_JOURNEY = {"type": "object", "properties": JOURNEY["properties"] | WARNINGS}
-ERRORS = {"type": "object", "properties": {
+ERRORS: dict[str, Any] = {"type": "object", "properties": {
     "error": {"type": "string"}, "message": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
         "field": {"type": "string", "description": "Path of the bad field, e.g. steps.0.wait.hours"},

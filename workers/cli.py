@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](args, settings)
+    except BrokenPipeError:  # `rapport journeys recipes | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush stays quiet
+        return 0
     except (RapportError, ValueError, RuntimeError, OSError) as exc:
         print(f"rapport: error: {exc}", file=sys.stderr)
         return 1

@@ -20,7 +20,10 @@ from workers.queues import relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
 
 log = logging.getLogger("rapport.scheduler")
-LOCK_TTL = 30
+# The lock is renewed on every pass (each tick); a killed scheduler's successor takes over once it
+# expires. A pass longer than this lets a standby sweep alongside for a while, which is harmless: rows
+# are taken with SKIP LOCKED and stamped when handed out.
+LOCK_TTL = 10
 
 
 def run_once(rt: Runtime) -> SweepReport:

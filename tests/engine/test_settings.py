@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import Settings
+from engine.settings import PROJECT_ROOT, Settings
 
 
 def test_defaults_put_a_sqlite_database_in_the_data_dir_and_serve_on_port_8000(tmp_path: Path) -> None:
@@ -93,3 +93,15 @@ def test_a_server_database_without_secret_key_is_refused(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="SECRET_KEY"):
         Settings.from_env({"RAPPORT_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql+psycopg://h/db"})
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_without_rapport_data_dir_the_checkouts_var_is_used_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another directory, the data directory is still the source checkout's var/, never ./var."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"SECRET_KEY": "from-env"})
+
+    assert settings.data_dir == PROJECT_ROOT / "var"
+    assert settings.database_url == f"sqlite:///{PROJECT_ROOT / 'var' / 'rapport.db'}"
+    assert not (tmp_path / "var").exists()

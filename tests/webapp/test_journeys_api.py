@@ -183,3 +183,15 @@ def test_importing_bad_yaml_names_the_line_or_the_field(client, shop) -> None:
     assert invalid.get_json()["errors"] == [
         {"field": "definition.steps.0.wait.days", "message": "Input should be greater than or equal to 0"}]
     assert get(client, shop).get_json()["journeys"] == []
+
+
+def test_a_file_whose_journey_was_archived_imports_only_as_a_copy(client, shop) -> None:
+    """Importing into an archived journey is a 409 naming it; ?copy=true makes a new journey from the file."""
+    journey = create(client, shop, abandoned_cart.recipe(wait_seconds=600)).get_json()
+    exported = client.get(f"{JOURNEYS}/{journey['id']}/export", headers=auth_headers(shop.credentials)).get_data()
+    act(client, shop, f"{journey['id']}/archive")
+    refused = act(client, shop, "import?publish=true", data=exported)
+    assert refused.status_code == 409 and refused.get_json()["journey_id"] == journey["id"]
+    assert "is archived" in refused.get_json()["message"]
+    copy = act(client, shop, "import?publish=true&copy=true", data=exported)
+    assert copy.status_code == 201 and copy.get_json()["status"] == "live"
