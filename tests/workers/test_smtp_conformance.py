@@ -3,7 +3,8 @@ recorded sent only when its own body was accepted with 250, no body reaches anot
 and a message whose answer was lost after its body is in doubt, never sent twice.
 
 The server is a real TCP server on a free port that speaks SMTP by itself and answers, at the
-stage a test names (greeting, EHLO, MAIL, RCPT, DATA, END = the end of the body, RSET), with
+stage a test names (greeting, EHLO, MAIL, RCPT, DATA, BODY = while the body comes in, END = the
+end of the body, RSET), with
 the bytes the test scripted: multi-line replies, bare LFs, 4xx and 5xx, lines nobody asked
 for, or a hang-up. It records each transaction it accepted: the envelope recipients and the
 To and Message-ID of the body that came with them.
@@ -14,7 +15,9 @@ from __future__ import annotations
 import email
 import email.policy
 import functools
+import socket
 import socketserver
+import struct
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -108,6 +111,10 @@ class _Conversation(socketserver.StreamRequestHandler):
             elif verb == b"DATA":
                 code = self.say("DATA", b"354 End data with <CR><LF>.<CR><LF>\r\n" if rcpt
                                 else b"554 5.5.1 No recipients\r\n")
+                if code == b"354" and smtp.next_reply("BODY", b"") is HANG_UP:
+                    self.rfile.read(65536)  # part of the body, then a reset: the client is still writing
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
                 if code == b"354":
                     body = self.read_body()
                     if body is None:
@@ -373,6 +380,20 @@ def test_a_hang_up_after_the_body_is_in_doubt_and_not_resent(scripted: ScriptedS
 
     assert handed_over == [1]
     assert scripted.connections == 1
+
+
+def test_a_connection_lost_while_the_body_is_written_is_a_retry_not_a_doubt(scripted: ScriptedSmtp,
+                                                                           sender: SmtpSender) -> None:
+    """The server resets the connection while the client is still writing a large body: its end-of-data
+    never left the client, so the server cannot have accepted it; the message is retried, not in doubt."""
+    scripted.answer("BODY", HANG_UP)
+    handed_over = []
+    large = replace(outgoing(1), text="x" * 20_000_000)
+
+    with pytest.raises(TransientSendError, match="before the end of the body"):
+        sender.send(large, on_handover=lambda: handed_over.append(1))
+
+    assert handed_over == [1] and scripted.accepted == []
 
 
 def test_a_server_that_never_answers_the_body_is_in_doubt(scripted: ScriptedSmtp) -> None:
