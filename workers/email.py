@@ -114,6 +114,8 @@ class SmtpSender:
                 _expect(conn, "EHLO", conn.ehlo(), 250)
             if self.username:
                 conn.login(self.username, self.password or "")
+            if not _nothing_waiting(conn):  # more lines than the replies asked for: out of step from the start
+                raise smtplib.SMTPResponseException(-1, "unsolicited reply lines after the greeting")
             return conn
         except (OSError, smtplib.SMTPException) as exc:
             if conn is not None:

@@ -277,6 +277,7 @@ REFUSALS = [  # (stage, scripted reply, the error the message gets)
     ("greeting", b"421 4.3.2 busy\r\n", TransientSendError),
     ("EHLO", b"550 5.7.1 go away\r\n", TransientSendError),
     ("EHLO", b"451 4.3.0 try later\r\n", TransientSendError),
+    ("EHLO", b"250-scripted.example\r\n250 8BITMIME\r\n250 2.1.0 Ok\r\n", TransientSendError),
     ("MAIL", b"451 4.3.0 try later\r\n", TransientSendError),
     ("MAIL", b"553 5.1.8 sender refused\r\n", PermanentSendError),
     ("RCPT", b"450 4.2.1 mailbox busy\r\n", TransientSendError),
