@@ -347,7 +347,8 @@ class MessageReceipt(Base):
 
 
 class ChannelHealth(Base):
-    """Consecutive permanent/transient failures per workspace channel; paused past a limit."""
+    """A workspace channel's circuit breaker (engine/services/channel_health.py): its counted
+    failures in a row, its state, and whether a person or the breaker paused it."""
 
     __tablename__ = "channel_health"
     __table_args__ = (UniqueConstraint("workspace_id", "channel"), NO_ID_REUSE)
@@ -356,8 +357,14 @@ class ChannelHealth(Base):
     channel: Mapped[str] = mapped_column(String(16))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    paused_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]  # set while messages are held: open, half_open or paused by a person
     updated_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="closed", server_default="closed")
+    paused_by: Mapped[str | None] = mapped_column(String(16))  # "breaker" | "person" | None
+    state_since: Mapped[datetime | None]
+    next_probe_at: Mapped[datetime | None]  # when a probe may go (open), or a lost probe may be replaced
+    failed_probes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # since it opened
+    opened_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # automatic openings
 
 
 class Attribution(Base):

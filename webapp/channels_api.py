@@ -1,8 +1,10 @@
 """Channels and delivery settings under /api/v1: what the operations page of the UI shows.
 
-- GET  /api/v1/channels: each channel's health (paused after consecutive failures),
-  whether this deployment has an adapter for it, and its last 24 hours of messages.
-- POST /api/v1/channels/<channel>/resume: a person unpauses a channel.
+- GET  /api/v1/channels: each channel's circuit breaker (closed, open or half_open; since
+  when, the last error, the next probe; engine/services/channel_health.py), whether this
+  deployment has an adapter for it, and its last 24 hours of messages.
+- POST /api/v1/channels/<channel>/pause: a person pauses a channel (held until resumed, never probed).
+- POST /api/v1/channels/<channel>/resume: a person unpauses a channel, however it was paused.
 - GET/PUT /api/v1/settings/delivery: quiet hours, frequency caps, attribution windows.
 """
 
@@ -69,6 +71,16 @@ def _known(channel: str) -> str:
 def list_channels() -> Any:
     caller = authenticate(signed=False)
     return jsonify(channels=_channels_json(caller.workspace_id))
+
+
+@bp.post("/channels/<channel>/pause")
+def pause_channel(channel: str) -> Any:
+    caller = authenticate(signed=False)
+    channel = _known(channel)
+    with context.sessions().begin() as session:
+        channel_health.pause(session, caller.workspace_id, channel, now=context.now())
+    [status] = _channels_json(caller.workspace_id, only=channel)
+    return jsonify(status)
 
 
 @bp.post("/channels/<channel>/resume")

@@ -27,6 +27,7 @@ from flask import Blueprint, Response, request
 from engine.channels import CHANNELS
 from engine.models import MessageStatus
 from engine.services import dead_letters, ops_metrics
+from engine.services.channel_health import CLOSED, HALF_OPEN, OPEN
 from webapp import context
 from webapp.errors import error
 from workers.queues import INBOX_JOBS, inbox_key, make_queues
@@ -35,6 +36,7 @@ bp = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+BREAKER_STATES = (CLOSED, OPEN, HALF_OPEN)
 
 Labels = dict[str, str]
 
@@ -130,11 +132,20 @@ def _database_families(out: Exposition) -> None:
                "Items (events, runs, messages) whose job failed on them alone, by job kind: failing (retried by the "
                "sweep) or dead (set aside after repeated failures; GET /api/v1/dead-letters, rapport dead-letters).",
                (("", {"kind": k, "status": st}, n) for (k, st), n in sorted(by_letter.items())))
-    out.family("rapport_channel_paused", "gauge", "1 when the workspace's channel is paused after failures.",
-               (("", {"workspace": w, "channel": c}, int(paused)) for w, c, paused, _ in health))
+    out.family("rapport_channel_state", "gauge",
+               "1 for the state the workspace's channel breaker is in: closed, open (paused by failures or a "
+               "person) or half_open (a probe is out).",
+               (("", {"workspace": b.workspace, "channel": b.channel, "state": state}, int(b.state == state))
+                for b in health for state in BREAKER_STATES))
+    out.family("rapport_channel_paused", "gauge", "1 when the workspace's channel is paused (its breaker is not "
+               "closed): its messages are held or take their fallback.",
+               (("", {"workspace": b.workspace, "channel": b.channel}, int(b.paused)) for b in health))
+    out.family("rapport_channel_opened_total", "counter",
+               "Times the workspace's channel breaker opened by itself after failures.",
+               (("", {"workspace": b.workspace, "channel": b.channel}, b.opened_total) for b in health))
     out.family("rapport_channel_consecutive_failures", "gauge",
-               "Send failures in a row on the workspace's channel (a success resets it).",
-               (("", {"workspace": w, "channel": c}, n) for w, c, _, n in health))
+               "Counted send failures in a row on the workspace's channel (a success resets it).",
+               (("", {"workspace": b.workspace, "channel": b.channel}, b.consecutive_failures) for b in health))
 
 
 def _latency_samples(latency: dict[str, ops_metrics.LatencyHistogram]) -> Iterable[tuple[str, Labels, float]]:

@@ -17,12 +17,26 @@ CHANNEL_STATUS = {"type": "object", "properties": {
     "configured": {"type": "boolean", "description": "This deployment has credentials for the channel's adapter "
                                                      "(SMTP_URL; TWILIO_ACCOUNT_SID or SMS_GATEWAY_URL; "
                                                      "TELEGRAM_BOT_TOKEN; WHATSAPP_TOKEN; VIBER_AUTH_TOKEN)."},
-    "paused": {"type": "boolean", "description": "Paused after RAPPORT_CHANNEL_PAUSE_AFTER (default 10) failed "
-                                                 "sends in a row. Its messages go to their step's fallback channel; "
-                                                 "without one they are held (not failed) and go out as soon as "
-                                                 "the channel is resumed."},
+    "state": {"enum": ["closed", "open", "half_open"],
+              "description": "The channel's circuit breaker. closed: messages go out. open: its messages go to "
+                             "their step's fallback channel, or without one are held (not failed), after "
+                             "RAPPORT_CHANNEL_PAUSE_AFTER (default 10) failures in a row that retries did not clear "
+                             "(a message's first transient failure does not count), or because a person paused it. "
+                             "half_open: after a cool-down (1 min, doubling after each failed probe up to 30 min) one "
+                             "message probes the provider; its success closes the breaker and sends the held "
+                             "messages at once, its failure re-opens it."},
+    "paused": {"type": "boolean", "description": "Messages are held or sent by their fallback: state is not closed."},
+    "paused_by": {"enum": ["breaker", "person", None],
+                  "description": "Who paused it: the breaker (it probes and closes by itself) or a person (only a "
+                                 "resume ends it)."},
+    "since": {"type": ["string", "null"], "format": "date-time", "description": "When it entered its state."},
     "paused_at": {"type": ["string", "null"], "format": "date-time"},
-    "consecutive_failures": {"type": "integer", "minimum": 0},
+    "next_probe_at": {"type": ["string", "null"], "format": "date-time",
+                      "description": "open: when a probe may go; half_open: when a probe with no answer is "
+                                     "replaced; null otherwise."},
+    "consecutive_failures": {"type": "integer", "minimum": 0,
+                             "description": "Counted failures in a row (a success resets it)."},
+    "opened_total": {"type": "integer", "minimum": 0, "description": "Times the breaker opened by itself."},
     "last_error": {"type": ["string", "null"]},
     "messages_24h": {"type": "object", "additionalProperties": {"type": "integer"},
                      "description": "Messages created in the last 24 hours, by status."},
@@ -79,8 +93,14 @@ CHANNEL_PATHS: dict[str, Any] = {
         "listChannels", "Each channel's health, configuration and last 24 hours of messages",
         {"200": _answer("Every channel, in a fixed order.", {
             "type": "object", "properties": {"channels": {"type": "array", "items": CHANNEL_STATUS}}})})},
+    "/api/v1/channels/{channel}/pause": {"parameters": [CHANNEL], "post": _op(
+        "pauseChannel", "Pause a channel by hand: its messages take their fallback or are held until a person "
+                        "resumes it (no probe goes, no success closes it)",
+        {"200": _answer("The channel's status now.", CHANNEL_STATUS),
+         "404": _answer("No channel by that name.", ERRORS)})},
     "/api/v1/channels/{channel}/resume": {"parameters": [CHANNEL], "post": _op(
-        "resumeChannel", "Resume a paused channel (and clear its failure count); its held messages go out at once",
+        "resumeChannel", "Resume a paused channel, whoever paused it (the breaker closes and its failure count is "
+                         "cleared); its held messages go out at once",
         {"200": _answer("The channel's status now.", CHANNEL_STATUS),
          "404": _answer("No channel by that name.", ERRORS)})},
     "/api/v1/settings/delivery": {
@@ -99,7 +119,8 @@ CHANNEL_PATHS: dict[str, Any] = {
         "description": "With RAPPORT_METRICS_TOKEN set, send `Authorization: Bearer <token>`. Without it, only "
                        "loopback clients not behind a proxy may scrape. Families: rapport_messages{channel,status}, "
                        "rapport_queue_depth{queue}, rapport_send_latency_seconds (histogram over the last hour), "
-                       "rapport_provider_errors_total{channel,kind}, rapport_channel_paused{workspace,channel}, "
+                       "rapport_provider_errors_total{channel,kind}, rapport_channel_state{workspace,channel,state}, "
+                       "rapport_channel_paused{workspace,channel}, rapport_channel_opened_total{workspace,channel}, "
                        "rapport_channel_consecutive_failures{workspace,channel}, rapport_dead_letters{kind,status}, "
                        "rapport_scrape_source_up{source}.",
         "responses": {

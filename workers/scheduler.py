@@ -14,7 +14,7 @@ import time
 from datetime import timedelta
 from types import FrameType
 
-from engine.services import time_triggers
+from engine.services import channel_health, time_triggers
 from engine.services.sweeper import SweepReport, sweep
 from workers.queues import relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
@@ -27,7 +27,10 @@ LOCK_TTL = 10
 
 
 def run_once(rt: Runtime) -> SweepReport:
-    """One sweep; loops while a full batch came back, so a backlog drains fast."""
+    """One sweep; loops while a full batch came back, so a backlog drains fast. First, a paused
+    channel whose cool-down is over gets a held message to probe it (channel_health.wake_probes)."""
+    with rt.sessions.begin() as session:
+        channel_health.wake_probes(session, now=rt.clock())
     total = SweepReport()
     while True:
         with rt.sessions.begin() as session:

@@ -93,10 +93,21 @@ def in_doubt_counts(session: Session) -> list[tuple[str, str, int]]:
     return [(channel, in_doubt.OUTCOMES[kind], count) for channel, kind, count in rows]
 
 
-def channel_health(session: Session) -> list[tuple[str, str, bool, int]]:
-    """(workspace, channel, paused, consecutive failures) for every channel that ever failed."""
+@dataclass(frozen=True)
+class BreakerState:
+    workspace: str
+    channel: str
+    state: str  # closed | open | half_open
+    paused: bool
+    consecutive_failures: int
+    opened_total: int
+
+
+def channel_health(session: Session) -> list[BreakerState]:
+    """Every channel breaker that ever failed or was paused, by workspace and channel."""
     rows = session.execute(
-        select(ChannelHealth.workspace_id, ChannelHealth.channel, ChannelHealth.paused_at,
-               ChannelHealth.consecutive_failures)
+        select(ChannelHealth.workspace_id, ChannelHealth.channel, ChannelHealth.state, ChannelHealth.paused_at,
+               ChannelHealth.consecutive_failures, ChannelHealth.opened_total)
         .order_by(ChannelHealth.workspace_id, ChannelHealth.channel))
-    return [(workspace, channel, paused_at is not None, failures) for workspace, channel, paused_at, failures in rows]
+    return [BreakerState(workspace, channel, state, paused_at is not None, failures, opened)
+            for workspace, channel, state, paused_at, failures, opened in rows]

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.models import ChannelHealth, Contact, JournalEntry, Message, Suppression, Workspace
-from engine.services.channel_health import WAITING_FOR_RESUME, record_failure, resume
+from engine.services.channel_health import WAITING_FOR_RESUME, pause, record_failure, resume
 from engine.services.ingest import ingest_events
 from engine.services.journeys import create_journey
 from engine.settings import ProviderSettings
@@ -199,14 +199,15 @@ def test_a_provider_error_is_retried_and_delivers_exactly_once(
 def test_a_channel_that_keeps_failing_pauses_and_its_messages_move_to_the_fallback(
         rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
         smtp_server: SmtpServer) -> None:
-    """Two 500s in a row pause Viber for the workspace; the next Viber send goes by email instead."""
+    """Viber refuses our credentials twice in a row (a permanent failure of the channel, counted at once):
+    it pauses for the workspace; the next Viber send goes by email instead."""
     rt.settings = replace(rt.settings, channel_pause_after=2)
     for customer in ("c-1", "c-2", "c-3"):
         contact(sessions, shop, clock, customer, email=f"{customer}@example.com", timezone="Europe/Berlin",
                 messengers={"viber": f"vb-{customer}"})
     journey(sessions, shop, clock, {"channel": "viber", "fallback": ["email"]})
     clock.advance(hours=2)
-    providers.fail_next("viber", status=500, times=2)
+    providers.fail_next("viber", status=401, times=2)
     for customer in ("c-1", "c-2"):
         send(sessions, shop, clock, "cart_updated", customer=customer, properties={**CART, "cart_id": customer})
         drain(rt)
@@ -242,16 +243,17 @@ def test_a_channel_this_deployment_has_no_adapter_for_falls_back(
 def test_a_message_held_for_a_paused_channel_goes_out_when_it_is_resumed(
         rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
         smtp_server: SmtpServer) -> None:
-    """No fallback: the message waits while Viber is paused (one timeline line, however long),
-    and resuming the channel sends it at once, exactly once."""
-    rt.settings = replace(rt.settings, channel_pause_after=1)
+    """No fallback: after a failed attempt a person pauses Viber; the message's retry waits (one
+    timeline line, however long, and no probe), and resuming the channel sends it at once, exactly once."""
     contact(sessions, shop, clock, "c-1", email="c-1@example.com", timezone="Europe/Berlin",
             messengers={"viber": "vb-c-1"})
     journey(sessions, shop, clock, {"channel": "viber"})
     clock.advance(hours=2)
     providers.fail_next("viber", status=500)
     send(sessions, shop, clock, "cart_updated", customer="c-1", properties=CART)
-    drain(rt)  # the 500 pauses Viber; the message is to be retried
+    drain(rt)  # the 500: the message is to be retried
+    with sessions.begin() as session:
+        assert pause(session, shop.id, "viber", now=clock())
     for _ in range(3):  # its retry, and two more hours of rechecks
         clock.advance(hours=1, minutes=1)
         tick(rt)

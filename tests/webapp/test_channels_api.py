@@ -1,4 +1,5 @@
-"""GET /api/v1/channels and POST /api/v1/channels/<channel>/resume: health, configuration, recent messages."""
+"""GET /api/v1/channels, POST /api/v1/channels/<channel>/pause and .../resume: each channel's breaker,
+configuration and recent messages; a person pauses and resumes by hand."""
 
 from __future__ import annotations
 
@@ -65,16 +66,39 @@ def test_every_channel_is_listed_healthy_with_what_this_deployment_can_send(conf
     assert list(listed) == ["email", "sms", "telegram", "whatsapp", "viber"]
     assert {c: v["configured"] for c, v in listed.items()} == {
         "email": True, "sms": False, "telegram": True, "whatsapp": False, "viber": False}
-    assert listed["sms"] == {"channel": "sms", "configured": False, "paused": False, "paused_at": None,
-                             "consecutive_failures": 0, "last_error": None, "messages_24h": {}}
+    assert listed["sms"] == {"channel": "sms", "configured": False, "state": "closed", "paused": False,
+                             "paused_by": None, "since": None, "paused_at": None, "next_probe_at": None,
+                             "consecutive_failures": 0, "opened_total": 0, "last_error": None, "messages_24h": {}}
 
 
 def test_a_paused_channel_shows_as_paused_with_its_last_error(client, shop, sessions, clock) -> None:
-    """After N failures in a row the API says the channel is paused, since when, and why."""
+    """After N failures in a row the API says the breaker is open, since when, why, and when it probes."""
     pause(sessions, shop, "whatsapp", clock)
     whatsapp = channels(client, shop)["whatsapp"]
-    assert whatsapp["paused"] is True and whatsapp["paused_at"] == clock().isoformat()
+    assert (whatsapp["state"], whatsapp["paused"], whatsapp["paused_by"]) == ("open", True, "breaker")
+    assert whatsapp["since"] == whatsapp["paused_at"] == clock().isoformat()
+    assert whatsapp["next_probe_at"] == (clock() + timedelta(minutes=1)).isoformat()
     assert whatsapp["consecutive_failures"] == 2 and whatsapp["last_error"] == "HTTP 401: bad token"
+    assert whatsapp["opened_total"] == 1
+
+
+def test_a_person_pauses_a_channel_and_no_probe_ends_it(client, shop, clock) -> None:
+    """POST .../pause holds the channel by hand: open, paused by a person, no probe planned."""
+    response = send_signed(client, "POST", "/api/v1/channels/telegram/pause", shop.credentials)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["channel"], body["state"], body["paused"], body["paused_by"], body["next_probe_at"]) == (
+        "telegram", "open", True, "person", None)
+    clock.advance(hours=3)
+    assert channels(client, shop)["telegram"]["state"] == "open"
+    response = send_signed(client, "POST", "/api/v1/channels/telegram/resume", shop.credentials)
+    assert (response.get_json()["state"], response.get_json()["paused_by"]) == ("closed", None)
+
+
+def test_pausing_an_unknown_channel_is_404(client, shop) -> None:
+    """A typo pauses nothing."""
+    response = send_signed(client, "POST", "/api/v1/channels/fax/pause", shop.credentials)
+    assert response.status_code == 404
 
 
 def test_resuming_a_channel_answers_its_new_status(client, shop, sessions, clock) -> None:
@@ -126,3 +150,4 @@ def test_the_channels_api_needs_the_api_key(client) -> None:
     """No key, no health: 401 with the usual JSON error."""
     assert client.get("/api/v1/channels").status_code == 401
     assert client.post("/api/v1/channels/sms/resume").status_code == 401
+    assert client.post("/api/v1/channels/sms/pause").status_code == 401

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from engine.db import DeferredJob
 from engine.models import JournalEntry, Message
+from engine.services import channel_health
 from engine.services.channel_health import record_failure
 from engine.settings import Settings
 from tests.conftest import FakeClock
@@ -90,6 +91,7 @@ def test_every_family_is_declared_and_messages_cover_every_channel_and_status(cl
     assert result.types == {
         "rapport_messages": "gauge", "rapport_send_latency_seconds": "histogram",
         "rapport_provider_errors_total": "counter", "rapport_channel_paused": "gauge",
+        "rapport_channel_state": "gauge", "rapport_channel_opened_total": "counter",
         "rapport_channel_consecutive_failures": "gauge", "rapport_queue_depth": "gauge",
         "rapport_in_doubt_messages_total": "counter",
         "rapport_dead_letters": "gauge",
@@ -173,6 +175,32 @@ def test_paused_channels_and_failure_streaks_are_shown_per_workspace(client, sho
     assert result.value("rapport_channel_consecutive_failures", workspace=shop.id, channel="sms") == 3
     assert result.value("rapport_channel_paused", workspace=shop.id, channel="email") == 0
     assert result.value("rapport_channel_consecutive_failures", workspace=shop.id, channel="email") == 1
+
+
+def test_each_channel_breaker_shows_its_state_and_how_often_it_opened(client, shop, sessions, clock) -> None:
+    """SMS opened, probed and failed again (open, opened once); Telegram's probe is out (half_open);
+    email is failing but closed; Viber was paused by a person (open, never opened by itself)."""
+    with sessions.begin() as session:
+        record_failure(session, shop.id, "sms", "HTTP 500", now=clock(), pause_after=1)
+        record_failure(session, shop.id, "telegram", "HTTP 502", now=clock(), pause_after=1)
+        record_failure(session, shop.id, "email", "421 try later", now=clock(), pause_after=3)
+        channel_health.pause(session, shop.id, "viber", now=clock())
+    clock.advance(minutes=1)
+    with sessions.begin() as session:
+        assert channel_health.start_probe(session, shop.id, "sms", now=clock())
+        assert channel_health.record_failure(session, shop.id, "sms", "HTTP 500", now=clock(), counted=False)
+        assert channel_health.start_probe(session, shop.id, "telegram", now=clock())
+    result = scrape(client)
+    states = {channel: {s: result.value("rapport_channel_state", workspace=shop.id, channel=channel, state=s)
+                        for s in ("closed", "open", "half_open")} for channel in ("sms", "telegram", "email", "viber")}
+    assert states == {"sms": {"closed": 0, "open": 1, "half_open": 0},
+                      "telegram": {"closed": 0, "open": 0, "half_open": 1},
+                      "email": {"closed": 1, "open": 0, "half_open": 0},
+                      "viber": {"closed": 0, "open": 1, "half_open": 0}}
+    assert [result.value("rapport_channel_opened_total", workspace=shop.id, channel=c)
+            for c in ("sms", "telegram", "email", "viber")] == [1, 1, 0, 0]
+    assert [result.value("rapport_channel_paused", workspace=shop.id, channel=c)
+            for c in ("sms", "telegram", "email", "viber")] == [1, 1, 0, 1]
 
 
 def test_queue_depths_come_from_redis(client, redis, namespace) -> None:
