@@ -56,8 +56,9 @@ def build_definition(slug: str, options: dict[str, Any]) -> dict[str, Any]:
         raise DefinitionError(errors)
     try:
         return recipe.build(**options)
-    except (ValueError, TypeError) as exc:
-        raise DefinitionError([{"field": "options", "message": str(exc)}]) from None
+    except Exception as exc:  # noqa: BLE001 - a recipe is a pure function: whatever it raises, the options were bad
+        raise DefinitionError([{"field": "options", "message": f"{type(exc).__name__}: {exc}"
+                                if not isinstance(exc, ValueError) else str(exc)}]) from None
 
 
 def get(slug: str) -> Recipe:

@@ -82,6 +82,7 @@ RECIPE_PATHS: dict[str, Any] = {
             "installRecipe", "Install a recipe as a journey (published at once with publish: true); its templates "
             "ship with Rapport",
             {"201": _answer("The journey, the templates it sends, and `warnings`.", INSTALLED),
+             "400": _answer("The body is not a JSON object.", ERRORS),
              "404": _answer("No such recipe.", ERRORS), "409": EXISTS,
              "422": _answer("Bad options; `errors` names each (options.<name>).", ERRORS)},
             requestBody={"required": False, "content": {"application/json": {"schema": {

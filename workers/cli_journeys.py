@@ -171,6 +171,9 @@ def _import(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
             result = _result(saved)
     except JourneyConflict as exc:
         raise ValueError(f"{exc} (--copy)") from None
+    if not saved.created and not args.publish:
+        result[1].insert(0, f"only the draft of journey {result[0]['id']} changed; what runs changes when it is "
+                            f"published: rapport journeys publish {args.workspace_id} {result[0]['id']}")
     return _report(*result)
 
 

@@ -82,6 +82,8 @@ def test_bad_options_and_unknown_recipes_are_clear_4xx(client, shop) -> None:
     assert unknown.status_code == 422 and unknown.get_json()["errors"][0]["field"] == "options.dayz"
     wrong = install(client, shop, "browse_abandonment", options={"wait_hours": 500})
     assert wrong.status_code == 422 and "wait_hours must be 1 to 72" in wrong.get_json()["errors"][0]["message"]
+    odd = install(client, shop, "support_bot", options={"keywords": [5]})
+    assert odd.status_code == 422 and odd.get_json()["errors"][0]["field"] == "options"
     flag = install(client, shop, "win_back", publish="yes")
     assert flag.status_code == 422 and flag.get_json()["errors"][0]["field"] == "publish"
     nothing = install(client, shop, "no_such_recipe")
