@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from engine.errors import DefinitionError
+from engine.strict_json import MAX_DEPTH, problems_in
 
 
 class _Loader(yaml.SafeLoader):
@@ -55,6 +56,8 @@ def load(text: str) -> JourneyFile:
 
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # thousands of nested brackets: refused as the strict JSON reader refuses them
+        raise DefinitionError([{"field": "(yaml)", "message": f"nested deeper than {MAX_DEPTH} levels"}]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -62,7 +65,10 @@ def load(text: str) -> JourneyFile:
         raise DefinitionError([{"field": "(yaml)", "message": f"{where}{problem}"}]) from None
     if not isinstance(data, dict):
         raise DefinitionError([{"field": "(root)", "message": "expected a mapping with name and definition"}])
-    errors = []
+    # What JSON bodies may not hold, a file may not either: .nan, .inf, NUL ("\0") cannot be stored.
+    errors = [{"field": p.field, "message": p.message} for p in problems_in(data)]
+    if errors:
+        raise DefinitionError(errors)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         errors.append({"field": "name", "message": "a journey needs a name"})

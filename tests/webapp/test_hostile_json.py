@@ -402,3 +402,19 @@ def test_a_provider_webhook_with_nan_is_refused_naming_the_field(client: FlaskCl
                                     "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
     assert response.status_code == 400
     assert "update_id" in response.json["message"]
+
+
+@pytest.mark.parametrize(("yaml_text", "field"), [
+    ("name: x\ndefinition: " + "[" * 50_000 + "]" * 50_000, "(yaml)"),
+    ("name: x\ndefinition: {trigger: {event: cart_updated, filter: {property: total, op: gte, value: .nan}}, "
+     "steps: [{type: exit, id: e}]}", "definition.trigger.filter.value"),
+    ('name: "Carts\\0"\ndefinition: {trigger: {event: cart_updated}, steps: [{type: exit, id: e}]}', "name"),
+])
+def test_a_journey_file_with_what_json_may_not_hold_is_refused_naming_it(
+    client: FlaskClient, shop: Shop, yaml_text: str, field: str
+) -> None:
+    """POST /api/v1/journeys/import of YAML nested 50,000 deep, with .nan or with a NUL: 422 naming it."""
+    response = send_signed(client, "POST", "/api/v1/journeys/import", shop.credentials, yaml_text.encode(),
+                           headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 422, response.json
+    assert [e["field"] for e in response.json["errors"]] == [field]
