@@ -30,12 +30,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from engine.db import make_engine
 from engine.models import JournalEntry, Message
-from engine.services.handover import CLAIM_LEASE
+from engine.services.handover import CLAIM_LEASE, LEASE_RENEWAL
 from tests.e2e.processes import (
     Stack,
     backing_services,
@@ -128,30 +128,36 @@ class Wave:
 
 @dataclass
 class Takeover:
-    """The claims a killed worker held, and how long after the kill the last of them left its hands."""
+    """A killed worker's claims, and how long after the kill the last of them left its hands.
 
-    killed_at: float
-    held: set[int]
+    They are the claims not renewed since the kill: a live worker renews its own every few seconds
+    (LEASE_RENEWAL), so once that time has passed only the dead worker's are still that old."""
+
+    killed_at: float  # monotonic
+    killed_wall: datetime
+    held: int | None = None  # counted once the live workers renewed theirs
     seconds: float | None = None
 
 
 def watch(wave: Wave, takeovers: list[Takeover]) -> None:
     """Note the takeovers completed by now (call it while waiting for something else)."""
-    pending = [t for t in takeovers if t.seconds is None]
-    if not pending:
-        return
-    now = wave.statuses()
-    for takeover in pending:
-        if not any(now.get(i) in ("claimed", "sending") for i in takeover.held):
-            takeover.seconds = time.monotonic() - takeover.killed_at
+    for takeover in takeovers:
+        if takeover.seconds is not None:
+            continue
+        with wave.db.connect() as conn:
+            left = conn.scalar(select(func.count()).select_from(Message).where(
+                Message.status.in_(["claimed", "sending"]), Message.claimed_at < takeover.killed_wall))
+        elapsed = time.monotonic() - takeover.killed_at
+        if takeover.held is None and elapsed > LEASE_RENEWAL + 1:
+            takeover.held = left
+        if not left:
+            takeover.seconds, takeover.held = elapsed, takeover.held or 0
 
 
 def kill(wave: Wave, worker: Any, takeovers: list[Takeover]) -> None:
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
-    killed_at = time.monotonic()
-    held = {i for i, s in wave.statuses().items() if s in ("claimed", "sending")}
-    takeovers.append(Takeover(killed_at, held))
+    takeovers.append(Takeover(time.monotonic(), datetime.now(UTC)))
 
 
 def journeys_and_events(stack: Stack, *, carts: int, orders: int) -> None:
@@ -264,7 +270,7 @@ def test_workers_killed_mid_wave_lose_nothing_that_never_reached_the_server(wave
     wait_for(lambda: watch(wave, takeovers) or wave.settled(400), timeout=120, what="the wave to settle")
     watch(wave, takeovers)
     resent, unknown = check_every_message_is_accounted_for(wave, kills=len(takeovers))
-    wave.note(f"SIGKILL x{len(takeovers)}: the dead workers held {[len(t.held) for t in takeovers]} claims, "
+    wave.note(f"SIGKILL x{len(takeovers)}: the dead workers held {[t.held for t in takeovers]} claims, "
               f"taken over in {[round(t.seconds or -1, 1) for t in takeovers]} s (lease "
               f"{CLAIM_LEASE.total_seconds():.0f} s); in doubt: {resent} transactional resent, {unknown} marketing "
               f"left unknown (at most {LANES * len(takeovers)})")
@@ -299,7 +305,7 @@ def test_at_volume_kills_a_redis_flush_and_cut_connections_double_nothing_and_ex
     """2,000 marketing emails, two workers: three SIGKILLs, the scheduler killed once, Redis flushed once,
     the database connections cut once. At the SMTP server nothing arrives twice, and every email that did
     not arrive is in doubt by the marketing policy, said on its timeline."""
-    wave.handler.delay = 0.002
+    wave.handler.delay = 0.02
     began = time.monotonic()
     journeys_and_events(wave.stack, carts=VOLUME, orders=0)
     workers = [wave.stack.start_worker(), wave.stack.start_worker()]
@@ -310,10 +316,12 @@ def test_at_volume_kills_a_redis_flush_and_cut_connections_double_nothing_and_ex
         wait_for(lambda: watch(wave, takeovers) or wave.handler.total() >= sent, timeout=180,
                  what=f"{sent} emails sent")
 
-    for sent, fault in ((300, "kill worker 0"), (600, "flush redis"), (800, "kill scheduler"),
-                        (1100, "kill worker 1"), (1400, "cut database connections"), (1700, "kill worker 0")):
+    # While the scheduler is down (until its lock expires) nothing is swept: the last kill's takeover
+    # waits for the successor too.
+    for sent, fault in ((200, "kill worker 0"), (400, "flush redis"), (600, "kill worker 1"),
+                        (800, "cut database connections"), (1000, "kill worker 0"), (1100, "kill scheduler")):
         when(sent)
-        faults.append(f"{fault} at {wave.handler.total()}")
+        faults.append(f"{fault} at {wave.handler.total()} sent, {time.monotonic() - began:.0f} s")
         if fault.startswith("kill worker"):
             n = int(fault[-1])
             kill(wave, workers[n], takeovers)
@@ -339,7 +347,7 @@ def test_at_volume_kills_a_redis_flush_and_cut_connections_double_nothing_and_ex
     # A cut connection can leave a send in doubt too, like a kill: one per lane at most.
     resent, unknown = check_every_message_is_accounted_for(wave, kills=len(takeovers) + 1)
     wave.note(f"volume: {VOLUME} emails in {time.monotonic() - began:.0f} s; faults: {'; '.join(faults)}; "
-              f"killed workers' claims {[len(t.held) for t in takeovers]} taken over in "
+              f"killed workers' claims {[t.held for t in takeovers]} taken over in "
               f"{[round(t.seconds or -1, 1) for t in takeovers]} s; arrived {len(counts)}, doubled 0, "
               f"in doubt {resent + unknown} (left unknown {unknown}, each explained on its timeline)")
-    assert resent == 0 and len(counts) + unknown == VOLUME
+    assert resent == 0 and VOLUME - len(counts) <= unknown
