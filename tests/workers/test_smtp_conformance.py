@@ -270,6 +270,32 @@ def test_unsolicited_reply_lines_never_make_a_message_look_sent(
     assert sorted(sent) == ids
 
 
+def test_a_wave_through_a_misbehaving_server_records_sent_only_what_it_accepted(
+        runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
+        scripted: ScriptedSmtp, sender: SmtpSender) -> None:
+    """Forty messages dispatched on pooled connections while the server answers 4xx, unreadable replies,
+    extra lines and hang-ups at every stage: each message recorded sent was accepted once, with its own
+    body, at its own address; no body reached anyone else; no Message-ID was accepted twice."""
+    ids = scheduled_emails(sessions, shop, clock, 40)
+    faults = [("MAIL", b"451 4.3.0 later\r\n"), ("RCPT", b"250-ok\nbroken\r\n250 ok\r\n"), ("DATA", HANG_UP),
+              ("END", b"451 4.3.0 later\r\n"), ("MAIL", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"), ("RCPT", HANG_UP),
+              ("DATA", b"354-go\r\n250 2.0.0 Ok\r\n"), ("END", HANG_UP), ("END", SINK_500), ("MAIL", HANG_UP),
+              ("EHLO", b"451 4.3.0 later\r\n"), ("greeting", HANG_UP)]
+    for stage, reply in faults:
+        scripted.answer(stage, reply)
+
+    for _round in range(3):
+        dispatch_through(runtime, sessions, clock, sender, ids)
+        clock.advance(hours=2)
+
+    sent = sent_messages(sessions, ids)
+    assert_no_body_went_astray(scripted)
+    assert_sent_means_accepted_once(scripted, sent)
+    accepted = [got.message_id for got in scripted.accepted]
+    assert len(accepted) == len(set(accepted)), "a message was accepted twice"
+    assert len(sent) >= len(ids) - 2  # at most the two answers lost after the body (END hang-up, SINK_500)
+
+
 # --- Stage by stage, on the client ---------------------------------------------------------------
 
 REFUSALS = [  # (stage, scripted reply, the error the message gets)
