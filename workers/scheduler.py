@@ -1,8 +1,17 @@
 """The scheduler process: relays new events to the workers as they arrive, and every
 tick hands out due timers and re-enqueues overdue work.
 
-Run exactly one (a Redis lock makes extra ones wait as standbys). Its state is all
-in the database, so it can be killed and restarted at any moment.
+Run exactly one: a lease in Redis makes extra ones wait as standbys. The lease lasts
+LEASE_TTL (5 s) and a heartbeat thread renews it every second, so a long sweep never lets
+it lapse; standbys try to take it every second, so a killed scheduler's successor takes
+over within about 5 s. A clean stop (SIGTERM, SIGINT: Ctrl-C on `make run`) gives the
+lease back at once, so a restarted scheduler is active immediately, even though Redis
+kept the key across the restart. Renewing and giving back compare the token first (Lua),
+so a scheduler never extends or deletes a lease that has passed to another.
+
+Its state is all in the database, so it can be killed and restarted at any moment. Two
+active at once for a moment (a stalled one waking up) is harmless: rows are taken with
+SKIP LOCKED and stamped when handed out.
 """
 
 from __future__ import annotations
@@ -10,9 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from datetime import timedelta
 from types import FrameType
+
+from redis import Redis
 
 from engine.services import channel_health, time_triggers
 from engine.services.sweeper import SweepReport, sweep
@@ -20,10 +32,14 @@ from workers.queues import relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
 
 log = logging.getLogger("rapport.scheduler")
-# The lock is renewed on every pass (each tick); a killed scheduler's successor takes over once it
-# expires. A pass longer than this lets a standby sweep alongside for a while, which is harmless: rows
-# are taken with SKIP LOCKED and stamped when handed out.
-LOCK_TTL = 10
+LEASE_TTL = 5.0  # seconds a killed scheduler keeps the lease
+RENEW_EVERY = 1.0  # the heartbeat: the lease is renewed this often
+STANDBY_POLL = 1.0  # standbys try to take the lease this often
+
+# KEYS[1] the lease, ARGV[1] our token, ARGV[2] its TTL in ms: renew only if it is still ours.
+RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+# Delete only if it is still ours: a lease that lapsed and passed to another stays with it.
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def run_once(rt: Runtime) -> SweepReport:
@@ -49,14 +65,52 @@ def scan_once(rt: Runtime) -> int:
         return time_triggers.scan(session, now=rt.clock(), batch=rt.settings.batch_size * 2)
 
 
-def _hold_lock(rt: Runtime, token: str) -> bool:
-    key = f"{rt.settings.namespace}:scheduler-lock"
-    if rt.redis.set(key, token, nx=True, ex=LOCK_TTL):
-        return True
-    if rt.redis.get(key) == token.encode():
-        rt.redis.expire(key, LOCK_TTL)
-        return True
-    return False
+class Lease:
+    """The scheduler's lease in Redis: taken with SET NX PX, renewed by a heartbeat thread while
+    held, given back on a clean stop."""
+
+    def __init__(self, redis: Redis, namespace: str, token: str, *, ttl: float = LEASE_TTL):
+        self.redis, self.key, self.token, self.ttl_ms = redis, f"{namespace}:scheduler-lock", token, int(ttl * 1000)
+        self._held = threading.Event()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._held.is_set()
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free (or already ours); start renewing it."""
+        if not self.held:
+            if self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms) or self._renew():
+                self._held.set()
+                self._start_heartbeat()
+        return self.held
+
+    def _renew(self) -> bool:
+        return bool(self.redis.eval(RENEW, 1, self.key, self.token, self.ttl_ms))
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat = threading.Thread(target=self._beat, name="scheduler-lease", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        while self.held and not self._stop.wait(RENEW_EVERY):
+            try:
+                if not self._renew():
+                    log.warning("scheduler lease lost (it lapsed and another scheduler took it)")
+                    self._held.clear()
+            except Exception:  # Redis away: keep trying; the lease lapses by itself if it stays away
+                log.exception("scheduler lease renewal failed; retrying")
+
+    def release(self) -> bool:
+        """Stop renewing and give the lease back if it is still ours; True when it was."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        self._held.clear()
+        return bool(self.redis.eval(RELEASE, 1, self.key, self.token))
 
 
 def run_forever(rt: Runtime) -> None:
@@ -68,18 +122,18 @@ def run_forever(rt: Runtime) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    token = f"{os.uname().nodename}:{os.getpid()}"
+    lease = Lease(rt.redis, rt.settings.namespace, f"{os.uname().nodename}:{os.getpid()}")
     was_leader = None
     next_sweep = next_scan = 0.0
     log.info("scheduler started (tick %.2fs)", rt.settings.scheduler_tick)
     while not stopping:
         try:
-            leader = _hold_lock(rt, token)
+            leader = lease.acquire()
             if leader != was_leader:
-                log.info("scheduler %s", "is active" if leader else "is standby: another one holds the lock")
+                log.info("scheduler %s", "is active" if leader else "is standby: another one holds the lease")
                 was_leader = leader
             if not leader:
-                time.sleep(rt.settings.scheduler_tick)
+                time.sleep(STANDBY_POLL)
                 continue
             relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)
             if time.monotonic() >= next_scan:
@@ -97,4 +151,13 @@ def run_forever(rt: Runtime) -> None:
         except Exception:  # a database or Redis outage must not kill the loop
             log.exception("scheduler pass failed; retrying")
             time.sleep(rt.settings.scheduler_tick)
+    _give_back(lease)
     log.info("scheduler stopped")
+
+
+def _give_back(lease: Lease) -> None:
+    try:
+        if lease.release():
+            log.info("scheduler lease released: a successor is active at once")
+    except Exception:  # Redis away: the lease lapses by itself within LEASE_TTL
+        log.exception("could not release the scheduler lease")
