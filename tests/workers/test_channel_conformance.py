@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.channels import Button, ProviderTemplate
-from engine.errors import PermanentSendError, TransientSendError
+from engine.errors import ClaimLost, PermanentSendError, SendInDoubt, TransientSendError
 from engine.settings import Settings
 from tests.providers import HARNESSES, Harness, fake_providers, message_to  # noqa: F401
 from workers.channels import build_readers, build_senders
@@ -90,12 +90,28 @@ def test_wrong_credentials_are_permanent_but_leave_the_address_alone(harness: Ha
     assert harness.sent() == []
 
 
-def test_a_provider_that_does_not_answer_in_time_is_transient(harness: Harness) -> None:
-    """A read timeout raises TransientSendError."""
+def test_a_provider_that_does_not_answer_in_time_leaves_the_message_in_doubt(harness: Harness) -> None:
+    """A read timeout after the request went out raises SendInDoubt (the provider may have it): the
+    workspace's in-doubt policy decides, not a blind retry."""
     harness.delay_next(seconds=3)
 
-    with pytest.raises(TransientSendError, match="in time"):
+    with pytest.raises(SendInDoubt, match="in time"):
         harness.adapter(timeout=0.3).send(message_to(harness.recipient))
+
+
+def test_the_hand_over_is_announced_right_before_the_request_and_can_still_stop_it(harness: Harness) -> None:
+    """on_handover runs once before the provider sees anything; if it raises, nothing reaches the provider."""
+    calls: list[int] = []
+
+    def refuse() -> None:
+        calls.append(len(harness.sent()))
+        raise ClaimLost("claim went to another worker")
+
+    with pytest.raises(ClaimLost):
+        harness.adapter().send(message_to(harness.recipient), on_handover=refuse)
+    assert calls == [0] and harness.sent() == []
+    harness.adapter().send(message_to(harness.recipient), on_handover=lambda: calls.append(len(harness.sent())))
+    assert calls == [0, 0] and len(harness.sent()) == 1
 
 
 def test_a_refused_connection_is_transient(harness: Harness) -> None:
