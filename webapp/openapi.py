@@ -245,7 +245,9 @@ SCHEMAS: dict[str, Any] = {
         "description": "An event, or a journal entry explaining a journey decision. Journal kinds include "
                        "enrolled, not_enrolled, waiting, goal, exited, completed, message_scheduled, "
                        "message_deferred (quiet hours, frequency cap), skipped, sent, retrying, fallback, "
-                       "channel_paused, failed, unknown, delivered, opened, clicked, bounced, complained, "
+                       "channel_paused (its breaker opened, or re-opened after a failed probe), channel_probe "
+                       "(this message probes a paused channel), channel_resumed (the probe went through), failed, "
+                       "unknown, delivered, opened, clicked, bounced, complained, "
                        "suppressed, processing_failed (a job failed on this event, run or message; it is retried), "
                        "dead_letter (set aside after repeated failures), dead_letter_retried and "
                        "dead_letter_resolved.",
