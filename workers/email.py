@@ -1,4 +1,4 @@
-"""SMTP adapter: the email `MessageSender`, one pooled connection per worker process.
+"""SMTP adapter: the email `MessageSender`, over pooled connections.
 
 URLs: `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it) or
 `smtps://…` (TLS from the first byte, port 465 by default).
@@ -7,6 +7,12 @@ The envelope sender is the message's VERP `return_path` when the dispatcher give
 one (bounces then name the message), else the From address. The wire form comes
 from workers/mime.py; with a DKIM key configured, each message is signed over the
 headers RFC 8058 asks for (List-Unsubscribe and List-Unsubscribe-Post among them).
+
+The conversation is smtplib's reply reading, strict (issue 10: a reply whose bare-LF tail
+was read as the next replies once put the client a step behind, and one customer's body
+went to another). Each command's reply must be one of those its stage allows; anything
+else closes the connection. A message is sent only after 250 to its own end of data;
+once the whole body has been written, a lost answer is SendInDoubt, never a resend.
 """
 
 from __future__ import annotations
