@@ -4,12 +4,15 @@ copy; a graceful stop gives the claims back at once."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import os
+
+import pytest
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.models import Contact, Message
 from engine.services import dispatch
-from engine.services.handover import CLAIM_LEASE, Lease
+from engine.services.handover import CLAIM_LEASE, Lease, SentRecord, handover
 from tests.conftest import FakeClock, Shop, SmtpServer, drain
 from workers.runtime import Runtime
 from workers.scheduler import run_once
@@ -115,3 +118,23 @@ def test_a_stop_request_finishes_the_current_message_and_gives_the_rest_back_at_
     assert statuses(sessions, ids) == ["sent"] * 3 + ["scheduled"] * 7
     drain(runtime)  # the released messages were handed to the queue already
     assert statuses(sessions, ids) == ["sent"] * 10 and len(smtp_server.messages) == 10
+
+
+@pytest.mark.skipif(not os.environ.get("RAPPORT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="cuts a PostgreSQL connection with pg_terminate_backend; SQLite has none")
+def test_a_hand_over_whose_connection_was_cut_reconnects_and_records_the_message_sent_before(
+        runtime: Runtime, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
+        db_engine: Engine) -> None:
+    """The database connection of a lane is terminated between two sends: the next hand-over reconnects,
+    records the first message sent and marks the second sending, instead of leaving the first in doubt."""
+    first, second = scheduled_emails(sessions, shop, clock, 2)
+    batch = dispatch._load(sessions, [first, second], now=clock())
+    dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "lane", now=clock())
+    with handover(sessions) as hand:
+        assert hand.step(None, first, token="lane", now=clock()) == 1
+        pid = hand._driver().info.backend_pid  # type: ignore[attr-defined]
+        with db_engine.connect() as admin:
+            assert admin.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        sent = SentRecord(batch.messages[first], "<1@example.com>", "Hi", "v1", {}, "sent: welcome", clock())
+        assert hand.step(sent, second, token="lane", now=clock()) == 1
+    assert statuses(sessions, [first, second]) == ["sent", "sending"]
