@@ -247,7 +247,10 @@ SCHEMAS: dict[str, Any] = {
                        "message_deferred (quiet hours, frequency cap), skipped, sent, retrying, fallback, "
                        "channel_paused (its breaker opened, or re-opened after a failed probe), channel_probe "
                        "(this message probes a paused channel), channel_resumed (the probe went through), failed, "
-                       "unknown, delivered, opened, clicked, bounced, complained, "
+                       "in_doubt_resent and in_doubt_skipped (the body may have reached the provider without its "
+                       "answer being recorded; the workspace's in_doubt policy resent it, or left it unknown), "
+                       "unknown (the same, before the policy existed), "
+                       "delivered, opened, clicked, bounced, complained, "
                        "suppressed, processing_failed (a job failed on this event, run or message; it is retried), "
                        "dead_letter (set aside after repeated failures), dead_letter_retried and "
                        "dead_letter_resolved.",
