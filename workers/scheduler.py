@@ -91,15 +91,18 @@ class Lease:
         return bool(self.redis.eval(RENEW, 1, self.key, self.token, self.ttl_ms))
 
     def _start_heartbeat(self) -> None:
-        if self._heartbeat is None or not self._heartbeat.is_alive():
+        """One thread for the lease's whole life: it renews while the lease is held."""
+        if self._heartbeat is None:
             self._heartbeat = threading.Thread(target=self._beat, name="scheduler-lease", daemon=True)
             self._heartbeat.start()
 
     def _beat(self) -> None:
-        while self.held and not self._stop.wait(RENEW_EVERY):
+        while not self._stop.wait(RENEW_EVERY):
+            if not self.held:
+                continue
             try:
                 if not self._renew():
-                    log.warning("scheduler lease lost (it lapsed and another scheduler took it)")
+                    log.warning("scheduler lease lost (it lapsed, or Redis was flushed): standby until it is free")
                     self._held.clear()
             except Exception:  # Redis away: keep trying; the lease lapses by itself if it stays away
                 log.exception("scheduler lease renewal failed; retrying")
