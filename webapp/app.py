@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -88,4 +88,20 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                            message=messages.get(exc.code or 500, exc.description))
         return response, exc.code
 
+    app.before_request(_refuse_nul_outside_json)
     return app
+
+
+def _refuse_nul_outside_json() -> None:
+    """NUL is refused in JSON by the strict reader (webapp/json_body.py); here in the rest of a request.
+
+    Nothing stored can hold a NUL (PostgreSQL cannot), so a path with one names nothing (404),
+    and a url-encoded form with one (the subscription form, a review comment, Twilio's webhook) is refused
+    (400) before a query fails on it.
+    """
+    if "\x00" in request.path:
+        abort(404)
+    # The raw bytes, cached: views that check a signature over them (Twilio) read the same bytes,
+    # and werkzeug parses the form from the cache. A NUL is "%00" there (the body is ASCII).
+    if request.mimetype == "application/x-www-form-urlencoded" and b"%00" in request.get_data(cache=True):
+        abort(400, "a form field holds a NUL character (\\u0000), which cannot be stored")

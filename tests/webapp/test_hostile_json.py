@@ -9,6 +9,7 @@ such a body for inspection, and whatever is stored reads back as valid JSON.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -418,3 +419,24 @@ def test_a_journey_file_with_what_json_may_not_hold_is_refused_naming_it(
                            headers={"Content-Type": "application/yaml"})
     assert response.status_code == 422, response.json
     assert [e["field"] for e in response.json["errors"]] == [field]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/v1/contacts/ada%00x"), ("GET", "/api/v1/contacts/ada%00x/timeline"),
+    ("DELETE", "/api/v1/contacts/ada%00x"), ("POST", "/api/v1/webhooks/shopify/ws%00x"),
+])
+def test_a_nul_in_a_path_names_nothing_and_is_404(client: FlaskClient, shop: Shop, method: str, path: str) -> None:
+    """Nothing stored can hold a NUL, so a path holding one is 404 (PostgreSQL refused the look-up: 500)."""
+    response = send_signed(client, method, path, shop.credentials)
+    assert response.status_code == 404
+
+
+def test_a_nul_in_the_subscription_form_is_refused_with_400(client: FlaskClient, shop: Shop) -> None:
+    """A form value with a NUL is refused before it reaches the database (PostgreSQL: 500)."""
+    page = client.get(f"/s/{shop.id}").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    response = client.post(f"/s/{shop.id}", data={"csrf_token": token[1], "email": "ada@example.com",
+                                                   "first_name": "A\x00da"})
+    assert response.status_code == 400
+    assert "NUL" in response.json["message"]
