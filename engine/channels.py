@@ -9,9 +9,11 @@ itself goes out (SMTP: after 354 to DATA; HTTP: right before the request) it cal
 `on_handover()`: dispatch marks the message `sending` there, so a worker killed before
 that point leaves a message that is simply sent again. If `on_handover` raises, the
 adapter sends nothing and lets the exception through. Once the message is out, a lost
-answer is SendInDoubt (the in-doubt policy decides), never a silent retry. Providers' webhooks are read by a
-`WebhookReader`, which verifies the signature and returns what happened as
-`DeliveryEvent`s (receipts) and `InboundMessage`s (replies, /start, STOP).
+answer is SendInDoubt (the in-doubt policy decides), never a silent retry.
+
+Providers' webhooks are read by a `WebhookReader`, which verifies the signature and
+returns what happened as `DeliveryEvent`s (receipts) and `InboundMessage`s (replies,
+/start, STOP).
 """
 
 from __future__ import annotations
