@@ -15,16 +15,20 @@ States (`state`):
 - open: the channel's messages go to their step's fallback or are held (`scheduled`, error
   WAITING_FOR_RESUME). After a cool-down (1 min, doubling with each failed probe up to
   30 min; `cool_down`) a probe may go: the next message dispatch takes for the channel, or,
-  with no traffic, one held message the scheduler wakes (`wake_probes`, the most tried first).
-- half_open: one probe is out. Its success closes the breaker and releases the held
-  messages at once (`release_held`); any failure of a send on the channel re-opens it with
-  a longer cool-down. A probe with no answer after PROBE_TIMEOUT (its worker died) is
-  replaced by another.
+  with no traffic, one held or retrying message the scheduler wakes (`wake_probes`, the most
+  tried first). When there is none (every message took its fallback) the scheduler unpauses the
+  channel half-open (`paused_at` cleared), so that new messages are made on it again and the
+  first of them probes it.
+- half_open: a probe is out. Its success closes the breaker and releases the held messages
+  at once (`release_held`); any failure of a send on the channel re-opens it with a longer
+  cool-down. A probe with no answer after PROBE_TIMEOUT (its worker died) is replaced by
+  another.
 
 A person can pause a channel by hand (`pause`): held like open, but never probed or closed
 by a success; and resume it (`resume`), which closes the breaker whatever its state.
-`paused_at` is set whenever messages are held (open, half_open or paused by a person), so
-the routing of new messages only asks for it.
+`paused_at` is set whenever the channel's messages are held or sent by their fallback (open,
+half_open with a probe out, or paused by a person), so the routing of new messages only asks
+for it.
 
 Concurrent workers are safe: the row is inserted with ON CONFLICT DO NOTHING, counted in
 one UPDATE (which takes the row lock), and every change of state is a conditional UPDATE
@@ -133,15 +137,15 @@ def record_failure(session: Session, workspace_id: str, channel: str, error: str
 def _reopen_after_probe(session: Session, workspace_id: str, channel: str, error: str, *,
                         now: datetime) -> Opened | None:
     row = session.execute(select(ChannelHealth.state, ChannelHealth.paused_by, ChannelHealth.failed_probes,
-                                 ChannelHealth.consecutive_failures)
+                                 ChannelHealth.consecutive_failures, ChannelHealth.paused_at)
                           .where(_row(workspace_id, channel))).one_or_none()
     if row is None or row.state != HALF_OPEN or row.paused_by != BY_BREAKER:
         return None
     next_probe_at = now + cool_down(row.failed_probes + 1)
     if not _change(session, workspace_id, channel, ChannelHealth.state == HALF_OPEN,
                    ChannelHealth.paused_by == BY_BREAKER, ChannelHealth.failed_probes == row.failed_probes,
-                   state=OPEN, state_since=now, next_probe_at=next_probe_at, failed_probes=row.failed_probes + 1,
-                   last_error=error[:MAX_ERROR_TEXT], updated_at=now):
+                   state=OPEN, state_since=now, paused_at=row.paused_at or now, next_probe_at=next_probe_at,
+                   failed_probes=row.failed_probes + 1, last_error=error[:MAX_ERROR_TEXT], updated_at=now):
         return None  # another worker's failure re-opened it first
     return Opened(channel, row.consecutive_failures, error[:MAX_ERROR_TEXT], next_probe_at, after_probe=True)
 
@@ -180,21 +184,29 @@ def _held(workspace_id: str, channel: str) -> tuple[Any, ...]:
 
 
 def wake_probes(session: Session, *, now: datetime) -> list[int]:
-    """For each breaker due to probe with nothing on its way, make its most-tried held message
-    due now (dispatched after commit): the probe that a channel with no new traffic needs."""
+    """For each breaker due to probe with no message of its channel due, make one due now
+    (dispatched after commit) to be the probe: a held one or one awaiting its retry, the most
+    tried first. With none (every message took its fallback), unpause the channel half-open:
+    its next new message is the probe."""
     woken = []
     due = session.execute(select(ChannelHealth.workspace_id, ChannelHealth.channel).where(
         ChannelHealth.paused_by == BY_BREAKER, ChannelHealth.next_probe_at <= now)).all()
     for workspace_id, channel in due:
-        held = _held(workspace_id, channel)
-        if session.scalar(select(exists().where(*held, Message.scheduled_at <= now))):
-            continue  # one is already due: it will be the probe
-        message_id = session.scalar(select(Message.id).where(*held)
-                                    .order_by(Message.attempts.desc(), Message.id).limit(1))
+        waiting = (Message.workspace_id == workspace_id, Message.channel == channel,
+                   Message.status == MessageStatus.SCHEDULED.value)
+        if session.scalar(select(exists().where(*waiting, Message.scheduled_at <= now))):
+            continue  # dispatch makes it the probe
+        message_id = session.scalar(
+            select(Message.id).where(*waiting, (Message.error == WAITING_FOR_RESUME) | (Message.attempts > 0))
+            .order_by(Message.attempts.desc(), Message.id).limit(1))
         if message_id is not None:
             session.execute(update(Message).where(Message.id == message_id)
                             .values(scheduled_at=now, enqueued_at=now).execution_options(synchronize_session=False))
             woken.append(message_id)
+        else:
+            _change(session, workspace_id, channel, ChannelHealth.paused_by == BY_BREAKER,
+                    ChannelHealth.next_probe_at <= now, state=HALF_OPEN, state_since=now, paused_at=None,
+                    next_probe_at=now + PROBE_TIMEOUT, updated_at=now)
     defer(session, "dispatch_messages", woken)
     return woken
 

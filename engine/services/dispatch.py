@@ -440,10 +440,9 @@ def _failed_for_good(message: Message, batch: _Batch, exc: Exception, *, now: da
 
 def _count_failure(session: Session, message: Message, batch: _Batch, error: str, *, now: datetime,
                    pause_after: int, counted: bool) -> None:
-    """Tell the channel's breaker; a failure that does not count only matters while a probe is out."""
+    """Tell the channel's breaker; a failure that does not count only matters while a probe is out
+    (then it re-opens the breaker: a half-open channel may look unpaused, so it is always asked)."""
     paused = batch.paused.setdefault(message.workspace_id, set())
-    if not counted and message.channel not in paused:
-        return
     opened = channel_health.record_failure(session, message.workspace_id, message.channel, error, now=now,
                                            pause_after=pause_after, counted=counted)
     if opened is not None:

@@ -258,6 +258,27 @@ def test_the_scheduler_wakes_the_most_tried_held_message_to_probe_a_quiet_channe
     assert due_ids(sessions, shop, clock) == [most_tried]
 
 
+def test_with_nothing_held_the_scheduler_half_opens_the_channel_for_new_messages(sessions, shop, clock) -> None:
+    """Every message took its fallback: after the cool-down the channel is unpaused half-open (new messages
+    are made on it); a failure there pauses it again for longer, a success closes it."""
+    fail(sessions, shop, "sms", clock, times=3)
+    clock.advance(minutes=1)
+    with sessions.begin() as session:
+        assert wake_probes(session, now=clock()) == []
+        assert paused_channels(session, shop.id) == set()
+    status = status_of(sessions, shop, "sms")
+    assert (status["state"], status["paused"], status["paused_by"]) == ("half_open", False, "breaker")
+    with sessions.begin() as session:
+        reopened = record_failure(session, shop.id, "sms", "HTTP 503", now=clock(), counted=False)
+        assert reopened is not None and paused_channels(session, shop.id) == {"sms"}
+    assert status_of(sessions, shop, "sms")["paused_at"] == clock().isoformat()
+    clock.advance(minutes=2)
+    with sessions.begin() as session:
+        wake_probes(session, now=clock())
+    assert succeed(sessions, shop, "sms", clock) is True
+    assert status_of(sessions, shop, "sms")["state"] == "closed"
+
+
 def test_status_lists_every_channel_closed_by_default(sessions, shop) -> None:
     """A channel that never failed has no row and shows as closed, in CHANNELS order."""
     with sessions() as session:

@@ -222,6 +222,38 @@ def test_a_channel_that_keeps_failing_pauses_and_its_messages_move_to_the_fallba
     assert "viber paused" in (third.skip_reason or "") + " ".join(journal(sessions, shop, "message_scheduled"))
 
 
+def test_a_channel_paused_by_failures_whose_messages_all_fell_back_is_probed_by_the_next_one_and_closes(
+        rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
+        smtp_server: SmtpServer) -> None:
+    """Nothing is held for Viber (its messages went by email), so after the cool-down the scheduler
+    lets it half-open: the next cart reminder is made on Viber again, goes through, and closes it."""
+    rt.settings = replace(rt.settings, channel_pause_after=2)
+    for customer in ("c-1", "c-2", "c-3", "c-4"):
+        contact(sessions, shop, clock, customer, email=f"{customer}@example.com", timezone="Europe/Berlin",
+                messengers={"viber": f"vb-{customer}"})
+    journey(sessions, shop, clock, {"channel": "viber", "fallback": ["email"]})
+    clock.advance(hours=2)
+    providers.fail_next("viber", status=401, times=2)
+    for customer in ("c-1", "c-2", "c-3"):
+        send(sessions, shop, clock, "cart_updated", customer=customer, properties={**CART, "cart_id": customer})
+        drain(rt)
+    assert [(m.channel, m.status) for m in messages(sessions, shop)] == [("email", "sent")] * 3
+    with sessions() as session:
+        assert session.scalars(select(ChannelHealth.state).where(ChannelHealth.workspace_id == shop.id)).one() == "open"
+
+    clock.advance(minutes=1)
+    tick(rt)  # the cool-down is over and nothing is held: Viber half-opens
+    send(sessions, shop, clock, "cart_updated", customer="c-4", properties={**CART, "cart_id": "c-4"})
+    drain(rt)
+
+    fourth = messages(sessions, shop)[-1]
+    assert (fourth.channel, fourth.status, fourth.to_address) == ("viber", "sent", "vb-c-4")
+    assert [m.provider for m in providers.messages] == ["viber"]
+    with sessions() as session:
+        health = session.scalars(select(ChannelHealth).where(ChannelHealth.workspace_id == shop.id)).one()
+    assert (health.state, health.paused_at, health.opened_total) == ("closed", None, 1)
+
+
 def test_a_channel_this_deployment_has_no_adapter_for_falls_back(
         rt: Runtime, sessions, shop: Shop, clock: FakeClock, providers: FakeProviders,
         smtp_server: SmtpServer) -> None:
