@@ -41,6 +41,7 @@ SURROGATE = "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not te
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 Path = tuple[str | int, ...]
@@ -68,7 +69,7 @@ class _Refused:
 def read_json(body: bytes | str) -> tuple[Any, list[Problem]]:
     """The parsed body and what in it cannot be stored. Raises MalformedJson."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nesting_depth(raw) > MAX_DEPTH:
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nests_deeper_than(raw, MAX_DEPTH):
         raise TooDeepJson(f"nested deeper than {MAX_DEPTH} levels")
     refused: list[_Refused] = []
     try:
@@ -129,13 +130,27 @@ def problems_in(value: Any, path: Path = ()) -> Iterator[Problem]:
                 yield Problem(where, text_problem)
 
 
-def nesting_depth(raw: bytes) -> int:
-    """How deeply arrays and objects nest in a JSON text, brackets inside strings not counted."""
-    depth = deepest = 0
-    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+def nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects in a JSON text nest deeper than `limit`, brackets in strings not counted.
+
+    First counted over every bracket, stopping at the first level past the limit: within the
+    limit that way, the text is (brackets in strings are few and rarely all opening). Only a
+    text that seems deeper is counted again without its strings, which costs a regular
+    expression over the whole text. What this misses (closing brackets in strings hiding
+    depth) the parser's own RecursionError catches.
+    """
+    if not _pairs_nest_deeper(raw.translate(None, _NOT_BRACKETS), limit):
+        return False
+    return _pairs_nest_deeper(_JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS), limit)
+
+
+def _pairs_nest_deeper(brackets: bytes, limit: int) -> bool:
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in _OPENING else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def field_name(path: Path) -> str:

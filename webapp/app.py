@@ -96,12 +96,14 @@ def _refuse_nul_outside_json() -> None:
     """NUL is refused in JSON by the strict reader (webapp/json_body.py); here in the rest of a request.
 
     Nothing stored can hold a NUL (PostgreSQL cannot), so a path with one names nothing (404),
-    and a url-encoded form with one (the subscription form, a review comment, Twilio's webhook) is refused
-    (400) before a query fails on it.
+    and a url-encoded form of a page with one (the subscription form, a review comment) is
+    refused (400) before a query fails on it. Under /api/ the views answer for their own forms
+    (a provider's webhook: 400 malformed_webhook), each as its spec says.
     """
     if "\x00" in request.path:
         abort(404)
     # The raw bytes, cached: views that check a signature over them (Twilio) read the same bytes,
     # and werkzeug parses the form from the cache. A NUL is "%00" there (the body is ASCII).
-    if request.mimetype == "application/x-www-form-urlencoded" and b"%00" in request.get_data(cache=True):
+    if (request.mimetype == "application/x-www-form-urlencoded" and not request.path.startswith("/api/")
+            and b"%00" in request.get_data(cache=True)):
         abort(400, "a form field holds a NUL character (\\u0000), which cannot be stored")

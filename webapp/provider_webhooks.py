@@ -59,6 +59,8 @@ def receive_webhook(channel: str, workspace_id: str) -> Any:
     if reader is None:
         return error(404, "not_found", f"no {channel} webhook is configured here")
     body = request.get_data(cache=False)
+    if request.mimetype == "application/x-www-form-urlencoded" and b"%00" in body:  # JSON: the strict reader
+        return error(400, "malformed_webhook", f"the {channel} payload holds a NUL character, which cannot be stored")
     try:
         with context.sessions().begin() as session:
             inbound.ensure_workspace(session, workspace_id)

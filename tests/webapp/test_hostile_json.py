@@ -8,10 +8,14 @@ such a body for inspection, and whatever is stored reads back as valid JSON.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
@@ -38,9 +42,10 @@ NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The test settings with a Telegram bot, so its webhook endpoint exists."""
-    return replace(settings, providers=ProviderSettings(telegram_bot_token="123456:ABC",
-                                                         telegram_webhook_secret=TELEGRAM_SECRET))
+    """The test settings with a Telegram bot and Twilio, so their webhook endpoints exist."""
+    return replace(settings, providers=ProviderSettings(
+        telegram_bot_token="123456:ABC", telegram_webhook_secret=TELEGRAM_SECRET,
+        twilio_account_sid="AC" + "0" * 32, twilio_auth_token="twilio-token", twilio_from="+15005550006"))
 
 
 def with_total(literal: str) -> bytes:
@@ -440,3 +445,16 @@ def test_a_nul_in_the_subscription_form_is_refused_with_400(client: FlaskClient,
                                                    "first_name": "A\x00da"})
     assert response.status_code == 400
     assert "NUL" in response.json["message"]
+
+
+def test_a_twilio_webhook_form_with_a_nul_is_refused_with_400(client: FlaskClient, shop: Shop) -> None:
+    """A signed SMS whose text holds a NUL cannot be stored: 400 malformed_webhook, not a 500 on PostgreSQL."""
+    path = f"/api/v1/providers/sms/{shop.id}"
+    form = {"AccountSid": "AC" + "0" * 32, "MessageSid": "SM" + "1" * 32, "From": "+447700900123",
+            "To": "+15005550006", "Body": "st\x00op", "NumMedia": "0"}
+    signed = "http://127.0.0.1:8000" + path + "".join(k + v for k, v in sorted(form.items()))
+    signature = base64.b64encode(hmac.new(b"twilio-token", signed.encode(), hashlib.sha1).digest()).decode()
+    response = client.post(path, data=urlencode(form), headers={
+        "X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert response.json["error"] == "malformed_webhook"
