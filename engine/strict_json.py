@@ -79,7 +79,8 @@ def read_json(body: bytes | str) -> tuple[Any, list[Problem]]:
         raise TooDeepJson(f"nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(str(exc)) from None
-    text_hints = b"\\u0000" in raw or _SURROGATE_ESCAPE.search(raw) is not None
+    # A str may hold a NUL or a lone surrogate as itself rather than as an escape: always looked at.
+    text_hints = isinstance(body, str) or b"\\u0000" in raw or _SURROGATE_ESCAPE.search(raw) is not None
     if not refused and not text_hints:
         return value, []
     return value, list(problems_in(value))
