@@ -249,7 +249,7 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
         return _settle(message, MessageStatus.SKIPPED, "skipped: contact erased", now=now)
     if message.channel in batch.paused.get(message.workspace_id, set()) and not _probing(
             session, message, batch, now=now):
-        why = f"{message.channel} is paused after repeated failures"
+        why = f"{message.channel} is paused"
         # Held when no fallback takes it: said on the timeline once, the hourly rechecks are quiet.
         held = _later(message, now + PAUSED_RECHECK, why, now=now, held=True,
                       journal=message.error != channel_health.WAITING_FOR_RESUME)
@@ -393,7 +393,8 @@ def _later(message: Message, at: datetime, why: str, *, now: datetime, unclaim: 
                         .execution_options(synchronize_session=False))
         if journal:
             kind = "retrying" if error else "message_deferred"
-            detail = f"{why}; held until it is resumed" if held else f"{why}; next at {at.isoformat()}"
+            detail = (f"{why}; held until a probe gets through or a person resumes it" if held
+                      else f"{why}; next at {at.isoformat()}")
             record_message(session, message, kind, at=now, detail=detail)
     return record
 
