@@ -114,11 +114,13 @@ def problems_in(value: Any, path: Path = ()) -> Iterator[Problem]:
     while stack:
         where, item = stack.pop()
         if isinstance(item, dict):
-            for key in item:
+            entries: list[tuple[Path, Any]] = []
+            for key, child in item.items():
                 key_problem = _text_problem(key)
                 if key_problem:
-                    yield Problem((*where, key), f"the key {key_problem}")
-            stack.extend(((*where, key), child) for key, child in reversed(item.items()))  # document order
+                    entries.append(((*where, key), _Refused(f"the key {key_problem}")))
+                entries.append(((*where, key), child))
+            stack.extend(reversed(entries))  # popped in document order
         elif isinstance(item, list):
             stack.extend(((*where, index), item[index]) for index in reversed(range(len(item))))
         elif isinstance(item, _Refused):
