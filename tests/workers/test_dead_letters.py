@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
-from engine.models import DeadLetter, Event, JournalEntry, Message, Run
+from engine.models import Contact, DeadLetter, Event, JournalEntry, Message, Run
 from engine.services import runs as runs_service
+from engine.services.contacts import timeline
 from engine.services.ingest import ingest_events
 from engine.services.journeys import create_journey
 from engine.services.sweeper import sweep
@@ -99,10 +100,12 @@ def test_one_poisoned_event_among_499_holds_back_none_of_them(runtime: Runtime, 
     assert letter.first_failed_at < letter.last_failed_at == letter.dead_at
     with sessions.begin() as session:  # the sweep no longer hands it out
         assert sweep(session, now=clock() + timedelta(hours=1), redeliver_after=timedelta(seconds=60)).events == 0
-    [line] = journal(sessions, shop, "dead_letter")
-    assert line.contact_id == letter.contact_id
-    assert line.detail == (f"event set aside after 3 failures (dead letter {letter.id}): "
-                           f"OverflowError: {letter.error}")
+    with sessions() as session:
+        entries = timeline(session, shop.id, "c-250")
+    assert [e["kind"] for e in entries if e["kind"] != "event"] == [
+        "processing_failed", "processing_failed", "dead_letter"]
+    assert entries[-1]["detail"] == (f"event set aside after 3 failures (dead letter {letter.id}): "
+                                     f"OverflowError: {letter.error}")
 
 
 def test_a_run_whose_step_cannot_be_decided_holds_back_no_other_run(runtime: Runtime, sessions, shop,
@@ -234,3 +237,22 @@ def test_cli_retry_names_a_letter_that_is_not_dead(runtime: Runtime, settings: S
     result = rapport(settings, "dead-letters", "retry", "--workspace", shop.id, "999999")
     assert result.returncode == 1
     assert result.stderr.startswith("rapport: error: no dead letter 999999 in workspace ")
+
+
+def test_orders_in_a_split_job_are_counted_once(runtime: Runtime, sessions, shop, clock) -> None:
+    """Halves that went through are never run again: each valid order counts once in its contact's metrics."""
+    definition = {"trigger": {"event": "order_placed", "filter": {"property": "total", "op": "gt", "value": 10}},
+                  "steps": WAIT_TWICE}
+    with sessions.begin() as session:
+        create_journey(session, shop.id, "Thanks", definition, now=clock())
+        ingest_events(session, shop.id, [
+            {"id": f"order-{n}", "type": "order_placed", "contact": {"external_id": f"c-{n}"},
+             "properties": {"order_id": f"o{n}", "total": "40.00"}} for n in range(40)], now=clock())
+        session.execute(update(Event).where(Event.workspace_id == shop.id, Event.external_id == "order-7")
+                        .values(properties={"order_id": "o7", "total": POISON_TOTAL}))
+    drain(runtime)
+    with sessions() as session:
+        counted = session.execute(select(Contact.external_id, Contact.orders_count, Contact.total_spent)
+                                  .where(Contact.workspace_id == shop.id)).all()
+    assert sorted((orders, str(spent)) for name, orders, spent in counted if name != "c-7") == [(1, "40.00")] * 39
+    assert [(orders, spent) for name, orders, spent in counted if name == "c-7"] == [(0, 0)]
