@@ -41,7 +41,7 @@ from webapp.app import create_app
 from webapp.auth import BODY_SIGNED_PATHS
 from webapp.openapi import SPEC
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 50
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 
