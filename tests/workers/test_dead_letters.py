@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
 from engine.models import Contact, DeadLetter, Event, JournalEntry, Message, Run
+from engine.services import dead_letters
 from engine.services import runs as runs_service
 from engine.services.contacts import timeline
 from engine.services.ingest import ingest_events
@@ -184,6 +185,14 @@ def test_a_message_whose_adapter_raises_holds_back_no_other_message(runtime: Run
         assert message is not None and message.status == "failed"
         assert message.error == f"set aside (dead letter {letter.id}): ValueError: {letter.error}"
     assert len(receiver.requests) == 29
+
+    with sessions.begin() as session:  # the address is fixed, and the letter retried
+        session.execute(update(Message).where(Message.id == poisoned).values(to_address=f"{receiver.url}/hook"))
+        dead_letters.retry(session, now=clock(), workspace_id=shop.id)
+    drain(runtime)
+    assert len(receiver.requests) == 30
+    [letter] = letters(sessions, shop)
+    assert letter.status == "resolved"
 
 
 def rapport(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
