@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
@@ -29,6 +30,7 @@ from engine.services.sweeper import sweep
 from engine.settings import Settings
 from tests.conftest import FakeClock, Shop, drain
 from tests.providers import WebhookReceiver
+from workers import jobs  # noqa: F401 - registers Redis's errors as outages
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
@@ -265,3 +267,19 @@ def test_orders_in_a_split_job_are_counted_once(runtime: Runtime, sessions, shop
                                   .where(Contact.workspace_id == shop.id)).all()
     assert sorted((orders, str(spent)) for name, orders, spent in counted if name != "c-7") == [(1, "40.00")] * 39
     assert [(orders, spent) for name, orders, spent in counted if name == "c-7"] == [(0, 0)]
+
+
+def test_an_outage_fails_the_job_as_a_whole_and_charges_no_item(runtime: Runtime, sessions, shop, clock) -> None:
+    """Redis unreachable mid-job is not an item's fault: the job fails (to be handed out again), no letter is made."""
+    ingest_carts(sessions, shop, clock, 4)
+    with sessions() as session:
+        ids = list(session.scalars(select(Event.id).where(Event.workspace_id == shop.id)))
+    calls: list[list[int]] = []
+
+    def work(part: list[int]) -> None:
+        calls.append(part)
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with pytest.raises(RedisConnectionError):
+        dead_letters.run_isolating(sessions, dead_letters.EVALUATE, ids, work, clock=clock)
+    assert calls == [sorted(ids)] and letters(sessions, shop) == []
