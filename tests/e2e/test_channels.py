@@ -128,7 +128,7 @@ def test_one_journey_reaches_a_contact_on_all_five_channels_with_fallback_quiet_
     def settled(who: str, count: int) -> list[dict[str, Any]] | None:
         messages = timeline(stack, who)["messages"]
         return messages if len(messages) == count and not any(
-            m["status"] in ("sending",) or (m["status"] == "scheduled" and m["scheduled_at"] <= _now())
+            m["status"] in ("claimed", "sending") or (m["status"] == "scheduled" and m["scheduled_at"] <= _now())
             for m in messages) else None
 
     day_messages = wait_for(lambda: settled("day", 6), timeout=60, what="the day contact's six messages")

@@ -33,12 +33,14 @@ def stored(sessions: sessionmaker[Session], shop: Shop) -> dict:
 
 def test_a_new_workspace_gets_the_defaults(client, shop) -> None:
     """No SMS or messengers 21:00-09:00, no email quiet hours, no caps, 5-day click / 1-day open windows,
-    held marketing messages dropped after a day."""
+    held marketing messages dropped after a day,
+    in-doubt transactional messages resent and marketing ones not."""
     assert get(client, shop) == {
         "quiet_hours": {"email": None, "sms": NIGHT, "telegram": NIGHT, "whatsapp": NIGHT, "viber": NIGHT},
         "frequency_caps": {},
         "attribution": {"click_days": 5, "open_days": 1},
         "held_messages": {"expire_after_hours": 24},
+        "in_doubt": {"transactional": "resend", "marketing": "skip"},
     }
 
 
@@ -55,6 +57,7 @@ def test_put_stores_the_sections_given_and_answers_what_now_applies(client, shop
         "frequency_caps": {"email": {"max": 3, "days": 7}, "all": {"max": 5, "days": 7}},
         "attribution": {"click_days": 5, "open_days": 1},
         "held_messages": {"expire_after_hours": 24},
+        "in_doubt": {"transactional": "resend", "marketing": "skip"},
     }
     assert response.get_json() == expected
     assert get(client, shop) == expected
