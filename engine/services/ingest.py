@@ -230,8 +230,10 @@ def ingest_events(
         valid = [(i, e) for i, e in valid if e.id not in existing]
 
     if valid:
+        consent_now: dict[int, StoredConsent] = {}
         contact_ids = upsert_contacts(session, workspace_id, [e.contact for _, e in valid], now=now,
-                                      initial_consent=_initial_consent([e for _, e in valid], now=now, source=source))
+                                      initial_consent=_initial_consent([e for _, e in valid], now=now, source=source),
+                                      consent_now=consent_now)
         rows = [
             {
                 "workspace_id": workspace_id,
@@ -254,12 +256,21 @@ def ingest_events(
             else:  # another request stored the same id a moment ago
                 results[index] = ItemResult(index, "duplicate", event_id=event.id)
         _apply_consent(session, [(contact_ids[e.contact.key], e) for _, e in valid if e.id in stored],
-                       now=now, source=source)
+                       consent_now, now=now, source=source)
         defer(session, "evaluate_events", sorted(id_ for id_, _ in stored.values()))
     return [results[i] for i in range(len(payloads))]
 
 
-def _apply_consent(session: Session, events: list[tuple[int, EventIn]], *, now: datetime, source: str) -> None:
+@dataclass(frozen=True)
+class StoredConsent:
+    """A contact's consent as the upsert left it (its RETURNING clause): states and records."""
+
+    consent: dict[str, Any] | None
+    consent_records: dict[str, Any] | None
+
+
+def _apply_consent(session: Session, events: list[tuple[int, EventIn]], stored: Mapping[int, StoredConsent], *,
+                   now: datetime, source: str) -> None:
     """Each stored event's consent, in order, through the consent rule (engine.services.consent).
 
     Not merged in the upsert's SQL: a person's withdrawal must be able to refuse a shop's
@@ -269,10 +280,7 @@ def _apply_consent(session: Session, events: list[tuple[int, EventIn]], *, now: 
     if not with_consent:
         return
     # Most events repeat the state stored (a shop sends its whole customer record each time):
-    # read the states as plain rows and load as objects only the contacts a claim would touch.
-    ids = sorted({contact_id for contact_id, _ in with_consent})
-    stored = {row.id: row for row in session.execute(
-        select(Contact.id, Contact.consent, Contact.consent_records).where(_one_of_ids(session, ids)))}
+    # the upsert returned the states, and only the contacts a claim would touch are loaded as objects.
     touched = sorted({contact_id for contact_id, event in with_consent
                       if _may_change(stored[contact_id], event.contact.consent)})
     if not touched:
@@ -376,12 +384,15 @@ PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "timezone", "loca
 def upsert_contacts(
     session: Session, workspace_id: str, contacts: list[ContactIn], *, now: datetime,
     initial_consent: Mapping[str, tuple[dict[str, str], dict[str, Any]]] | None = None,
+    consent_now: dict[int, StoredConsent] | None = None,
 ) -> dict[str, int]:
     """Insert or update contacts in one statement; return {contact key: id}.
 
     Fields an event leaves out keep their stored value; attributes are merged key by
     key. Consent is written only into a contact inserted now (`initial_consent`: contact
-    key -> (states, records)); a stored contact's is left to `_apply_consent`, which may refuse it.
+    key -> (states, records)); a stored contact's is left to `_apply_consent`, which may refuse it,
+    and which finds each contact's consent as it now stands in `consent_now` (filled from the
+    statement's RETURNING: no second query).
     Repeats of one contact in a batch are merged first, in order,
     because one statement may not update the same row twice.
     """
@@ -403,7 +414,12 @@ def upsert_contacts(
     dialect = session.get_bind().dialect.name
     rows = list(merged.values())
     result = session.execute(_contacts_upsert(dialect, tuple(rows[0])), _row_params(dialect, rows))
-    return {external_id: id_ for id_, external_id in result}
+    ids = {}
+    for id_, external_id, consent, records in result:
+        ids[external_id] = id_
+        if consent_now is not None:
+            consent_now[id_] = StoredConsent(consent, records)
+    return ids
 
 
 @cache
@@ -420,4 +436,4 @@ def _contacts_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     updates: dict[str, Any] = {name: func.coalesce(excluded[name], table.c[name]) for name in PROFILE_FIELDS}
     updates |= {"attributes": merge("attributes"), "updated_at": excluded["updated_at"]}
     stmt = stmt.on_conflict_do_update(index_elements=["workspace_id", "external_id"], set_=updates)
-    return stmt.returning(table.c.id, table.c.external_id)
+    return stmt.returning(table.c.id, table.c.external_id, table.c.consent, table.c.consent_records)
