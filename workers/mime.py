@@ -27,6 +27,7 @@ from engine.errors import PermanentSendError
 
 CRLF = "\r\n"
 FOLD_AT = 78  # RFC 5322's SHOULD; 998 is the MUST, which only an unbreakable word can reach
+LONGEST_WORD = 900  # a longer word in a header is written as encoded words, so no line passes 998
 ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> "=?utf-8?b?...?=" of 72 characters
 NAME_AND_ADDRESS = re.compile(r"^(.*?)\s*<([^<>]+)>\s*$", re.DOTALL)
 ATEXT_AND_SPACE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~ ")
@@ -90,7 +91,9 @@ def header(name: str, value: str) -> str:
     """One header field, folded; unstructured non-ASCII text becomes encoded words."""
     if "\r" in value or "\n" in value:  # a header value never spans lines it did not fold itself
         value = " ".join(value.splitlines())
-    if not value.isascii():
+    if not value.isascii() or (len(value) > LONGEST_WORD and any(len(w) > LONGEST_WORD for w in value.split(" "))):
+        # Non-ASCII text, or a word no fold can break (RFC 5322's hard limit is 998 a line):
+        # encoded words, which split anywhere.
         return fold(name, encoded_words(value, first=FOLD_AT - len(name) - 2))
     line = f"{name}: {value}"
     if len(line) <= FOLD_AT:

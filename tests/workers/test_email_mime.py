@@ -127,6 +127,15 @@ def test_build_mime_ends_every_line_in_crlf_and_keeps_lines_under_998() -> None:
         "A subject long enough to be folded over two header lines"
 
 
+def test_a_subject_with_a_word_too_long_to_fold_still_keeps_lines_under_998() -> None:
+    """A 1,500-character word cannot be folded: it is written as encoded words, and reads back whole."""
+    subject = "Order " + "x" * 1500 + " confirmed"
+    raw = build_mime(outgoing(subject=subject), MESSAGE_ID)
+
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert parse(raw)["Subject"] == subject
+
+
 @pytest.mark.parametrize(
     "subject",
     ["Zoë, you left something in your cart",
