@@ -14,7 +14,7 @@ import email.policy
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from redis import Redis
-from sqlalchemy import Engine, create_engine, text, update
+from sqlalchemy import Engine, create_engine, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.db import make_engine, make_sessionmaker
 from engine.migrate import upgrade
-from engine.models import LIVE_RUN_STATUSES, Event, Journey, Message, Run
+from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Message, Run
 from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
 from workers import runtime as runtime_module
@@ -243,3 +243,30 @@ def drain(rt: Runtime) -> None:
     relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)  # the scheduler's relay
     queues = list(make_queues(rt.redis, rt.settings.namespace).values())
     Worker(queues, connection=rt.redis).work(burst=True, logging_level="WARNING")
+
+
+def scheduled_emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int, *,
+                     transactional: Sequence[bool] = (), address: str = "c{n}@example.com") -> list[int]:
+    """`count` welcome emails due now, one per new contact c-0, c-1 ...; `transactional[n]` marks the n-th one."""
+    ids = []
+    with sessions.begin() as session:
+        for n in range(count):
+            contact = Contact(workspace_id=shop.id, external_id=f"c-{n}", email=address.format(n=n),
+                              created_at=clock(), updated_at=clock(), consent={"email": "opted_in"})
+            session.add(contact)
+            session.flush()
+            message = Message(workspace_id=shop.id, contact_id=contact.id, channel="email", template="welcome",
+                              to_address=contact.email, status="scheduled", attempts=0, scheduled_at=clock(),
+                              created_at=clock(), transactional=n < len(transactional) and transactional[n],
+                              context={"contact": {"first_name": f"Customer {n}"},
+                                       "workspace": {"name": "Shop", "id": shop.id}, "event": {}})
+            session.add(message)
+            session.flush()
+            ids.append(message.id)
+    return ids
+
+
+def statuses(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
+    """The messages' statuses, in the order of their ids."""
+    with sessions() as session:
+        return list(session.scalars(select(Message.status).where(Message.id.in_(ids)).order_by(Message.id)))

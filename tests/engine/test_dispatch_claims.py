@@ -7,39 +7,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.models import Contact, Message
 from engine.services import dispatch
 from engine.services.handover import CLAIM_LEASE, Lease, SentRecord, handover
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import FakeClock, Shop, SmtpServer, drain, scheduled_emails, statuses
 from workers.runtime import Runtime
 from workers.scheduler import run_once
-
-
-def scheduled_emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int) -> list[int]:
-    ids = []
-    with sessions.begin() as session:
-        for n in range(count):
-            contact = Contact(workspace_id=shop.id, external_id=f"c-{n}", email=f"c{n}@example.com",
-                              created_at=clock(), updated_at=clock())
-            session.add(contact)
-            session.flush()
-            message = Message(workspace_id=shop.id, contact_id=contact.id, channel="email", template="welcome",
-                              to_address=contact.email, status="scheduled", attempts=0, scheduled_at=clock(),
-                              created_at=clock(), context={"contact": {"first_name": "Ann"},
-                                                           "workspace": {"name": "Shop", "id": shop.id},
-                                                           "event": {}})
-            session.add(message)
-            session.flush()
-            ids.append(message.id)
-    return ids
-
-
-def statuses(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
-    with sessions() as session:
-        return list(session.scalars(select(Message.status).where(Message.id.in_(ids)).order_by(Message.id)))
 
 
 def test_claims_of_a_worker_that_died_go_back_and_are_sent_once(

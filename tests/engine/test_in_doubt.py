@@ -11,38 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import FieldErrors
-from engine.models import Contact, JournalEntry, Message, Workspace
+from engine.models import JournalEntry, Workspace
 from engine.services import dispatch
 from engine.services.delivery_settings import effective_settings, in_doubt_policy, parse_delivery_settings
 from engine.services.handover import CLAIM_LEASE, handover
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import FakeClock, Shop, SmtpServer, drain, scheduled_emails, statuses
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
 
 def emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, *transactional: bool) -> list[int]:
     """One scheduled email per flag: transactional (True) or marketing (False)."""
-    ids = []
-    with sessions.begin() as session:
-        for n, flag in enumerate(transactional):
-            contact = Contact(workspace_id=shop.id, external_id=f"c-{n}", email=f"c{n}@example.com",
-                              created_at=clock(), updated_at=clock(), consent={"email": "opted_in"})
-            session.add(contact)
-            session.flush()
-            message = Message(workspace_id=shop.id, contact_id=contact.id, channel="email", template="welcome",
-                              to_address=contact.email, status="scheduled", attempts=0, scheduled_at=clock(),
-                              created_at=clock(), transactional=flag,
-                              context={"contact": {"first_name": "Ann"}, "workspace": {"name": "Shop", "id": shop.id},
-                                       "event": {}})
-            session.add(message)
-            session.flush()
-            ids.append(message.id)
-    return ids
-
-
-def statuses(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
-    with sessions() as session:
-        return list(session.scalars(select(Message.status).where(Message.id.in_(ids)).order_by(Message.id)))
+    return scheduled_emails(sessions, shop, clock, len(transactional), transactional=transactional)
 
 
 def timeline(sessions: sessionmaker[Session], message_id: int) -> list[tuple[str, str | None]]:

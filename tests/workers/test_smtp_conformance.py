@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.channels import OutgoingMessage
 from engine.db import make_sessionmaker
 from engine.errors import PermanentSendError, SendInDoubt, TransientSendError
-from engine.models import Contact, Message, OutboxCapture
+from engine.models import Message, OutboxCapture
 from engine.services import dispatch
-from tests.conftest import FakeClock, Shop
+from tests.conftest import FakeClock, Shop, scheduled_emails
 from workers.email import SmtpSender
 from workers.mime import stable_message_id
 from workers.runtime import Runtime
@@ -185,23 +185,9 @@ def outgoing(number: int) -> OutgoingMessage:
 
 # --- Through the dispatcher, with a real database ------------------------------------------------
 
-def scheduled_emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int) -> list[int]:
-    ids = []
-    with sessions.begin() as session:
-        for n in range(count):
-            contact = Contact(workspace_id=shop.id, external_id=f"c-{n}", email=f"customer{n}@example.com",
-                              created_at=clock(), updated_at=clock())
-            session.add(contact)
-            session.flush()
-            message = Message(workspace_id=shop.id, contact_id=contact.id, channel="email", template="welcome",
-                              to_address=contact.email, status="scheduled", attempts=0, scheduled_at=clock(),
-                              created_at=clock(), transactional=True,
-                              context={"contact": {"first_name": f"Customer {n}"},
-                                       "workspace": {"name": "Shop", "id": shop.id}, "event": {}})
-            session.add(message)
-            session.flush()
-            ids.append(message.id)
-    return ids
+def transactional_emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int) -> list[int]:
+    return scheduled_emails(sessions, shop, clock, count, transactional=[True] * count,
+                            address="customer{n}@example.com")
 
 
 def dispatch_through(runtime: Runtime, sessions: sessionmaker[Session], clock: FakeClock, smtp: SmtpSender,
@@ -237,7 +223,7 @@ def test_a_multi_line_500_with_bare_line_feeds_does_not_shift_the_conversation(
         scripted: ScriptedSmtp, sender: SmtpSender) -> None:
     """Issue 10's reproduction: the server answers the first body with a 500 whose text has bare LFs;
     the messages after it are each sent with their own body to their own recipient."""
-    ids = scheduled_emails(sessions, shop, clock, 4)
+    ids = transactional_emails(sessions, shop, clock, 4)
     scripted.answer("END", SINK_500)
 
     dispatch_through(runtime, sessions, clock, sender, ids)
@@ -254,7 +240,7 @@ def test_unsolicited_reply_lines_never_make_a_message_look_sent(
         scripted: ScriptedSmtp, sender: SmtpSender) -> None:
     """A server that sends extra reply lines at each stage: the client never takes a stale reply for the
     answer to its own command; messages it could not send go back to be retried, none is lost or doubled."""
-    ids = scheduled_emails(sessions, shop, clock, 8)
+    ids = transactional_emails(sessions, shop, clock, 8)
     scripted.answer("MAIL", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
     scripted.answer("RCPT", b"250 2.1.5 Ok\r\n354 go ahead\r\n")
     scripted.answer("DATA", b"354 go ahead\r\n250 2.0.0 Ok: queued\r\n")
@@ -276,7 +262,7 @@ def test_a_wave_through_a_misbehaving_server_records_sent_only_what_it_accepted(
     """Forty messages dispatched on pooled connections while the server answers 4xx, unreadable replies,
     extra lines and hang-ups at every stage: each message recorded sent was accepted once, with its own
     body, at its own address; no body reached anyone else; no Message-ID was accepted twice."""
-    ids = scheduled_emails(sessions, shop, clock, 40)
+    ids = transactional_emails(sessions, shop, clock, 40)
     faults = [("MAIL", b"451 4.3.0 later\r\n"), ("RCPT", b"250-ok\nbroken\r\n250 ok\r\n"), ("DATA", HANG_UP),
               ("END", b"451 4.3.0 later\r\n"), ("MAIL", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"), ("RCPT", HANG_UP),
               ("DATA", b"354-go\r\n250 2.0.0 Ok\r\n"), ("END", HANG_UP), ("END", SINK_500), ("MAIL", HANG_UP),
