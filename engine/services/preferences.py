@@ -72,15 +72,6 @@ def record_contact_event(session: Session, contact: Contact, event_type: str, pr
         raise ValueError(f"{event_type} event refused: {result.errors}")
 
 
-def set_consent(session: Session, contact: Contact, changes: dict[str, str], source: str, *,
-                now: datetime) -> dict[str, str]:
-    """Apply the person's own consent choices (made now, through `source`); return those that changed something.
-
-    Recorded as the person's (engine.services.consent), so a shop's stale record cannot undo them.
-    """
-    return apply_person(session, contact, changes, source, now=now)
-
-
 @dataclass(frozen=True)
 class Unsubscribed:
     workspace_name: str
@@ -94,7 +85,7 @@ def unsubscribe_from_channel(session: Session, ref: MessageRef, *, now: datetime
     if found is None:
         return None
     channel = found.message.channel if found.message.channel in CHANNELS else "email"
-    changed = set_consent(session, found.contact, {channel: OPTED_OUT}, METHOD_SOURCES.get(method, method), now=now)
+    changed = apply_person(session, found.contact, {channel: OPTED_OUT}, METHOD_SOURCES.get(method, method), now=now)
     if changed:
         record(session, workspace_id=found.workspace.id, contact_id=found.contact.id, message_id=found.message.id,
                kind="unsubscribed", at=now, detail=f"unsubscribed from {channel} ({method}, message {ref.message_id})")
@@ -190,7 +181,7 @@ def update_preferences(session: Session, ref: MessageRef, change: PreferencesCha
             consent[choice.channel] = OPTED_OUT
         elif wanted != choice.subscribed and not (choice.pending and not wanted):  # unticked pending stays pending
             consent[choice.channel] = OPTED_IN if wanted else OPTED_OUT
-    consent = set_consent(session, contact, consent, "preference center", now=now)
+    consent = apply_person(session, contact, consent, "preference center", now=now)
     preferred = change.preferred_channel
     if change.everything_off or (preferred is not None and preferred not in addresses(contact)):
         preferred = contact.preferred_channel

@@ -29,10 +29,10 @@ from engine.errors import FieldErrors
 from engine.links import ConfirmRef, confirm_url, email_digest
 from engine.models import Contact, Message, MessageStatus, Workspace
 from engine.phones import normalize_phone
-from engine.services.consent import OPTED_IN, PENDING
+from engine.services.consent import OPTED_IN, PENDING, apply_person
 from engine.services.ingest import EMAIL_RE, ingest_events
 from engine.services.journal import record
-from engine.services.preferences import record_contact_event, set_consent, workspace_topics
+from engine.services.preferences import record_contact_event, workspace_topics
 
 CONFIRM_TEMPLATE = "confirm_subscription"
 RESEND_AFTER = timedelta(minutes=10)
@@ -135,7 +135,7 @@ def subscribe(session: Session, workspace_id: str, form: SubscriptionForm, *, no
         wanted["email"] = PENDING
     if form.sms_consent and stored_phone == form.phone:
         wanted["sms"] = OPTED_IN
-    changed = set_consent(session, contact, wanted, "signup form", now=now)
+    changed = apply_person(session, contact, wanted, "signup form", now=now)
     topics = {topic["id"]: topic["id"] in form.topics for topic in workspace_topics(workspace.settings)}
     contact.topics = {**(contact.topics or {}), **topics}
     if form.preferred_channel and (form.preferred_channel != "sms" or "sms" in wanted):
@@ -195,7 +195,7 @@ def confirm_subscription(session: Session, ref: ConfirmRef, *, now: datetime) ->
         return Confirmed("gone")
     if not contact.email or email_digest(contact.email) != ref.email_digest:
         return Confirmed("changed", workspace.name)
-    if not set_consent(session, contact, {"email": OPTED_IN}, "double opt-in confirmation", now=now):
+    if not apply_person(session, contact, {"email": OPTED_IN}, "double opt-in confirmation", now=now):
         return Confirmed("already", workspace.name)
     record(session, workspace_id=workspace.id, contact_id=contact.id, kind="subscription_confirmed", at=now,
            detail="email confirmed through the double opt-in link")
