@@ -17,10 +17,12 @@ SKIP LOCKED and stamped when handed out.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import signal
 import threading
 import time
+from dataclasses import astuple
 from datetime import timedelta
 from types import FrameType
 
@@ -52,9 +54,7 @@ def run_once(rt: Runtime) -> SweepReport:
         with rt.sessions.begin() as session:
             report = sweep(session, now=rt.clock(), redeliver_after=timedelta(seconds=rt.settings.redeliver_after),
                            limit=rt.settings.batch_size)
-        total = SweepReport(total.due_runs + report.due_runs, total.events + report.events,
-                            total.messages + report.messages, total.in_doubt + report.in_doubt,
-                            total.released + report.released)
+        total = SweepReport(*map(operator.add, astuple(total), astuple(report)))  # field by field
         if max(report.due_runs, report.events, report.messages) < rt.settings.batch_size:
             return total
 
