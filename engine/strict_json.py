@@ -176,11 +176,15 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
+def _refuse(refused: list[_Refused], message: str) -> _Refused:
+    marker = _Refused(message)
+    refused.append(marker)
+    return marker
+
+
 def _constant(refused: list[_Refused]) -> Any:
     def parse_constant(_name: str) -> _Refused:
-        marker = _Refused(NON_FINITE)
-        refused.append(marker)
-        return marker
+        return _refuse(refused, NON_FINITE)
 
     return parse_constant
 
@@ -188,11 +192,7 @@ def _constant(refused: list[_Refused]) -> Any:
 def _float(refused: list[_Refused]) -> Any:
     def parse_float(text: str) -> float | _Refused:
         number = float(text)
-        if math.isinf(number):
-            marker = _Refused(NON_FINITE)
-            refused.append(marker)
-            return marker
-        return number
+        return _refuse(refused, NON_FINITE) if math.isinf(number) else number
 
     return parse_float
 
@@ -202,8 +202,6 @@ def _int(refused: list[_Refused]) -> Any:
         try:
             return int(text)
         except ValueError:  # past sys.int_info.default_max_str_digits
-            marker = _Refused(HUGE_INTEGER)
-            refused.append(marker)
-            return marker
+            return _refuse(refused, HUGE_INTEGER)
 
     return parse_int
