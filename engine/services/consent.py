@@ -132,5 +132,3 @@ def apply_person(session: Session, contact: Contact, changes: dict[str, str], so
     return {channel: status for channel, status in changes.items()
             if apply_claim(session, contact, channel, persons(status, source, now=now), now=now,
                            journal_change=journal_change)}
-
-
