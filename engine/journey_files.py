@@ -75,8 +75,8 @@ def load(text: str) -> JourneyFile:
     extra = set(data) - {"name", "uuid", "definition"}
     if extra:
         errors.append({"field": sorted(extra)[0], "message": "unknown key; expected name, uuid and definition"})
-    journey_uuid = data.get("uuid")
-    if journey_uuid is not None and not _is_uuid(journey_uuid):
+    journey_uuid = _canonical_uuid(data.get("uuid"))
+    if data.get("uuid") is not None and journey_uuid is None:
         errors.append({"field": "uuid", "message": "expected the uuid an export wrote (or no uuid at all)"})
     try:
         validate_definition(data.get("definition"))
@@ -84,15 +84,17 @@ def load(text: str) -> JourneyFile:
         errors.extend({"field": f"definition.{e['field']}", "message": e["message"]} for e in exc.errors)
     if errors:
         raise DefinitionError(errors)
-    return JourneyFile(str(name).strip(), data["definition"], str(uuids.UUID(journey_uuid)) if journey_uuid else None)
+    return JourneyFile(str(name).strip(), data["definition"], journey_uuid)
 
 
-def _is_uuid(value: object) -> bool:
+def _canonical_uuid(value: object) -> str | None:
+    """The uuid as an export writes it, or None when `value` is not a uuid string."""
+    if not isinstance(value, str):
+        return None
     try:
-        uuids.UUID(str(value))
+        return str(uuids.UUID(value))
     except ValueError:
-        return False
-    return isinstance(value, str)
+        return None
 
 
 def line_of(text: str, field: str) -> int | None:
