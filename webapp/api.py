@@ -62,7 +62,7 @@ def post_batch() -> Any:
 
 @bp.get("/contacts/<path:external_id>/timeline")
 def contact_timeline(external_id: str) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         contact = contacts.get_contact(session, caller.workspace_id, external_id)
         return jsonify(
@@ -76,7 +76,7 @@ def contact_timeline(external_id: str) -> Any:
 
 @bp.get("/contacts/<path:external_id>")
 def get_contact(external_id: str) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         return jsonify(contacts.profile(contacts.get_contact(session, caller.workspace_id, external_id)))
 
@@ -84,7 +84,7 @@ def get_contact(external_id: str) -> Any:
 @bp.get("/contacts/<path:external_id>/messenger-links")
 def messenger_links(external_id: str) -> Any:
     """Deep links that connect the contact's Telegram or Viber chat (engine/messenger_links.py)."""
-    caller = authenticate(signed=False)
+    caller = authenticate()
     settings = context.settings()
     with context.sessions()() as session:
         contact = contacts.get_contact(session, caller.workspace_id, external_id)
@@ -95,7 +95,7 @@ def messenger_links(external_id: str) -> Any:
 
 @bp.delete("/contacts/<path:external_id>")
 def erase_contact(external_id: str) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions().begin() as session:
         counts = contacts.erase_contact(session, caller.workspace_id, external_id,
                                         secret_key=context.settings().secret_key, now=context.now())
@@ -104,7 +104,7 @@ def erase_contact(external_id: str) -> Any:
 
 @bp.get("/outbox")
 def outbox() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
     with context.sessions()() as session:
         rows = session.scalars(

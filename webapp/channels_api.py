@@ -69,13 +69,13 @@ def _known(channel: str) -> str:
 
 @bp.get("/channels")
 def list_channels() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     return jsonify(channels=_channels_json(caller.workspace_id))
 
 
 @bp.post("/channels/<channel>/pause")
 def pause_channel(channel: str) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     channel = _known(channel)
     with context.sessions().begin() as session:
         channel_health.pause(session, caller.workspace_id, channel, now=context.now())
@@ -85,7 +85,7 @@ def pause_channel(channel: str) -> Any:
 
 @bp.post("/channels/<channel>/resume")
 def resume_channel(channel: str) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     channel = _known(channel)
     with context.sessions().begin() as session:
         channel_health.resume(session, caller.workspace_id, channel, now=context.now())
@@ -95,14 +95,14 @@ def resume_channel(channel: str) -> Any:
 
 @bp.get("/settings/delivery")
 def get_delivery_settings() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         return jsonify(delivery_settings.delivery_settings(session, caller.workspace_id))
 
 
 @bp.put("/settings/delivery")
 def put_delivery_settings() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     body = json_body()
     if not isinstance(body, dict):
         raise BadJson("expected a JSON object with quiet_hours, frequency_caps and/or attribution")

@@ -39,7 +39,7 @@ def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
 
 @bp.get("/dead-letters")
 def list_dead_letters() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     status = request.args.get("status", dead_letters.DEAD)
     if status not in STATUS_CHOICES:
         raise FieldErrors([{"field": "status", "message": f"must be one of {', '.join(STATUS_CHOICES)}"}])

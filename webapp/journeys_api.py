@@ -71,14 +71,14 @@ def _body() -> dict[str, Any]:
 
 @bp.get("")
 def list_journeys() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         return jsonify(journeys=[journey_json(j) for j in journeys.list_journeys(session, caller.workspace_id)])
 
 
 @bp.post("")
 def create() -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     body = _body()
     if not isinstance(body.get("name"), str):
         raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
@@ -90,7 +90,7 @@ def create() -> Any:
 
 @bp.post("/validate")
 def validate() -> Any:
-    authenticate(signed=False)
+    authenticate()
     try:
         journeys.validate_definition(_body().get("definition"))
     except DefinitionError as exc:
@@ -100,14 +100,14 @@ def validate() -> Any:
 
 @bp.get("/<int:journey_id>")
 def show(journey_id: int) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         return jsonify(journey_json(journeys.get_journey(session, caller.workspace_id, journey_id)))
 
 
 @bp.put("/<int:journey_id>")
 def edit(journey_id: int) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     body = _body()
     with context.sessions().begin() as session:
         journey = journeys.update_draft(session, caller.workspace_id, journey_id, now=context.now(),
@@ -117,7 +117,7 @@ def edit(journey_id: int) -> Any:
 
 @bp.post("/<int:journey_id>/publish")
 def publish(journey_id: int) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions().begin() as session:
         version = journeys.publish_journey(session, caller.workspace_id, journey_id, now=context.now())
         journey = journeys.get_journey(session, caller.workspace_id, journey_id)
@@ -128,7 +128,7 @@ def publish(journey_id: int) -> Any:
 @bp.post("/<int:journey_id>/resume", defaults={"action": "resume"})
 @bp.post("/<int:journey_id>/archive", defaults={"action": "archive"})
 def change_status(journey_id: int, action: str) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions().begin() as session:
         journey = journeys.change_status(session, caller.workspace_id, journey_id, action, now=context.now())
         return jsonify(journey_json(journey) | {"warnings": journeys.trigger_overlaps(session, journey)})
@@ -136,14 +136,14 @@ def change_status(journey_id: int, action: str) -> Any:
 
 @bp.get("/<int:journey_id>/versions")
 def list_versions(journey_id: int) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         return jsonify(versions=[version_json(v) for v in journeys.versions(session, caller.workspace_id, journey_id)])
 
 
 @bp.get("/<int:journey_id>/stats")
 def stats(journey_id: int) -> Any:
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         return jsonify(journey_stats(session, caller.workspace_id, journey_id))
 
@@ -151,7 +151,7 @@ def stats(journey_id: int) -> Any:
 @bp.get("/<int:journey_id>/export")
 def export(journey_id: int) -> Any:
     """The journey's draft as a YAML file (journeys as code)."""
-    caller = authenticate(signed=False)
+    caller = authenticate()
     with context.sessions()() as session:
         journey = journeys.get_journey(session, caller.workspace_id, journey_id)
         text = journey_files.dump(journey.name, journey.draft or {}, journey.uuid)
@@ -164,7 +164,7 @@ def export(journey_id: int) -> Any:
 def import_() -> Any:
     """Update the journey a YAML file was exported from (200), or create one (201): a file without
     a uuid, a uuid unknown here, or ?copy=true. ?publish=true publishes it as a new version."""
-    caller = authenticate(signed=False)
+    caller = authenticate()
     loaded = journey_files.load(request.get_data(as_text=True))
     with context.sessions().begin() as session:
         saved = journeys.import_journey(session, caller.workspace_id, loaded.name, loaded.definition,
@@ -184,7 +184,7 @@ def _flag(name: str) -> bool:
 @recipes_bp.get("")
 def list_recipes() -> Any:
     """The trigger library: name (to install by), the journey's name, a line, and the options."""
-    authenticate(signed=False)
+    authenticate()
     return jsonify(recipes=[install.recipe_summary(slug, recipe) for slug, recipe in RECIPES.items()])
 
 
@@ -192,7 +192,7 @@ def list_recipes() -> Any:
 def install_recipe(name: str) -> Any:
     """Install a recipe as a journey: {"publish": bool, "copy": bool, "options": {...}}, all optional.
     Installed already: 409 naming the journey, unless copy asks for a second one."""
-    caller = authenticate(signed=False)
+    caller = authenticate()
     body = _body() if request.get_data() else {}
     errors = [{"field": key, "message": "expected true or false"} for key in ("publish", "copy")
               if not isinstance(body.get(key, False), bool)]
