@@ -24,10 +24,11 @@ PYTEST_ARGS ?= -n 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The pure core is type-checked strictly; the whole tree is linted.
+# The pure core is type-checked strictly; the whole tree is linted; the import layers (.importlinter) hold.
 check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Newest releases of every dependency, written back to constraints.txt; then run `make test`.
 upgrade:

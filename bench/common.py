@@ -23,7 +23,7 @@ from redis import Redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from engine.migrate import upgrade
+from engine.store.migrate import upgrade
 from workers.queues import make_queues
 from workers.supervisor import free_port  # noqa: F401 (the benches take it from here)
 

@@ -22,7 +22,7 @@ What is measured
      links and open pixel, List-Unsubscribe, VERP return path, MIME, SMTP, record.
      The workers' peak RSS (VmHWM) is read for each audience: flat memory means the
      two peaks are about equal.
-  3. SMS and Telegram (if workers/fake_providers exists): BENCH_TEXT_MESSAGES each
+  3. SMS and Telegram (if workers/dev/fake_providers exists): BENCH_TEXT_MESSAGES each
      (default 3,000) to the local fake provider server, rate limits raised so the
      limiter's Redis round trip is paid but never waits.
   4. BENCH_PROFILE=1: one more email run (BENCH_PROFILE_MESSAGES, default 10,000) with
@@ -78,8 +78,8 @@ from bench.common import (
 )
 from bench.dispatch_audience import insert_audience, prerendered_email
 from engine.clock import utcnow
-from engine.db import DeferredJob, make_engine, make_sessionmaker
-from engine.services.workspaces import create_workspace
+from engine.store.db import DeferredJob, make_engine, make_sessionmaker
+from engine.workspaces.accounts import create_workspace
 from workers.queues import connect_redis, make_job_sink, make_queues
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "100000"))
@@ -96,7 +96,7 @@ TEXT_RATE_LIMITS = "sms=100000/s:1000,telegram=100000/s:1000,whatsapp=100000/s:1
 PROFILE_CLOCK = os.environ.get("BENCH_PROFILE_CLOCK", "wall")  # wall: waits count too; cpu: only this process's work
 PROFILED_WORKER = """
 import cProfile, sys, time
-from workers.cli import main
+from workers.cli.main import main
 path, clock = sys.argv[1], sys.argv[2]
 profiler = cProfile.Profile(time.process_time) if clock == "cpu" else cProfile.Profile()
 try:
@@ -106,7 +106,7 @@ finally:
 """
 FAKE_RUNNER = """
 import signal, sys, threading
-from workers.fake_providers.server import FakeProviders
+from workers.dev.fake_providers.server import FakeProviders
 fake = FakeProviders(port=int(sys.argv[1])).start()
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -234,7 +234,7 @@ class Bench:
         return port, stats
 
     def start_fake_providers(self) -> str | None:
-        if importlib.util.find_spec("workers.fake_providers.server") is None:
+        if importlib.util.find_spec("workers.dev.fake_providers.server") is None:
             return None
         port, log = free_port(), self.tmp / "fake-providers.log"
         proc = start([sys.executable, "-c", FAKE_RUNNER, str(port)], dict(os.environ), log)
@@ -293,7 +293,7 @@ def main(cleanup: ExitStack) -> int:
                  "BASE_URL": "https://rapport.shop.example", "BOUNCE_DOMAIN": BOUNCE_DOMAIN,
                  "RAPPORT_RATE_LIMITS": TEXT_RATE_LIMITS}
     if fake_url:
-        from workers.fake_providers.state import fake_provider_env
+        from workers.dev.fake_providers.state import fake_provider_env
         bench.env.update(fake_provider_env(fake_url))
     print(f"dispatch bench: {MESSAGES:,} emails (and {SMALL:,}), baseline {BASELINE:,}, {WORKERS} workers, "
           f"{os.cpu_count()} cores" + (f", logs in {bench.tmp}" if KEEP_LOGS else ""), flush=True)
@@ -330,7 +330,7 @@ def main(cleanup: ExitStack) -> int:
 
     texts: dict[str, float] = {}
     if fake_url is None:
-        print("sms/messengers: skipped (workers/fake_providers is not there)")
+        print("sms/messengers: skipped (workers/dev/fake_providers is not there)")
     else:
         for channel in ("sms", "telegram"):
             result = Run(bench, channel, channel, TEXT_MESSAGES).go()

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from engine.channels import Channels
-from engine.models import Message
-from engine.services.outgoing import build
+from engine.delivery.outgoing import build
+from engine.delivery.ports import Channels
 from engine.settings import Settings
-from workers.mime import build_mime, domain_of, envelope_address
+from engine.store.models import Message
+from workers.channels.email.mime import build_mime, domain_of, envelope_address
 
 CONSENT = {"email": '{"email": "opted_in"}', "sms": '{"sms": "opted_in"}', "telegram": '{"telegram": "opted_in"}'}
 CONTACTS_SQL = """

@@ -1,5 +1,5 @@
 # ruff: noqa: E402 (the imports follow the sys.path fix below)
-"""DKIM signing speed: workers/dkim_signer.py against dkimpy, on the dispatch bench's email.
+"""DKIM signing speed: workers/channels/email/dkim.py against dkimpy, on the dispatch bench's email.
 
 Run from the repo root: `.venv/bin/python bench/dkim.py` (a few seconds; BENCH_SIGNS sets
 how many signatures each side makes, default 300).
@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.dispatch_audience import prerendered_email
-from workers.dkim_signer import DkimSigner
-from workers.email import DKIM_HEADERS
+from workers.channels.email.dkim import DkimSigner
+from workers.channels.email.smtp import DKIM_HEADERS
 
 SIGNS = int(os.environ.get("BENCH_SIGNS", "300"))
 ROUNDS = 3

@@ -96,12 +96,13 @@ from bench.common import (
 from bench.engine_journeys import JOURNEYS, create_journeys, journey_mix  # noqa: E402
 from bench.engine_traffic import Shoppers, ingest  # noqa: E402
 from engine.clock import utcnow
-from engine.db import make_engine, make_sessionmaker
-from engine.journeys import JourneyDefinition, SplitStep, Trigger, WaitStep, branches
-from engine.models import Run
-from engine.services import metrics, runs
-from engine.services.workspaces import create_workspace
+from engine.contacts import metrics
+from engine.journeys import runs
+from engine.journeys.definition import JourneyDefinition, SplitStep, Trigger, WaitStep, branches
 from engine.settings import Settings
+from engine.store.db import make_engine, make_sessionmaker
+from engine.store.models import Run
+from engine.workspaces.accounts import create_workspace
 from workers.queues import connect_redis, inbox_key, make_queues, relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
 from workers.scheduler import run_once

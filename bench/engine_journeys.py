@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.journeys import JourneyDefinition, parse_definition
-from engine.services.journeys import create_journey
+from engine.journeys.definition import JourneyDefinition, parse_definition
+from engine.journeys.versions import create_journey
 
 JOURNEYS = 50
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.clock import utcnow
-from engine.services.ingest import ingest_events
+from engine.contacts.ingest import ingest_events
 
 # --- The traffic ---------------------------------------------------------------------------------
 

@@ -57,9 +57,9 @@ from sqlalchemy.orm import Session
 
 from bench.common import REDIS_URL, clear_namespace, free_port, fresh_database, run_bench, start, stop
 from engine.clock import utcnow
-from engine.services.workspaces import create_workspace
 from engine.signing import sign
-from triggers.demo import cart_event
+from engine.workspaces.accounts import create_workspace
+from workers.dev.demo import cart_event
 from workers.queues import connect_redis, inbox_key
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from engine.db import make_engine
-from engine.models import Base
 from engine.settings import Settings
+from engine.store.db import make_engine
+from engine.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

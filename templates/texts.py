@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from engine.channels import Button, ProviderTemplate
+from engine.delivery.ports import Button, ProviderTemplate
 from engine.errors import TemplateError
 from templates.rendering import TEXT_ENV
 

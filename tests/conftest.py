@@ -27,11 +27,11 @@ from sqlalchemy import Engine, create_engine, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.db import make_engine, make_sessionmaker
-from engine.migrate import upgrade
-from engine.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Message, Run
-from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
+from engine.store.db import make_engine, make_sessionmaker
+from engine.store.migrate import upgrade
+from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Message, Run
+from engine.workspaces.accounts import Credentials, create_workspace
 from workers import runtime as runtime_module
 from workers.queues import Worker, connect_redis, make_job_sink, make_queues, relay_inbox
 from workers.runtime import Runtime

@@ -4,7 +4,7 @@ Import the fixtures you use into a test module (`from tests.providers import fak
 
 `HARNESSES` is the conformance registry: channel adapter name -> a factory that, given
 the pytest request, returns a `Harness` (build the adapter, read what the provider
-received, inject faults). tests/workers/test_channel_conformance.py runs every entry
+received, inject faults). tests/workers/channels/test_channel_conformance.py runs every entry
 through the same protocol tests; to add an adapter (e.g. email over SMTP), add a
 factory here whose harness wraps that adapter and its local server.
 """
@@ -20,18 +20,18 @@ import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from engine.channels import MessageSender, OutgoingMessage
+from engine.delivery.ports import MessageSender, OutgoingMessage
 from workers.channels.http import text_with_links
 from workers.channels.sms_gateway import HttpSmsGateway
 from workers.channels.telegram import TelegramBot
 from workers.channels.twilio import TwilioSms
 from workers.channels.viber import ViberBot
 from workers.channels.whatsapp import WhatsAppCloud
-from workers.fake_providers import FakeCredentials, FakeProviders
-from workers.fake_providers import telegram as fake_telegram
-from workers.fake_providers import twilio as fake_twilio
-from workers.fake_providers import viber as fake_viber
-from workers.fake_providers import whatsapp as fake_whatsapp
+from workers.dev.fake_providers import FakeCredentials, FakeProviders
+from workers.dev.fake_providers import telegram as fake_telegram
+from workers.dev.fake_providers import twilio as fake_twilio
+from workers.dev.fake_providers import viber as fake_viber
+from workers.dev.fake_providers import whatsapp as fake_whatsapp
 
 WRONG = FakeCredentials(
     twilio_auth_token="wrong-token", gateway_token="wrong-token", telegram_bot_token="1000000001:wrong-token",

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS
 from engine.errors import DefinitionError, JourneyConflict, NotFound
-from engine.journeys import SendStep, parse_definition
-from engine.models import Journey
-from engine.services.journeys import Saved, create_journey, trigger_overlaps
+from engine.journeys.definition import SendStep, parse_definition
+from engine.journeys.versions import Saved, create_journey, trigger_overlaps
+from engine.store.models import Journey
 from templates.rendering import template_exists
 from triggers.library import RECIPES, Recipe
 

@@ -2,7 +2,7 @@
 
 Each entry is (name, recipe function, description). A recipe function takes keyword
 options only and returns a journey definition that validates with
-engine.journeys.parse_definition; its module docstring says in full what starts,
+engine.journeys.definition.parse_definition; its module docstring says in full what starts,
 continues and stops the journey.
 """
 

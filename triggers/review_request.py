@@ -3,7 +3,7 @@
 Starts on `order_delivered` (or `order_fulfilled`, for shops that do not report
 deliveries: then wait longer), keyed by the order id: one request per order.
 Continues after `after_days` with the request email, whose five rating links
-(`review_links` in the template context, see engine.review_links) each record a
+(`review_links` in the template context, see engine.links.reviews) each record a
 `review_submitted` event with the order id and the score; optionally a reminder
 `reminder_after_days` later. Stops when a `review_submitted` for that order arrives
 (goal: reviewed), so nobody is asked about an order they have already rated.

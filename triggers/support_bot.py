@@ -1,7 +1,7 @@
 """Support bot: answer "status" with the last order's status, hand anything else to the shop.
 
 Starts on `message_received`: an SMS reply or a Telegram, WhatsApp or Viber message
-(engine/services/inbound.py records them), keyed by the provider's message id, so every
+(engine/tracking/inbound.py records them), keyed by the provider's message id, so every
 message gets one answer however often the provider repeats its webhook. Commands are
 not questions and start nothing: STOP/START keywords and /start, /stop (the event's
 `command` property is set for those).

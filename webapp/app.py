@@ -11,8 +11,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from engine.clock import utcnow
-from engine.db import make_engine, make_sessionmaker
 from engine.settings import Settings
+from engine.store.db import make_engine, make_sessionmaker
+from webapp import api, ops, public, ui
 from workers.queues import connect_redis, make_job_sink
 
 MAX_BODY = 1024 * 1024  # 1 MiB
@@ -40,7 +41,7 @@ class DatabaseId(IntegerConverter):
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="pages")  # page templates shared by ui/ and public/
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
     app.url_map.converters["int"] = DatabaseId  # before any blueprint adds its routes
     if not settings.redis_url:
@@ -55,31 +56,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
     }
 
-    from webapp import api, channels_api, health, journeys_api, metrics, pages, reviews, shop_webhooks
-
-    app.register_blueprint(api.bp)
-    app.register_blueprint(journeys_api.bp)
-    app.register_blueprint(journeys_api.recipes_bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(shop_webhooks.bp)
-    app.register_blueprint(reviews.bp)
-    app.register_blueprint(channels_api.bp)
-    app.register_blueprint(metrics.bp)
-
-    from webapp import dead_letters_api
-
-    app.register_blueprint(dead_letters_api.bp)
-
-    from webapp import provider_webhooks
-
-    app.register_blueprint(provider_webhooks.bp)
-
-    from webapp import preferences, subscribe, tracking
-
-    app.register_blueprint(preferences.bp)
-    app.register_blueprint(subscribe.bp)
-    app.register_blueprint(tracking.bp)
+    for blueprint in (*api.BLUEPRINTS, *public.BLUEPRINTS, *ops.BLUEPRINTS, *ui.BLUEPRINTS):
+        app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -93,7 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
 
 def _refuse_nul_outside_json() -> None:
-    """NUL is refused in JSON by the strict reader (webapp/json_body.py); here in the rest of a request.
+    """NUL is refused in JSON by the strict reader (webapp/api/json_body.py); here in the rest of a request.
 
     Nothing stored can hold a NUL (PostgreSQL cannot), so a path with one names nothing (404),
     and a url-encoded form of a page with one (the subscription form, a review comment) is

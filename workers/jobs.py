@@ -3,14 +3,18 @@
 Every job can run twice with the same ids and nothing is done twice (see the services).
 A job that raises is split and its halves run again at once, so that one bad id never
 holds back the others; the id that fails alone becomes a dead letter after a few
-failures (engine/services/dead_letters.py). A Redis outage is not an id's fault.
+failures (engine/batches/dead_letters.py). A Redis outage is not an id's fault.
 """
 
 from __future__ import annotations
 
 from redis.exceptions import RedisError
 
-from engine.services import attribution, dead_letters, dispatch, metrics, runs
+from engine.batches import dead_letters
+from engine.contacts import metrics
+from engine.delivery import dispatch
+from engine.journeys import runs
+from engine.tracking import attribution
 from workers.runtime import Runtime, current
 
 dead_letters.treat_as_outage(RedisError)
@@ -26,7 +30,7 @@ def _evaluate(rt: Runtime, event_ids: list[int]) -> None:
     """Count the events into contact metrics, then into journeys, in one transaction.
 
     Only the ids metrics claimed go on to the journeys, which stamp them evaluated:
-    so each event is counted exactly once (engine/services/metrics.py says why).
+    so each event is counted exactly once (engine/contacts/metrics.py says why).
     """
     now = rt.clock()
     with rt.sessions.begin() as session:

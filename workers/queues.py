@@ -1,4 +1,4 @@
-"""Redis connection, RQ queues, and the job sink that engine.db calls after a commit.
+"""Redis connection, RQ queues, and the job sink that engine.store.db calls after a commit.
 
 Jobs carry batches of ids (a job per event or message could not keep up: RQ moves
 about 800 jobs/s per worker), use the JSON serializer, and keep no results.
@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from engine.db import DeferredJob, JobSink
+from engine.store.db import DeferredJob, JobSink
 
 # Which queue each job goes to; the worker drains them in this order, so sends
 # already decided go out before new events are evaluated.
@@ -137,7 +137,7 @@ class Worker(SimpleWorker):
 
     A warm shutdown (the first SIGTERM or SIGINT) lets RQ finish the job at hand; `stopping` is set
     too, which a dispatch job reads between two messages: it finishes the one it is handing over and
-    gives its other claims back at once (engine/services/dispatch.py), so a stop leaves nothing in
+    gives its other claims back at once (engine/delivery/dispatch.py), so a stop leaves nothing in
     doubt and the job ends in moments however many messages it held.
 
     rq unsubscribes the worker's pubsub channel and then stops the listener thread. With

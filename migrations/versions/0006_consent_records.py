@@ -23,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # channel -> {status, at, source, by}: the latest consent decision and who made it
-    # (engine/services/consent.py).
+    # (engine/contacts/consent.py).
     with op.batch_alter_table('contacts') as batch_op:
         batch_op.add_column(sa.Column(
             'consent_records', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),

@@ -17,8 +17,8 @@ from typing import Any
 import requests
 from redis import Redis
 
-from engine.services.workspaces import Credentials
 from engine.signing import sign, sign_request
+from engine.workspaces.accounts import Credentials
 from tests.conftest import create_database, drop_database
 from workers.supervisor import start_redis
 

@@ -25,7 +25,7 @@ from tests.e2e.processes import (
     stop_all,
     wait_for,
 )
-from workers.fake_providers.state import fake_provider_env
+from workers.dev.fake_providers.state import fake_provider_env
 from workers.supervisor import free_ports
 
 pytestmark = pytest.mark.e2e

@@ -33,9 +33,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from engine.db import make_engine
-from engine.models import JournalEntry, Message
-from engine.services.handover import CLAIM_LEASE, LEASE_RENEWAL
+from engine.delivery.handover import CLAIM_LEASE, LEASE_RENEWAL
+from engine.store.db import make_engine
+from engine.store.models import JournalEntry, Message
 from tests.e2e.processes import (
     Stack,
     backing_services,

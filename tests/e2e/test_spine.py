@@ -28,7 +28,7 @@ from tests.e2e.processes import (
     stop_all,
     wait_for,
 )
-from triggers.demo import cart_event, order_event
+from workers.dev.demo import cart_event, order_event
 from workers.supervisor import free_ports
 
 pytestmark = pytest.mark.e2e

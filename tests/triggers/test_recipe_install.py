@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import JourneyConflict
-from engine.services.workspaces import create_workspace
+from engine.workspaces.accounts import create_workspace
 from tests.conftest import FakeClock
 from triggers import install
-from triggers.demo import create_demo_workspace
 from triggers.library import RECIPES
+from workers.dev.demo import create_demo_workspace
 
 ROOT = Path(install.__file__).resolve().parents[1]
 REQUIRED_OPTIONS = {"holiday_greeting": {"dates": ["12-25"]}}

@@ -18,12 +18,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.models import Contact, JournalEntry, Message, Run, Suppression
-from engine.review_links import review_links
-from engine.services import effects
-from engine.services.ingest import ingest_events
-from engine.services.journeys import create_journey
+from engine.contacts.ingest import ingest_events
+from engine.journeys import effects
+from engine.journeys.versions import create_journey
+from engine.links.reviews import review_links
 from engine.settings import Settings
+from engine.store.models import Contact, JournalEntry, Message, Run, Suppression
 from tests.conftest import FakeClock, Shop, SmtpServer, drain
 from tests.webapp.conftest import close_app
 from triggers import (

@@ -11,8 +11,8 @@ import pytest
 
 import triggers
 from engine.errors import DefinitionError
-from engine.journeys import SendStep, UpdateContactStep, parse_definition
-from engine.review_links import review_links
+from engine.journeys.definition import SendStep, UpdateContactStep, parse_definition
+from engine.links.reviews import review_links
 from templates.rendering import load_email_template, template_exists
 from triggers import (
     abandoned_cart_series,
@@ -109,7 +109,7 @@ def sends_and_attributes(definition: dict[str, Any]) -> tuple[list[str], dict[st
 
 def context(event: dict[str, Any], *, first_name: str | None = "Zoë", attributes: dict[str, Any] | None = None,
             ) -> dict[str, Any]:
-    """What engine.services.effects.message_context makes, plus the review links the lead wires in."""
+    """What engine.journeys.effects.message_context makes, plus the review links the lead wires in."""
     return {
         "contact": {"external_id": "c-1", "email": "zoe@example.com", "first_name": first_name,
                     "last_name": "Ng", "locale": "en", "attributes": attributes or {}, "loyalty_tier": None},

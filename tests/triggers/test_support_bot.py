@@ -15,14 +15,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.conditions import Facts, holds
-from engine.journeys import ConditionStep, SendStep, Trigger, WebhookStep
-from engine.messenger_links import start_token
-from engine.models import Message
-from engine.services.inbound import keyword
-from engine.services.ingest import ingest_events
-from engine.services.journeys import create_journey, validate_definition
+from engine.contacts.ingest import ingest_events
+from engine.journeys.definition import ConditionStep, SendStep, Trigger, WebhookStep
+from engine.journeys.versions import create_journey, validate_definition
+from engine.links.messenger import start_token
+from engine.segments.conditions import Facts, holds
 from engine.settings import ProviderSettings, Settings
+from engine.store.models import Message
+from engine.tracking.inbound import keyword
 from templates.texts import load_text_template, text_template_exists
 from tests.conftest import FakeClock, Shop, drain
 from tests.webapp.conftest import close_app

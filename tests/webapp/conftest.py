@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
-from engine.services.workspaces import Credentials, create_workspace
 from engine.settings import Settings
 from engine.signing import sign, sign_request
+from engine.workspaces.accounts import Credentials, create_workspace
 from tests.conftest import FakeClock, Shop
 from webapp.app import create_app
 

@@ -20,14 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
-from engine.models import Contact, DeadLetter, Event, JournalEntry, Message, Run
-from engine.services import dead_letters
-from engine.services import runs as runs_service
-from engine.services.contacts import timeline
-from engine.services.ingest import ingest_events
-from engine.services.journeys import create_journey
-from engine.services.sweeper import sweep
+from engine.batches import dead_letters
+from engine.contacts.ingest import ingest_events
+from engine.contacts.profiles import timeline
+from engine.journeys import runs as runs_service
+from engine.journeys.versions import create_journey
+from engine.ops.sweeper import sweep
 from engine.settings import Settings
+from engine.store.models import Contact, DeadLetter, Event, JournalEntry, Message, Run
 from tests.conftest import FakeClock, Shop, drain
 from tests.providers import WebhookReceiver
 from workers import jobs  # noqa: F401 - registers Redis's errors as outages

@@ -4,12 +4,12 @@ A channel is available when its credentials are set. SMS goes through Twilio whe
 TWILIO_ACCOUNT_SID is set, else through the generic HTTP gateway when SMS_GATEWAY_URL
 is. A webhook reader needs the secret its provider signs with; a channel without one
 accepts no webhooks (the route answers as for an unknown provider) rather than
-trusting unsigned receipts. Email is built elsewhere (workers/email.py).
+trusting unsigned receipts. Email is built elsewhere (workers/channels/email/smtp.py).
 """
 
 from __future__ import annotations
 
-from engine.channels import MessageSender, WebhookReader
+from engine.delivery.ports import MessageSender, WebhookReader
 from engine.settings import ProviderSettings, Settings
 from workers.channels.sms_gateway import HttpSmsGateway
 from workers.channels.telegram import TelegramBot

@@ -6,7 +6,7 @@ adapters only classify the provider's answers. Every request carries our message
 workspace ids in `X-Rapport-Message` / `X-Rapport-Workspace`: real providers ignore
 unknown headers, and the local fake providers use them to fill the outbox.
 
-`on_handover` (dispatch's callback, engine/channels.py) is called right before the request
+`on_handover` (dispatch's callback, engine/delivery/ports.py) is called right before the request
 is sent: from then on the provider may have the message. If it raises, nothing is sent.
 A request sent whose answer never came (a read timeout) is SendInDoubt: the provider may
 have accepted it, and the workspace's in-doubt policy decides whether to send it again.
@@ -22,8 +22,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from engine.channels import Button, OutgoingMessage
 from engine.clock import utcnow
+from engine.delivery.ports import Button, OutgoingMessage
 from engine.errors import FieldErrors, MalformedJson, PermanentSendError, SendInDoubt, TransientSendError
 from engine.strict_json import read_json, refuse_problems
 

@@ -27,9 +27,9 @@ from string import Formatter
 from typing import Any
 from urllib.parse import quote
 
-from engine.channels import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
+from engine.delivery.ports import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
+from engine.delivery.sms_segments import sms_segments
 from engine.errors import AuthError, FieldErrors, PermanentSendError
-from engine.sms_segments import sms_segments
 from workers.channels.http import (
     ProviderHttp,
     from_epoch,

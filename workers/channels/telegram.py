@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.channels import InboundMessage, OutgoingMessage, Receipt, WebhookBatch
+from engine.delivery.ports import InboundMessage, OutgoingMessage, Receipt, WebhookBatch
 from engine.errors import AuthError, PermanentSendError, TransientSendError
 from workers.channels.http import ProviderHttp, from_epoch, header, json_body, parse_json_body, same_secret
 

@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from engine.channels import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
 from engine.clock import utcnow
+from engine.delivery.ports import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
+from engine.delivery.sms_segments import sms_segments
 from engine.errors import AuthError, PermanentSendError, TransientSendError
-from engine.sms_segments import sms_segments
 from workers.channels.http import (
     ProviderHttp,
     header,

@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.channels import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
+from engine.delivery.ports import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
 from engine.errors import AuthError, PermanentSendError, TransientSendError
 from workers.channels.http import ProviderHttp, from_epoch, header, json_body, parse_json_body, raise_for_transport
 

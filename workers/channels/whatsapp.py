@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from engine.channels import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
+from engine.delivery.ports import DeliveryEvent, DeliveryStatus, InboundMessage, OutgoingMessage, Receipt, WebhookBatch
 from engine.errors import AuthError, PermanentSendError, TransientSendError
 from workers.channels.http import (
     ProviderHttp,

@@ -1,0 +1,412 @@
+"""Apply what a walk decided: messages into the outbox, contact changes, webhook calls.
+
+Each effect is keyed by (run, step): a walk repeated after a crash or by a second
+worker finds the message already there and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import String, TextClause, any_, bindparam, cast, column, func, insert, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Session
+
+from engine.contacts.journal import record
+from engine.delivery import routing
+from engine.delivery.policies import address_for
+from engine.journeys.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
+from engine.store.db import defer, dialect_insert, rows_json
+from engine.store.models import (
+    Contact,
+    Event,
+    JournalEntry,
+    Journey,
+    Message,
+    MessageStatus,
+    Run,
+    Suppression,
+    Workspace,
+)
+
+
+@dataclass
+class Batch:
+    """One batch of walks (engine.journeys.runs): what it reads, loaded once, and the journal
+    lines it writes, written at once at the end.
+
+    The session's identity map holds unmodified objects weakly: a workspace fetched with
+    session.get for one run is gone by the next, and fetching it per run is a query per
+    run. What is not here yet is fetched (and kept) on first use. Journal lines are kept
+    as rows in the order they are recorded and inserted with one statement (`write_journal`):
+    as ORM objects they cost more to build and flush than everything else a walk does.
+    """
+
+    contacts: dict[int, Contact] = field(default_factory=dict)
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+    events: dict[int, Event] = field(default_factory=dict)
+    # (workspace id, channel, address) with a suppression, for the ones in `checked`
+    suppressed: set[tuple[str, str, str]] = field(default_factory=set)
+    checked: set[tuple[str, str, str]] = field(default_factory=set)
+    paused: dict[str, set[str]] = field(default_factory=dict)  # workspace -> channels paused
+    recent: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)  # contact -> marketing sends
+    journey_status: dict[int, str | None] = field(default_factory=dict)
+    journey_name: dict[int, str | None] = field(default_factory=dict)
+    journal: list[dict[str, Any]] | None = None  # None: record each line at once (no batch)
+    messages: list[_PendingMessage] = field(default_factory=list)  # inserted by write_messages
+
+    def contact(self, session: Session, contact_id: int) -> Contact:
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            contact = self.contacts[contact_id] = session.get_one(Contact, contact_id)
+        return contact
+
+    def workspace(self, session: Session, workspace_id: str) -> Workspace:
+        workspace = self.workspaces.get(workspace_id)
+        if workspace is None:
+            workspace = self.workspaces[workspace_id] = session.get_one(Workspace, workspace_id)
+        return workspace
+
+    def event(self, session: Session, event_id: int | None) -> Event | None:
+        if event_id is None:
+            return None
+        event = self.events.get(event_id)
+        if event is None:
+            event = session.get(Event, event_id)
+            if event is not None:
+                self.events[event_id] = event
+        return event
+
+    def status_of(self, session: Session, journey_id: int) -> str | None:
+        if journey_id not in self.journey_status:
+            self.journey_status[journey_id] = session.scalar(select(Journey.status).where(Journey.id == journey_id))
+        return self.journey_status[journey_id]
+
+    def name_of(self, session: Session, journey_id: int) -> str | None:
+        if journey_id not in self.journey_name:
+            self.journey_name[journey_id] = session.scalar(select(Journey.name).where(Journey.id == journey_id))
+        return self.journey_name[journey_id]
+
+    def is_suppressed(self, session: Session, workspace_id: str, channel: str, address: str) -> bool:
+        key = (workspace_id, channel, address)
+        if key not in self.checked:
+            self.checked.add(key)
+            if routing.is_suppressed(session, workspace_id, channel, address):
+                self.suppressed.add(key)
+        return key in self.suppressed
+
+    def load_suppressions(self, session: Session, contacts: list[Contact]) -> None:
+        """Check every email address of `contacts` against the suppression list in one query."""
+        wanted = {(c.workspace_id, "email", c.email) for c in contacts if c.email is not None} - self.checked
+        if not wanted:
+            return
+        self.suppressed.update((workspace_id, "email", address) for workspace_id, address in session.execute(
+            select(Suppression.workspace_id, Suppression.address).where(
+                Suppression.channel == "email",
+                Suppression.workspace_id.in_(sorted({w for w, _, _ in wanted})),
+                _one_of(session, Suppression.address, sorted({a for _, _, a in wanted})),
+            )
+        ))
+        self.checked |= wanted
+
+    def paused_channels(self, session: Session, workspace_id: str) -> set[str]:
+        if workspace_id not in self.paused:
+            self.paused[workspace_id] = routing.paused_channels(session, workspace_id)
+        return self.paused[workspace_id]
+
+    def recent_sends(self, session: Session, contact: Contact, workspace: Workspace, *,
+                     now: datetime) -> list[tuple[str, datetime]]:
+        """The contact's marketing sends in the longest cap period, plus those made in this batch."""
+        if contact.id not in self.recent:
+            window = routing.cap_window(workspace)
+            self.recent[contact.id] = [] if window is None else routing.recent_marketing(
+                session, contact.id, since=now - window)
+        return self.recent[contact.id]
+
+    def note(self, session: Session, *, workspace_id: str, contact_id: int, kind: str, at: datetime,
+             run_id: int | None = None, step_id: str | None = None, message_id: int | None = None,
+             detail: str | None = None) -> None:
+        """A journal line (as engine.contacts.journal.record), kept for write_journal in a batch."""
+        if self.journal is None:
+            record(session, workspace_id=workspace_id, contact_id=contact_id, kind=kind, at=at, run_id=run_id,
+                   step_id=step_id, message_id=message_id, detail=detail)
+            return
+        self.journal.append({"workspace_id": workspace_id, "contact_id": contact_id, "run_id": run_id,
+                             "step_id": step_id, "message_id": message_id, "kind": kind, "at": at,
+                             "detail": detail[:500] if detail else None})
+
+    def note_run(self, session: Session, run: Run, kind: str, *, at: datetime, step_id: str | None = None,
+                 detail: str | None = None) -> None:
+        """A line about a run (as journal.record_run); `step_id` defaults to the step the run stands on."""
+        self.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
+                  step_id=step_id or run.step_id, kind=kind, at=at, detail=detail)
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[dict[str, Any]]]:
+        """Keep the lines recorded inside apart (for a run not inserted yet; see add_lines)."""
+        kept, captured = self.journal, list[dict[str, Any]]()
+        self.journal = captured
+        try:
+            yield captured
+        finally:
+            self.journal = kept
+
+    def add_lines(self, lines: list[dict[str, Any]], *, run_id: int) -> None:
+        """Record captured lines about a run, now that it has an id."""
+        assert self.journal is not None, "lines are captured only while walking a batch"
+        self.journal.extend({**line, "run_id": run_id} for line in lines)
+
+    def write_messages(self, session: Session) -> None:
+        """Insert the batch's messages with one statement, in the order they were made, and hand
+        out the new ones to send. One that its (run, step) had made already is left out, with
+        its journal line, as a message inserted at once would have been."""
+        pending, self.messages = self.messages, []
+        if not pending:
+            return
+        made: dict[tuple[int, str], int] = {}
+        assert all(set(p.row) <= set(MESSAGE_COLUMNS) for p in pending), "a message column is missing here"
+        rows = [{name: p.row.get(name) for name in MESSAGE_COLUMNS} for p in pending]
+        for message_id, run_id, step_id in _insert_rows(session, Message, rows,
+                                                        conflict=("run_id", "step_id"),
+                                                        returning=("id", "run_id", "step_id")):
+            made[(run_id, step_id)] = message_id
+        to_send = []
+        for p in pending:
+            message_id = made.pop((p.row["run_id"], p.row["step_id"]), None)  # a repeat in the batch: not made
+            if message_id is None:
+                p.line["message_id"] = _DROPPED
+                continue
+            p.line["message_id"] = message_id
+            if p.send:
+                to_send.append(message_id)
+        defer(session, "dispatch_messages", to_send)
+
+    def write_journal(self, session: Session) -> None:
+        """Insert the kept journal lines, in the order they were recorded, with one statement."""
+        rows, self.journal = self.journal, ([] if self.journal is not None else None)
+        rows = [row for row in rows or [] if row["message_id"] is not _DROPPED]
+        if not rows:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_journal_insert(), {"rows": rows_json(rows)})
+        else:
+            session.execute(insert(JournalEntry), rows)
+
+
+def _one_of(session: Session, column: Any, values: list[str]) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY(<one array parameter>)` (a statement of more
+    than 50 parameters is parsed again by the driver on every call)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
+
+
+@dataclass
+class _PendingMessage:
+    row: dict[str, Any]  # as inserted; its context a snapshot of when it was made
+    line: dict[str, Any]  # its journal line, in its place in Batch.journal
+    send: bool
+
+
+MESSAGE_COLUMNS = ("workspace_id", "contact_id", "run_id", "journey_id", "step_id", "channel", "template",
+                   "to_address", "context", "status", "skip_reason", "attempts", "scheduled_at", "enqueued_at",
+                   "created_at", "arm", "transactional", "fallback", "meta")
+_DROPPED = object()  # the message_id of a journal line about a message that was not made after all
+
+
+def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]], *, conflict: tuple[str, ...],
+                 returning: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """INSERT rows ... ON CONFLICT (conflict) DO NOTHING RETURNING (returning), with one statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = recordset_insert(model.__table__, tuple(rows[0]), conflict).returning(
+            *(model.__table__.c[name] for name in returning))
+        return [tuple(row) for row in session.execute(stmt, {"rows": rows_json(rows)})]
+    table = model.__table__
+    stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=list(conflict)).returning(
+        *(table.c[name] for name in returning))
+    return [tuple(row) for row in session.execute(stmt, rows)]
+
+
+@cache
+def recordset_insert(table: Any, names: tuple[str, ...], conflict: tuple[str, ...]) -> Any:
+    """PostgreSQL: INSERT the rows of one JSON parameter `rows` ... ON CONFLICT DO NOTHING.
+
+    A multi-row VALUES has a parameter per value, and the driver parses a statement of more
+    than 50 parameters again on every call: that cost more than the insert itself.
+    """
+    source = (
+        func.jsonb_to_recordset(cast(bindparam("rows", type_=String), JSONB))
+        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .render_derived(with_types=True)
+    )
+    return (postgresql.insert(table).from_select(list(names), select(*(source.c[name] for name in names)))
+            .on_conflict_do_nothing(index_elements=list(conflict)))
+
+
+JOURNAL_COLUMNS = {"workspace_id": "varchar", "contact_id": "bigint", "run_id": "bigint", "step_id": "varchar",
+                   "message_id": "bigint", "kind": "varchar", "at": "timestamptz", "detail": "varchar"}
+
+
+@cache
+def _journal_insert() -> TextClause:
+    """PostgreSQL: the rows as one JSON parameter, in order (a multi-row VALUES of that many
+    parameters is re-parsed by the driver on every call, and costs more than the insert)."""
+    names = ", ".join(JOURNAL_COLUMNS)
+    types = ", ".join(f"{name} {kind}" for name, kind in JOURNAL_COLUMNS.items())
+    return text(
+        f"INSERT INTO journal ({names}) SELECT {names} FROM ROWS FROM "
+        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS r({names}, n) ORDER BY n"
+    )
+
+
+_BATCH = "rapport.batch"
+
+
+def current_batch(session: Session) -> Batch:
+    """The batch being walked in this session, or a fresh one (a query per row, lines recorded at once)."""
+    found = session.info.get(_BATCH)
+    return found if isinstance(found, Batch) else Batch()
+
+
+@contextmanager
+def walking(session: Session, batch: Batch) -> Iterator[Batch]:
+    """Walk `batch` in this session: the effects read from it and keep their journal lines in it."""
+    session.info[_BATCH] = batch
+    if batch.journal is None:
+        batch.journal = []
+    try:
+        yield batch
+        batch.write_messages(session)
+        batch.write_journal(session)
+    finally:
+        session.info.pop(_BATCH, None)
+
+
+def message_context(session: Session, run: Run, contact: Contact) -> dict[str, Any]:
+    found = current_batch(session)
+    workspace = found.workspace(session, run.workspace_id)
+    event = found.event(session, run.trigger_event_id)
+    return {
+        "contact": {
+            "external_id": contact.external_id, "email": contact.email, "first_name": contact.first_name,
+            "last_name": contact.last_name, "locale": contact.locale, "attributes": contact.attributes,
+            "loyalty_tier": contact.loyalty_tier,
+        },
+        "event": event.properties if event else {},
+        "workspace": {"id": workspace.id, "name": workspace.name},
+        # Bots answering a message ("status?") need the last order; other sends do not pay for it.
+        **({"last_order": last_order(session, contact.id)} if event and event.type == "message_received" else {}),
+    }
+
+
+ORDER_STATUS = {"order_placed": "placed", "order_paid": "paid", "order_fulfilled": "shipped",
+                "order_shipped": "shipped", "order_delivered": "delivered", "order_cancelled": "cancelled",
+                "order_refunded": "refunded"}
+
+
+def last_order(session: Session, contact_id: int) -> dict[str, Any] | None:
+    """The contact's latest order event, as {order_id, status, total, currency, occurred_at}."""
+    found = session.execute(
+        select(Event.type, Event.properties, Event.occurred_at).where(
+            Event.contact_id == contact_id, Event.type.in_(list(ORDER_STATUS)))
+        .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(1)).first()
+    if found is None:
+        return None
+    kind, properties, at = found
+    return {"order_id": properties.get("order_id"), "status": ORDER_STATUS[kind], "total": properties.get("total"),
+            "currency": properties.get("currency"), "occurred_at": at.isoformat()}
+
+
+def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, Any], *, now: datetime,
+                    skip: str | None, detail: str, send_at: datetime | None = None) -> int | None:
+    """Insert the step's message (skipped, due now, or deferred to `send_at`) unless it exists."""
+    deferred = send_at is not None and send_at > now
+    row = {
+        "workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id,
+        "journey_id": run.journey_id, "step_id": step_id, "attempts": 0, "scheduled_at": send_at or now,
+        "created_at": now, "skip_reason": skip, "enqueued_at": None if skip or deferred else now,
+        "status": (MessageStatus.SKIPPED if skip else MessageStatus.SCHEDULED).value,
+        "transactional": False, "fallback": {}, "meta": {}, **values,
+    }
+    kind = "skipped" if skip else "message_deferred" if deferred else "message_scheduled"
+    batch = current_batch(session)
+    line = {"workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id, "step_id": step_id,
+            "message_id": None, "kind": kind, "at": now, "detail": (skip or detail)[:500] or None}
+    if batch.journal is not None and run.id is not None:  # walking a batch: inserted with the others
+        row["context"] = json.loads(json.dumps(row["context"]))  # as it is now, as an INSERT now would store it
+        batch.journal.append(line)
+        batch.messages.append(_PendingMessage(row, line, send=not skip and not deferred))
+        return None
+    stmt = dialect_insert(session, Message).values(row).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
+    message_id: int | None = session.scalar(stmt.returning(Message.id))
+    if message_id is None:
+        return None  # this step already made its message
+    batch.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id, step_id=step_id,
+               message_id=message_id, kind=kind, at=now, detail=skip or detail)
+    if not skip and not deferred:
+        defer(session, "dispatch_messages", [message_id])
+    return message_id
+
+
+def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, now: datetime) -> None:
+    batch = current_batch(session)
+    workspace = batch.workspace(session, run.workspace_id)
+    context = message_context(session, run, contact)
+    recipient = routing.recipient_of(contact)
+    candidates = routing.candidates_for(send.channel, send.fallback, recipient, context["event"])
+    plan = routing.plan_send(
+        candidates=candidates, recipient=recipient, transactional=send.transactional, topic=send.topic,
+        when_capped=send.when_capped, template=send.template, workspace=workspace,
+        zone=routing.contact_zone(contact, workspace),
+        # Transactional mail (order updates) needs no marketing consent, but never goes to a
+        # suppressed (bounced, complained) address.
+        suppressed=lambda channel, address: batch.is_suppressed(session, run.workspace_id, channel, address),
+        paused=batch.paused_channels(session, run.workspace_id),
+        recent=lambda: batch.recent_sends(session, contact, workspace, now=now), now=now,
+    )
+    if plan.channel is not None and not send.transactional and contact.id in batch.recent:
+        batch.recent[contact.id].append((plan.channel, plan.send_at))  # counts for the next send in this batch
+    values = {
+        "channel": plan.channel or (candidates[0] if candidates else send.channel), "template": send.template,
+        "to_address": plan.address or (address_for(candidates[0], recipient) if candidates else None),
+        "arm": send.arm, "context": context, "transactional": send.transactional,
+        "fallback": {"channels": list(plan.remaining)} if plan.remaining else {},
+    }
+    detail = plan.detail + (f" (arm {send.arm})" if send.arm else "")
+    _insert_message(session, run, send.step_id, values, now=now, skip=plan.skip_reason, detail=detail,
+                    send_at=plan.send_at)
+
+
+def make_webhook_call(session: Session, run: Run, contact: Contact, call: PlannedWebhook, *,
+                      journey_name: str, now: datetime) -> None:
+    context = message_context(session, run, contact)
+    body = {"journey": journey_name, "step": call.step_id, "run_id": run.id, "contact": context["contact"],
+            "event": context["event"], "data": call.payload}
+    values = {"channel": "webhook", "template": "webhook", "to_address": call.url, "context": body}
+    _insert_message(session, run, call.step_id, values, now=now, skip=None, detail=f"POST {call.url}")
+
+
+def update_contact(session: Session, run: Run, contact: Contact, update: PlannedUpdate, *, now: datetime) -> None:
+    change = update.change
+    attributes = dict(contact.attributes or {})
+    attributes.update(change.set)
+    for name in change.unset:
+        attributes.pop(name, None)
+    if change.add_tags or change.remove_tags:
+        tags = set(attributes.get("tags") or [])
+        tags |= set(change.add_tags)
+        tags -= set(change.remove_tags)
+        attributes["tags"] = sorted(tags)
+    contact.attributes = attributes  # a new dict, so the JSON column is written
+    contact.updated_at = now
+    parts = [f"set {k}={v!r}" for k, v in change.set.items()] + [f"unset {k}" for k in change.unset]
+    parts += [f"tag +{t}" for t in change.add_tags] + [f"tag -{t}" for t in change.remove_tags]
+    current_batch(session).note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
+                                step_id=update.step_id, kind="contact_updated", at=now, detail=", ".join(parts))

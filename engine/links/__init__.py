@@ -1,0 +1,1 @@
+"""Signed links put in messages: unsubscribe, preferences, tracking, reviews, messenger deep links."""

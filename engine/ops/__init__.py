@@ -1,0 +1,1 @@
+"""Keeping it running: the sweeper that re-hands overdue work, and operational metrics."""

@@ -1,1 +1,0 @@
-"""Use cases. Each takes an open session and `now`; the caller commits."""

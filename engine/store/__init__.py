@@ -1,0 +1,1 @@
+"""Storage: the database engine and sessions, the models (tables), migrations and SQL dialect helpers."""

@@ -1,0 +1,1 @@
+"""Email over SMTP: the pooled client, MIME building, DKIM signing and bounce processing."""

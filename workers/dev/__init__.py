@@ -1,0 +1,1 @@
+"""For development and the embedded mode: the SMTP sink, fake providers and the demo shop."""

@@ -1,0 +1,95 @@
+"""The demo shop: its workspace, journey and sample events, for `make run` and tests."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.request
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.journeys.versions import create_journey
+from engine.signing import sign
+from engine.workspaces.accounts import Credentials, create_workspace
+from triggers import abandoned_cart
+
+DEMO_NAME = "Demo Shop"
+DEMO_WAIT_SECONDS = 30
+
+
+def create_demo_workspace(
+    session: Session, name: str = DEMO_NAME, *, now: datetime, wait_seconds: int = DEMO_WAIT_SECONDS
+) -> Credentials:
+    credentials = create_workspace(session, name, now=now)
+    create_journey(
+        session, credentials.workspace_id, abandoned_cart.NAME,
+        abandoned_cart.recipe(wait_seconds=wait_seconds, messenger_nudge=True), now=now,
+        recipe="abandoned_cart",  # installing the recipe again would remind each cart twice
+    )
+    return credentials
+
+
+def save_credentials(path: Path, credentials: Credentials) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(credentials), indent=2))
+    path.chmod(0o600)
+
+
+def load_credentials(path: Path) -> Credentials | None:
+    try:
+        return Credentials(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def cart_event(cart_id: str | None = None, *, customer: str = "demo-customer-1",
+               email: str = "ada@example.com") -> dict[str, Any]:
+    cart_id = cart_id or "cart-" + secrets.token_hex(4)
+    return {
+        "id": "evt-" + secrets.token_hex(8),
+        "type": "cart_updated",
+        "contact": {"external_id": customer, "email": email, "first_name": "Ada", "last_name": "Lovelace",
+                    "timezone": "Europe/London", "phone": "+44 7700 900123",
+                    "consent": {"email": "opted_in", "sms": "opted_in"}},
+        "properties": {
+            "cart_id": cart_id,
+            "currency": "EUR",
+            "items": [
+                {"name": "Ceramic pour-over dripper", "quantity": 1, "price": 34.0,
+                 "url": "https://demo-shop.example/products/dripper"},
+                {"name": "Single-origin beans, 250 g", "quantity": 2, "price": 12.5,
+                 "url": "https://demo-shop.example/products/beans"},
+            ],
+            "total": 59.0,
+            "recovery_url": f"https://demo-shop.example/cart/{cart_id}/recover",
+        },
+    }
+
+
+def order_event(cart_id: str, *, customer: str = "demo-customer-1") -> dict[str, Any]:
+    return {
+        "id": "evt-" + secrets.token_hex(8),
+        "type": "order_placed",
+        "contact": {"external_id": customer},
+        "properties": {"cart_id": cart_id, "order_id": "order-" + secrets.token_hex(4), "total": 59.0,
+                       "currency": "EUR"},
+    }
+
+
+def post_signed(url: str, credentials: Credentials, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {credentials.api_key}",
+        "Rapport-Signature": sign(credentials.signing_secret, body, int(time.time())),
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
