@@ -6,12 +6,12 @@
   after the contact's last message: `{name, language, parameters: [Jinja, ...]}`.
   Inside the window `body.txt` goes as free text; outside it only the template may.
 
-The version is a digest of the folder's files, stored on each message like email's.
+The version is a digest of the folder's files (sandbox.version_of), stored on each
+message like email's; compiling is cached by it.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,10 +22,9 @@ import yaml
 
 from engine.delivery.ports import Button, ProviderTemplate
 from engine.errors import TemplateError
-from templates.rendering import TEXT_ENV
+from templates.sandbox import TEXT_ENV, version_of
 
 ROOT = Path(__file__).parent
-TEXT_CHANNELS = ("sms", "telegram", "whatsapp", "viber")
 _FILES = ("body.txt", "buttons.yaml", "whatsapp.yaml")
 
 
@@ -75,8 +74,8 @@ class TextTemplate:
         return RenderedText(text, buttons)
 
 
-def text_template_exists(channel: str, name: str) -> bool:
-    folder = ROOT / channel / name
+def has_text_template(channel: str, name: str, root: Path = ROOT) -> bool:
+    folder = root / channel / name
     return (folder / "body.txt").is_file() or (channel == "whatsapp" and (folder / "whatsapp.yaml").is_file())
 
 
@@ -85,14 +84,11 @@ def load_text_template(channel: str, name: str, root: Path = ROOT) -> TextTempla
     sources = {f: (folder / f).read_text() for f in _FILES if (folder / f).is_file()}
     if "body.txt" not in sources and "whatsapp.yaml" not in sources:
         raise TemplateError(f"no {channel} template named {name!r} (templates/{channel}/{name}/body.txt)")
-    digest = hashlib.sha256()
-    for key in sorted(sources):
-        digest.update(key.encode() + b"\0" + sources[key].encode() + b"\0")
-    return _compile(channel, name, digest.hexdigest()[:12], tuple(sorted(sources.items())))
+    return compile_text(channel, name, version_of(sources), tuple(sorted(sources.items())))
 
 
 @lru_cache(maxsize=256)
-def _compile(channel: str, name: str, version: str, files: tuple[tuple[str, str], ...]) -> TextTemplate:
+def compile_text(channel: str, name: str, version: str, files: tuple[tuple[str, str], ...]) -> TextTemplate:
     sources = dict(files)
     where = f"template {channel}/{name!r}"
     try:

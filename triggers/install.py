@@ -21,7 +21,7 @@ from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import SendStep, parse_definition
 from engine.journeys.versions import Saved, create_journey, trigger_overlaps
 from engine.store.models import Journey
-from templates.rendering import template_exists
+from templates.emails import template_exists
 from triggers.library import RECIPES, Recipe
 
 REQUIRED = object()  # an option without a default

@@ -21,7 +21,7 @@ from engine.links.reviews import review_links
 from engine.links.tokens import MessageLinks, click_url, is_trackable, message_links, track_clicks
 from engine.signing import sign
 from engine.store.models import Message
-from templates.rendering import email_template
+from templates.emails import email_template
 from templates.texts import text_template
 
 WHATSAPP_WINDOW = timedelta(hours=24)

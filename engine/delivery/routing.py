@@ -26,7 +26,7 @@ from engine.delivery.policies import (
 )
 from engine.delivery.states import COUNTED
 from engine.store.models import ChannelHealth, Contact, Message, Suppression, Workspace
-from templates.rendering import template_exists
+from templates.emails import template_exists
 
 
 @dataclass(frozen=True)

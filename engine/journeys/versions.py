@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import JourneyDefinition, SendStep, parse_definition
 from engine.store.models import Journey, JourneyVersion
-from templates.rendering import template_exists
+from templates.emails import template_exists
 
 
 class JourneyStateError(ValueError):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import TemplateError
-from templates.rendering import template_exists
+from templates.emails import template_exists
 from templates.texts import load_text_template, text_template
 
 CART = {

@@ -13,7 +13,7 @@ import triggers
 from engine.errors import DefinitionError
 from engine.journeys.definition import SendStep, UpdateContactStep, parse_definition
 from engine.links.reviews import review_links
-from templates.rendering import load_email_template, template_exists
+from templates.emails import load_email_template, template_exists
 from triggers import (
     abandoned_cart_series,
     browse_abandonment,

@@ -23,7 +23,7 @@ from engine.segments.conditions import Facts, holds
 from engine.settings import ProviderSettings, Settings
 from engine.store.models import Message
 from engine.tracking.inbound import keyword
-from templates.texts import load_text_template, text_template_exists
+from templates.texts import has_text_template, load_text_template
 from tests.conftest import FakeClock, Shop, drain
 from tests.webapp.conftest import close_app
 from triggers import library, support_bot
@@ -88,7 +88,7 @@ def test_the_recipe_refuses_nonsense_options() -> None:
 @pytest.mark.parametrize("channel", INBOUND_CHANNELS)
 def test_the_reply_template_exists_and_renders_with_and_without_an_order(channel: str) -> None:
     """Every channel a message can come in on has the reply; no order on record reads sensibly."""
-    assert text_template_exists(channel, support_bot.TEMPLATE)
+    assert has_text_template(channel, support_bot.TEMPLATE)
     template = load_text_template(channel, support_bot.TEMPLATE)
     assert template.render({"last_order": ORDER}).text == "Your order #1001 is on its way (€49.00)."
     assert template.render({"last_order": {**ORDER, "total": None, "status": "placed"}}).text == (

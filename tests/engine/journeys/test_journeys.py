@@ -10,7 +10,7 @@ import pytest
 from engine.errors import DefinitionError
 from engine.journeys.definition import Trigger, parse_definition
 from engine.journeys.runs import correlation_key
-from templates.rendering import template_exists
+from templates.emails import template_exists
 from triggers import abandoned_cart
 
 

@@ -14,7 +14,7 @@ from engine.contacts.ingest import ingest_events
 from engine.links.tokens import message_links
 from engine.settings import Settings
 from engine.store.models import Contact, Event, JournalEntry, Message
-from templates.rendering import load_email_template
+from templates.emails import EMAIL_DIR, load_email_template
 from tests.conftest import FakeClock, Shop
 
 
@@ -168,8 +168,6 @@ def test_a_link_naming_another_workspaces_message_or_an_erased_contact_is_gone(
 
 def test_every_email_template_offers_preferences_and_unsubscribe_links_when_given() -> None:
     """The footer of each email shows both links in HTML and text when the dispatcher provides them."""
-    from templates.rendering import EMAIL_DIR
-
     names = sorted(p.name for p in EMAIL_DIR.iterdir() if (p / "body.mjml").is_file())
     for name in names:
         source = (EMAIL_DIR / name / "body.mjml").read_text() + (EMAIL_DIR / name / "body.txt").read_text()

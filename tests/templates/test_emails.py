@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from engine.errors import TemplateError
-from templates.rendering import EMAIL_DIR, _compile, format_money, load_email_template
+from templates.emails import EMAIL_DIR, compile_email, load_email_template
+from templates.sandbox import format_money
 
 RECOVERY_URL = "https://shop.example/cart/c-1?token=abc&utm_source=rapport"
 MINIMAL_MJML = "<mjml><mj-body><mj-section><mj-column><mj-text>{}</mj-text></mj-column></mj-section></mj-body></mjml>"
@@ -192,19 +193,19 @@ def test_the_mjml_compile_is_cached_per_template_version(tmp_path: Path) -> None
     """Loading the same files again reuses the compiled template; changing a file makes a new version."""
     shutil.copytree(EMAIL_DIR / "abandoned_cart", tmp_path / "cart")
     first = load_email_template("cart", directory=tmp_path)
-    hits, misses = _compile.cache_info().hits, _compile.cache_info().misses
+    hits, misses = compile_email.cache_info().hits, compile_email.cache_info().misses
 
     again = load_email_template("cart", directory=tmp_path)
 
     assert again is first
-    assert _compile.cache_info().hits == hits + 1
-    assert _compile.cache_info().misses == misses
+    assert compile_email.cache_info().hits == hits + 1
+    assert compile_email.cache_info().misses == misses
 
     (tmp_path / "cart" / "body.txt").write_text("Your cart at {{ workspace.name }} is waiting.\n")
     edited = load_email_template("cart", directory=tmp_path)
 
     assert edited.version != first.version
-    assert _compile.cache_info().misses == misses + 1
+    assert compile_email.cache_info().misses == misses + 1
     assert edited.render(cart_context()).text == "Your cart at Demo Shop is waiting.\n"
 
 
