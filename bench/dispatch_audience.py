@@ -18,6 +18,7 @@ from engine.delivery.outgoing import build
 from engine.delivery.ports import Channels
 from engine.settings import Settings
 from engine.store.models import Message
+from templates.files import FileTemplates
 from workers.channels.email.mime import build_mime, domain_of, envelope_address
 
 CONSENT = {"email": '{"email": "opted_in"}', "sms": '{"sms": "opted_in"}', "telegram": '{"telegram": "opted_in"}'}
@@ -94,6 +95,7 @@ def prerendered_email(env: dict[str, str]) -> tuple[bytes, tuple[str, str]]:
     }
     message = Message(id=1, workspace_id="baseline", contact_id=1, channel="email", template="abandoned_cart",
                       to_address="contact1@example.com", context=context, transactional=False, fallback={}, meta={})
-    outgoing = build(message, channels, signing_secret="x", last_inbound={}, now=datetime.now().astimezone()).outgoing
+    outgoing = build(message, channels, FileTemplates(), signing_secret="x", last_inbound={},
+                     now=datetime.now().astimezone()).outgoing
     raw = build_mime(outgoing, f"<1.{secrets.token_hex(8)}@{domain_of(outgoing.sender)}>")
     return raw, (envelope_address(outgoing.return_path or outgoing.sender), envelope_address(outgoing.to))

@@ -97,12 +97,14 @@ from bench.engine_journeys import JOURNEYS, create_journeys, journey_mix  # noqa
 from bench.engine_traffic import Shoppers, ingest  # noqa: E402
 from engine.clock import utcnow
 from engine.contacts import metrics
+from engine.delivery.templates import Templates
 from engine.journeys import runs
 from engine.journeys.definition import JourneyDefinition, SplitStep, Trigger, WaitStep, branches
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import Run
 from engine.workspaces.accounts import create_workspace
+from templates.files import FileTemplates
 from workers.queues import connect_redis, inbox_key, make_queues, relay_inbox, wait_for_inbox
 from workers.runtime import Runtime
 from workers.scheduler import run_once
@@ -123,7 +125,7 @@ PHASE_TIMEOUT = 300.0  # seconds a phase may take before the bench gives up on i
 
 # --- Statements per evaluated batch --------------------------------------------------------------
 
-def statements_per_batch(engine: Any, sessions: sessionmaker[Session], workspace_id: str,
+def statements_per_batch(engine: Any, sessions: sessionmaker[Session], templates: Templates, workspace_id: str,
                          payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """Evaluate one batch in this process as workers.jobs.evaluate_events does; count statements."""
     ids = ingest(sessions, workspace_id, payloads)
@@ -137,7 +139,7 @@ def statements_per_batch(engine: Any, sessions: sessionmaker[Session], workspace
         with sessions.begin() as session:
             now = utcnow()
             claimed = metrics.apply_events(session, ids, now=now)
-            runs.evaluate_events(session, claimed, now=now)
+            runs.evaluate_events(session, claimed, templates=templates, now=now)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     with sessions() as session:
@@ -335,6 +337,7 @@ def main(cleanup: ExitStack) -> int:
     engine = make_engine(db_url)
     cleanup.callback(engine.dispose)
     sessions = make_sessionmaker(engine)  # no job sink: what it defers is dropped
+    templates = FileTemplates()
     print(f"engine bench: {JOURNEYS} journeys, {CONTACTS} contacts, {TIMERS:,} timers, {WORKERS} workers, "
           f"order confirmations {'at once' if SEND_AT_ONCE else 'an hour after the order'}, "
           f"{os.cpu_count()} cores, database {db_name}" + (f", logs in {tmp}" if KEEP_LOGS else ""))
@@ -346,10 +349,10 @@ def main(cleanup: ExitStack) -> int:
     for journeys in (JOURNEYS, 2 * JOURNEYS):
         with sessions.begin() as session:
             ws = create_workspace(session, f"Statements {journeys}", now=utcnow()).workspace_id
-            create_journeys(session, ws, (mix * 2)[:journeys], now=utcnow())
+            create_journeys(session, ws, (mix * 2)[:journeys], templates=templates, now=utcnow())
         shoppers = Shoppers("q", 200, seed=7)
         payloads = shoppers.wave(1, utcnow() - timedelta(hours=3), timedelta(hours=1))[:BATCH]
-        counts[journeys] = statements_per_batch(engine, sessions, ws, payloads)
+        counts[journeys] = statements_per_batch(engine, sessions, templates, ws, payloads)
         c = counts[journeys]
         print(f"statements: {journeys:3} journeys: {c['statements']:5} statements for a batch of {c['events']} events"
               f" ({c['statements'] / c['events']:.2f} per event), {c['runs']} runs enrolled")
@@ -365,7 +368,7 @@ def main(cleanup: ExitStack) -> int:
     # The shop.
     with sessions.begin() as session:
         workspace_id = create_workspace(session, "Bench Shop", now=utcnow()).workspace_id
-        journeys = create_journeys(session, workspace_id, mix, now=utcnow())
+        journeys = create_journeys(session, workspace_id, mix, templates=templates, now=utcnow())
 
     smtp_port = free_port()
     smtp_log = os.path.join(tmp, "smtp.log")

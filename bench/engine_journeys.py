@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from engine.delivery.templates import Templates
 from engine.journeys.definition import JourneyDefinition, parse_definition
 from engine.journeys.versions import create_journey
 
@@ -182,11 +183,11 @@ def journey_mix(*, send_at_once: bool = False) -> list[tuple[str, dict[str, Any]
 
 
 def create_journeys(session: Session, workspace_id: str, mix: list[tuple[str, dict[str, Any]]],
-                    *, now: datetime) -> list[tuple[int, int, JourneyDefinition]]:
+                    *, templates: Templates, now: datetime) -> list[tuple[int, int, JourneyDefinition]]:
     """Create and publish; return (journey id, version id, definition) of each."""
     made = []
     for name, definition in mix:
-        journey = create_journey(session, workspace_id, name, definition, now=now)
+        journey = create_journey(session, workspace_id, name, definition, templates=templates, now=now)
         assert journey.live_version_id is not None
         made.append((journey.id, journey.live_version_id, parse_definition(definition)))
     return made

@@ -3,11 +3,13 @@
 An email template is a folder `templates/email/<name>/` holding `subject.txt`,
 `body.mjml` and `body.txt`. Its version is a digest of those files (sandbox.version_of),
 stored on each message, so what a contact was sent can always be traced to the exact
-template. Templates render in the sandbox of sandbox.py.
+template. Compiling (MJML to HTML, then Jinja) is cached by that version, whatever the
+files were read from: a template stored elsewhere with the same text compiles once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,19 +18,12 @@ from typing import Any
 import jinja2
 import mjml
 
+from engine.delivery.templates import RenderedEmail
 from engine.errors import TemplateError
 from templates.sandbox import HTML_ENV, TEXT_ENV, version_of
-from templates.texts import has_text_template
 
 EMAIL_DIR = Path(__file__).parent / "email"
 FILES = ("subject.txt", "body.mjml", "body.txt")
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    html: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -39,7 +34,7 @@ class EmailTemplate:
     html: jinja2.Template
     text: jinja2.Template
 
-    def render(self, context: dict[str, Any]) -> RenderedEmail:
+    def render(self, context: Mapping[str, Any]) -> RenderedEmail:
         parts = {}
         for part in ("subject", "html", "text"):
             try:
@@ -49,17 +44,16 @@ class EmailTemplate:
             except jinja2.TemplateError as exc:
                 raise TemplateError(f"template {self.name!r} ({part}): {exc}") from None
         subject = " ".join(parts["subject"].split())  # headers are one line
-        return RenderedEmail(subject=subject, html=parts["html"], text=parts["text"].strip() + "\n")
+        return RenderedEmail(subject=subject, html=parts["html"], text=parts["text"].strip() + "\n",
+                             version=self.version)
 
 
-@lru_cache(maxsize=1024)  # asked for every send's candidate channels; templates change only with a deploy
-def template_exists(name: str, channel: str = "email") -> bool:
-    if channel != "email":
-        return has_text_template(channel, name)
-    return (EMAIL_DIR / name / "body.mjml").is_file()
+def has_email_template(name: str, directory: Path = EMAIL_DIR) -> bool:
+    return (directory / name / "body.mjml").is_file()
 
 
 def load_email_template(name: str, directory: Path = EMAIL_DIR) -> EmailTemplate:
+    """Read the template's files (every call) and compile them (once per version)."""
     folder = directory / name
     try:
         sources = {f: (folder / f).read_text() for f in FILES}
@@ -86,9 +80,3 @@ def compile_email(name: str, version: str, subject: str, body_mjml: str, body_te
         )
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template {name!r}: line {exc.lineno}: {exc.message}") from None
-
-
-@lru_cache(maxsize=256)
-def email_template(name: str) -> EmailTemplate:
-    """The deployed template `name`, loaded once per process."""
-    return load_email_template(name)

@@ -12,6 +12,7 @@ message like email's; compiling is cached by it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,18 +22,12 @@ import jinja2
 import yaml
 
 from engine.delivery.ports import Button, ProviderTemplate
+from engine.delivery.templates import RenderedText
 from engine.errors import TemplateError
 from templates.sandbox import TEXT_ENV, version_of
 
 ROOT = Path(__file__).parent
 _FILES = ("body.txt", "buttons.yaml", "whatsapp.yaml")
-
-
-@dataclass(frozen=True)
-class RenderedText:
-    text: str
-    buttons: tuple[Button, ...] = ()
-    provider_template: ProviderTemplate | None = None
 
 
 @dataclass(frozen=True)
@@ -51,14 +46,14 @@ class TextTemplate:
     buttons: tuple[tuple[jinja2.Template, jinja2.Template], ...] = ()
     whatsapp: WhatsAppTemplate | None = None
 
-    def render(self, context: dict[str, Any], *, free_text: bool = True) -> RenderedText:
+    def render(self, context: Mapping[str, Any], *, free_text: bool = True) -> RenderedText:
         """Render for one contact; `free_text` False means only a provider template may go."""
         try:
             if self.whatsapp is not None and (not free_text or self.body is None):
                 parameters = tuple(" ".join(p.render(context).split()) for p in self.whatsapp.parameters)
                 summary = f"[template {self.whatsapp.name}] " + " | ".join(parameters)
-                return RenderedText(summary, (), ProviderTemplate(self.whatsapp.name, self.whatsapp.language,
-                                                                  parameters))
+                return RenderedText(summary, self.version, (),
+                                    ProviderTemplate(self.whatsapp.name, self.whatsapp.language, parameters))
             if self.body is None or not free_text:
                 raise TemplateError(f"template {self.channel}/{self.name!r}: outside the 24-hour window "
                                     "only an approved whatsapp.yaml template may be sent")
@@ -71,7 +66,7 @@ class TextTemplate:
             raise TemplateError(f"template {self.channel}/{self.name!r}: {exc}") from None
         if not text:
             raise TemplateError(f"template {self.channel}/{self.name!r} rendered an empty message")
-        return RenderedText(text, buttons)
+        return RenderedText(text, self.version, buttons)
 
 
 def has_text_template(channel: str, name: str, root: Path = ROOT) -> bool:
@@ -80,6 +75,7 @@ def has_text_template(channel: str, name: str, root: Path = ROOT) -> bool:
 
 
 def load_text_template(channel: str, name: str, root: Path = ROOT) -> TextTemplate:
+    """Read the template's files (every call) and compile them (once per version)."""
     folder = root / channel / name
     sources = {f: (folder / f).read_text() for f in _FILES if (folder / f).is_file()}
     if "body.txt" not in sources and "whatsapp.yaml" not in sources:
@@ -124,8 +120,3 @@ def _whatsapp(source: str | None, where: str) -> WhatsAppTemplate | None:
     return WhatsAppTemplate(data["name"], str(data.get("language", "en")),
                             tuple(TEXT_ENV.from_string(str(p)) for p in parameters))
 
-
-@lru_cache(maxsize=256)
-def text_template(channel: str, name: str) -> TextTemplate:
-    """The deployed template, loaded once per process."""
-    return load_text_template(channel, name)

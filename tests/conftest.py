@@ -32,10 +32,15 @@ from engine.store.db import make_engine, make_sessionmaker
 from engine.store.migrate import upgrade
 from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Message, Run
 from engine.workspaces.accounts import Credentials, create_workspace
+from templates.files import FileTemplates
 from workers import runtime as runtime_module
 from workers.queues import Worker, connect_redis, make_job_sink, make_queues, relay_inbox
 from workers.runtime import Runtime
 from workers.supervisor import free_port, start_redis
+
+# The templates shipped in templates/, as the edges hand them to the engine (the web app and the
+# worker runtime make their own): for tests that call the engine directly.
+SEED_TEMPLATES = FileTemplates()
 
 
 class FakeClock:

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS
+from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import SendStep, parse_definition
 from engine.journeys.versions import Saved, create_journey, trigger_overlaps
 from engine.store.models import Journey
-from templates.emails import template_exists
 from triggers.library import RECIPES, Recipe
 
 REQUIRED = object()  # an option without a default
@@ -74,7 +74,7 @@ def installed(session: Session, workspace_id: str, slug: str) -> Journey | None:
                                                 Journey.status != "archived").order_by(Journey.id).limit(1))
 
 
-def install_recipe(session: Session, workspace_id: str, slug: str, *, now: datetime,
+def install_recipe(session: Session, workspace_id: str, slug: str, *, templates: Templates, now: datetime,
                    options: dict[str, Any] | None = None, publish: bool = False, copy: bool = False) -> Saved:
     """Create the recipe's journey (published on request). Installed already: JourneyConflict naming
     that journey, unless `copy` asks for a second one."""
@@ -86,17 +86,18 @@ def install_recipe(session: Session, workspace_id: str, slug: str, *, now: datet
             f"recipe {slug} is already installed as journey {existing.id} ({existing.name!r}, {existing.status}); "
             "install a copy to have a second one", journey_id=existing.id)
     name = recipe.name if existing is None else f"{recipe.name} (copy)"
-    journey = create_journey(session, workspace_id, name, definition, now=now, publish=publish, recipe=slug)
+    journey = create_journey(session, workspace_id, name, definition, templates=templates, now=now, publish=publish,
+                             recipe=slug)
     return Saved(journey, True, trigger_overlaps(session, journey))
 
 
-def templates_used(definition: dict[str, Any]) -> list[dict[str, str]]:
+def templates_used(definition: dict[str, Any], *, templates: Templates, workspace_id: str) -> list[dict[str, str]]:
     """Each template the journey sends and the channel it is for, as shipped in templates/."""
     used: list[dict[str, str]] = []
     for step in parse_definition(definition).all_steps():
         if not isinstance(step, SendStep):
             continue
-        channels = step.channels or [c for c in CHANNELS if template_exists(step.template, c)]
+        channels = step.channels or [c for c in CHANNELS if templates.exists(workspace_id, c, step.template)]
         for channel in channels:
             entry = {"channel": channel, "template": step.template,
                      "path": f"templates/{channel}/{step.template}/"}

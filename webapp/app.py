@@ -11,8 +11,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from engine.clock import utcnow
+from engine.delivery.templates import Templates
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
+from templates.files import FileTemplates
 from webapp import api, ops, public, ui
 from workers.queues import connect_redis, make_job_sink
 
@@ -39,7 +41,9 @@ class DatabaseId(IntegerConverter):
     regex = _digits_at_most(2**63 - 1)
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> Flask:
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow,
+               templates: Templates | None = None) -> Flask:
+    """`templates`: what journeys are checked against (default: the seed templates shipped in templates/)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder="pages")  # page templates shared by ui/ and public/
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
@@ -51,6 +55,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.extensions["rapport"] = {
         "settings": settings,
         "clock": clock,
+        "templates": templates or FileTemplates(),
         "redis": redis,
         "engine": engine,
         "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),

@@ -8,6 +8,7 @@ from flask import current_app
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.delivery.templates import Templates
 from engine.settings import Settings
 
 
@@ -21,6 +22,10 @@ def sessions() -> sessionmaker[Session]:
 
 def redis() -> Redis:
     return current_app.extensions["rapport"]["redis"]  # type: ignore[no-any-return]
+
+
+def templates() -> Templates:
+    return current_app.extensions["rapport"]["templates"]  # type: ignore[no-any-return]
 
 
 def now() -> datetime:

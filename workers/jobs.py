@@ -36,7 +36,7 @@ def _evaluate(rt: Runtime, event_ids: list[int]) -> None:
     with rt.sessions.begin() as session:
         claimed = metrics.apply_events(session, event_ids, now=now)
         attribution.attribute_orders(session, claimed, now=now)  # claimed only: each order once
-        runs.evaluate_events(session, claimed, now=now)
+        runs.evaluate_events(session, claimed, templates=rt.templates, now=now)
 
 
 def advance_runs(run_ids: list[int]) -> None:
@@ -47,7 +47,7 @@ def advance_runs(run_ids: list[int]) -> None:
 
 def _advance(rt: Runtime, run_ids: list[int]) -> None:
     with rt.sessions.begin() as session:
-        runs.advance_runs(session, run_ids, now=rt.clock())
+        runs.advance_runs(session, run_ids, templates=rt.templates, now=rt.clock())
 
 
 def dispatch_messages(message_ids: list[int]) -> None:
@@ -58,6 +58,6 @@ def dispatch_messages(message_ids: list[int]) -> None:
 
 def _dispatch(rt: Runtime, message_ids: list[int]) -> None:
     """A message whose send raises unexpectedly is charged inside (dispatch); this catches the rest."""
-    dispatch.dispatch_messages(rt.sessions, message_ids, channels=rt.channels, clock=rt.clock,
-                               pause_after=rt.settings.channel_pause_after, lanes=rt.settings.dispatch_lanes,
-                               stopping=rt.stopping.is_set)
+    dispatch.dispatch_messages(rt.sessions, message_ids, channels=rt.channels, templates=rt.templates,
+                               clock=rt.clock, pause_after=rt.settings.channel_pause_after,
+                               lanes=rt.settings.dispatch_lanes, stopping=rt.stopping.is_set)

@@ -1,4 +1,5 @@
-"""What a worker or scheduler process holds for its whole life: settings, sessions, Redis, senders."""
+"""What a worker or scheduler process holds for its whole life: settings, sessions, Redis, senders,
+and the templates messages are rendered from (the engine's templates port)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.clock import utcnow
 from engine.delivery.ports import Channels, MessageSender
+from engine.delivery.templates import Templates
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
+from templates.files import FileTemplates
 from workers.channels.email.smtp import DkimKey, SmtpSender
 from workers.channels.webhook import HttpWebhookSender
 from workers.queues import connect_redis, make_job_sink
@@ -28,6 +31,7 @@ class Runtime:
     # Set when the process was asked to stop (SIGTERM): a dispatch job then finishes the
     # message it is handing over and gives its other claims back at once.
     stopping: threading.Event = field(default_factory=threading.Event)
+    templates: Templates = field(default_factory=FileTemplates)  # the seed templates shipped in templates/
 
     @cached_property
     def redis(self) -> Redis:

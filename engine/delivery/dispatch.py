@@ -37,6 +37,7 @@ from engine.delivery.handover import MESSAGES, Handover, Lease, SentRecord, hand
 from engine.delivery.outgoing import build
 from engine.delivery.policies import parse_quiet_hours, quiet_until, route
 from engine.delivery.ports import Channels
+from engine.delivery.templates import Templates
 from engine.errors import (
     ChannelUnavailable,
     ClaimLost,
@@ -67,6 +68,7 @@ class _Batch:
     messages: dict[int, Message]
     contacts: dict[int, Contact]
     workspaces: dict[str, Workspace]
+    templates: Templates  # what its messages render from, and what a fallback channel must have
     paused: dict[str, set[str]] = field(default_factory=dict)
     suppressed: set[tuple[str, str, str]] = field(default_factory=set)  # (workspace, channel, address)
     succeeded: set[tuple[str, str]] = field(default_factory=set)  # (workspace, channel) that sent fine
@@ -84,12 +86,12 @@ def _not_stopping() -> bool:
 
 
 def dispatch_messages(sessions: sessionmaker[Session], message_ids: list[int], *, channels: Channels,
-                      clock: Callable[[], datetime], pause_after: int = 10, lanes: int = 1,
+                      templates: Templates, clock: Callable[[], datetime], pause_after: int = 10, lanes: int = 1,
                       sleep: Callable[[float], None] = time.sleep,
                       stopping: Callable[[], bool] = _not_stopping) -> None:
     """Send the due ones among `message_ids`. `stopping()` true (a graceful stop): each lane finishes
     the message it is handing over and the job's other claims are released at once."""
-    batch = _load(sessions, message_ids, now=clock())
+    batch = _load(sessions, message_ids, templates, now=clock())
     ids = sorted(batch.messages)
     if not ids:
         return
@@ -222,7 +224,7 @@ class _Lane:
             self.done = None
 
 
-def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datetime) -> _Batch:
+def _load(sessions: sessionmaker[Session], message_ids: list[int], templates: Templates, *, now: datetime) -> _Batch:
     with sessions() as session:
         messages = {m.id: m for m in session.scalars(select(Message).where(
             Message.id.in_(message_ids), Message.status == MessageStatus.SCHEDULED.value,
@@ -237,7 +239,7 @@ def _load(sessions: sessionmaker[Session], message_ids: list[int], *, now: datet
             select(Suppression.workspace_id, Suppression.channel, Suppression.address).where(
                 Suppression.workspace_id.in_(workspace_ids), Suppression.address.in_(addresses)))}
         session.expunge_all()
-    return _Batch(messages, contacts, workspaces, paused, suppressed)
+    return _Batch(messages, contacts, workspaces, templates, paused, suppressed)
 
 
 def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Channels, *,
@@ -290,7 +292,7 @@ def _send(message: Message, batch: _Batch, channels: Channels, clock: Callable[[
     workspace = batch.workspaces[message.workspace_id]
     contact = batch.contacts.get(message.contact_id)
     try:
-        built = build(message, channels, signing_secret=workspace.signing_secret,
+        built = build(message, channels, batch.templates, signing_secret=workspace.signing_secret,
                       last_inbound=contact.last_inbound_at if contact else {}, now=clock())
         _wait_for_token(message, channels, sleep)
         if message.channel == "webhook":
@@ -462,8 +464,8 @@ def _reroute_or(message: Message, batch: _Batch, why: str, *, now: datetime,
         workspace = batch.workspaces[message.workspace_id]
         plan = routing.plan_send(
             candidates=remaining, recipient=routing.recipient_of(contact), transactional=message.transactional,
-            topic=None, when_capped="defer", template=message.template, workspace=workspace,
-            zone=routing.contact_zone(contact, workspace), suppressed=lambda ch, a: False,
+            topic=None, when_capped="defer", template=message.template, templates=batch.templates,
+            workspace=workspace, zone=routing.contact_zone(contact, workspace), suppressed=lambda ch, a: False,
             paused=batch.paused.get(message.workspace_id, set()), recent=lambda: [], now=now)
         # From a paused channel to another paused one gains nothing: it is held where it is.
         stay = plan.held and message.channel in batch.paused.get(message.workspace_id, set())

@@ -16,13 +16,12 @@ from functools import lru_cache
 from typing import Any
 
 from engine.delivery.ports import Button, Channels, OutgoingMessage
+from engine.delivery.templates import RenderedEmail, Templates
 from engine.delivery.verp import bounce_address
 from engine.links.reviews import review_links
 from engine.links.tokens import MessageLinks, click_url, is_trackable, message_links, track_clicks
 from engine.signing import sign
 from engine.store.models import Message
-from templates.emails import email_template
-from templates.texts import text_template
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 
@@ -35,8 +34,8 @@ class Built:
     template_version: str | None = None
 
 
-def build(message: Message, channels: Channels, *, signing_secret: str, last_inbound: dict[str, Any],
-          now: datetime) -> Built:
+def build(message: Message, channels: Channels, templates: Templates, *, signing_secret: str,
+          last_inbound: dict[str, Any], now: datetime) -> Built:
     """Raises TemplateError when the template is missing or names a variable it was not given."""
     if message.channel == "webhook":
         return _webhook(message, signing_secret, now=now)
@@ -44,10 +43,9 @@ def build(message: Message, channels: Channels, *, signing_secret: str, last_inb
                           contact_id=message.contact_id, message_id=message.id) if channels.link_secret else None
     context = _context(message, channels, links)
     if message.channel == "email":
-        return _email(message, channels, context, links)
-    template = text_template(message.channel, message.template)
+        return _email(message, channels, templates.email(message.workspace_id, message.template, context), links)
     free_text = message.channel != "whatsapp" or _window_open(last_inbound.get("whatsapp"), now)
-    rendered = template.render(context, free_text=free_text)
+    rendered = templates.text(message.workspace_id, message.channel, message.template, context, free_text=free_text)
     buttons = tuple(Button(b.text, _tracked(b.url, message, channels)) for b in rendered.buttons)
     outgoing = OutgoingMessage(
         message_id=message.id, workspace_id=message.workspace_id, channel=message.channel,
@@ -55,12 +53,10 @@ def build(message: Message, channels: Channels, *, signing_secret: str, last_inb
         status_callback=f"{channels.base_url}/api/v1/providers/{message.channel}/{message.workspace_id}",
     )
     return Built(outgoing, f"{message.channel} to {message.to_address}: {_short(rendered.text)}",
-                 None, template.version)
+                 None, rendered.version)
 
 
-def _email(message: Message, channels: Channels, context: dict[str, Any], links: MessageLinks | None) -> Built:
-    template = email_template(message.template)
-    rendered = template.render(context)
+def _email(message: Message, channels: Channels, rendered: RenderedEmail, links: MessageLinks | None) -> Built:
     html, headers = rendered.html, {"X-Rapport-Workspace": message.workspace_id,
                                     "X-Rapport-Message": str(message.id)}
     return_path = ""
@@ -80,7 +76,7 @@ def _email(message: Message, channels: Channels, context: dict[str, Any], links:
         text=rendered.text, subject=rendered.subject, html=html, sender=channels.mail_from, headers=headers,
         return_path=return_path,
     )
-    return Built(outgoing, f"email to {message.to_address}: {rendered.subject}", rendered.subject, template.version)
+    return Built(outgoing, f"email to {message.to_address}: {rendered.subject}", rendered.subject, rendered.version)
 
 
 def _webhook(message: Message, signing_secret: str, *, now: datetime) -> Built:

@@ -25,8 +25,8 @@ from engine.delivery.policies import (
     route,
 )
 from engine.delivery.states import COUNTED
+from engine.delivery.templates import Templates
 from engine.store.models import ChannelHealth, Contact, Message, Suppression, Workspace
-from templates.emails import template_exists
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,11 @@ def recent_marketing(session: Session, contact_id: int, *, since: datetime) -> l
 
 
 def plan_send(*, candidates: list[str], recipient: Recipient, transactional: bool, topic: str | None,
-              when_capped: str, template: str, workspace: Workspace, zone: ZoneInfo,
+              when_capped: str, template: str, templates: Templates, workspace: Workspace, zone: ZoneInfo,
               suppressed: Callable[[str, str], bool], paused: set[str],
               recent: Callable[[], list[tuple[str, datetime]]], now: datetime) -> Plan:
-    no_template = {ch: f"no {ch} template {template!r}" for ch in candidates if not template_exists(template, ch)}
+    no_template = {ch: f"no {ch} template {template!r}" for ch in candidates
+                   if not templates.exists(workspace.id, ch, template)}
     unavailable = {**no_template, **{ch: f"{ch} paused after repeated failures" for ch in paused}}
     chosen = route(candidates, recipient, transactional=transactional, topic=topic, suppressed=suppressed,
                    unavailable=unavailable)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from engine.contacts.journal import record
 from engine.delivery import routing
 from engine.delivery.policies import address_for
+from engine.delivery.templates import Templates
 from engine.journeys.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
 from engine.store.db import defer, dialect_insert, rows_json
 from engine.store.models import (
@@ -61,6 +62,9 @@ class Batch:
     journey_name: dict[int, str | None] = field(default_factory=dict)
     journal: list[dict[str, Any]] | None = None  # None: record each line at once (no batch)
     messages: list[_PendingMessage] = field(default_factory=list)  # inserted by write_messages
+    # What a send step's channels must have a template in; every walk's batch has them
+    # (runs._load_batch), one made only to record a line needs none.
+    templates: Templates | None = None
 
     def contact(self, session: Session, contact_id: int) -> Contact:
         contact = self.contacts.get(contact_id)
@@ -357,13 +361,14 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
 
 def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, now: datetime) -> None:
     batch = current_batch(session)
+    assert batch.templates is not None, "a send step is made in a walk, and a walk's batch has the templates"
     workspace = batch.workspace(session, run.workspace_id)
     context = message_context(session, run, contact)
     recipient = routing.recipient_of(contact)
     candidates = routing.candidates_for(send.channel, send.fallback, recipient, context["event"])
     plan = routing.plan_send(
         candidates=candidates, recipient=recipient, transactional=send.transactional, topic=send.topic,
-        when_capped=send.when_capped, template=send.template, workspace=workspace,
+        when_capped=send.when_capped, template=send.template, templates=batch.templates, workspace=workspace,
         zone=routing.contact_zone(contact, workspace),
         # Transactional mail (order updates) needs no marketing consent, but never goes to a
         # suppressed (bounced, complained) address.

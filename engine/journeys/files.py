@@ -8,9 +8,10 @@
         - {type: wait, id: wait-1h, hours: 1}
         - {type: send, id: reminder, channel: email, template: abandoned_cart}
 
-Loading validates like the API does, and every error names the path of the bad
-field (or the line, for YAML that does not parse). `uuid` is optional: a file without
-one (written by hand) makes a new journey on import.
+Loading validates like the API does (the templates it names are looked for in the
+workspace the file is loaded into), and every error names the path of the bad field
+(or the line, for YAML that does not parse). `uuid` is optional: a file without one
+(written by hand) makes a new journey on import.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from engine.delivery.templates import Templates
 from engine.errors import DefinitionError
+from engine.journeys.versions import validate_definition
 from engine.strict_json import MAX_DEPTH, problems_in
 
 
@@ -51,9 +54,7 @@ def dump(name: str, definition: dict[str, Any], uuid: str | None = None) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def load(text: str) -> JourneyFile:
-    from engine.journeys.versions import validate_definition  # services import this module's callers
-
+def load(text: str, *, templates: Templates, workspace_id: str) -> JourneyFile:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:  # thousands of nested brackets: refused as the strict JSON reader refuses them
@@ -79,7 +80,7 @@ def load(text: str) -> JourneyFile:
     if data.get("uuid") is not None and journey_uuid is None:
         errors.append({"field": "uuid", "message": "expected the uuid an export wrote (or no uuid at all)"})
     try:
-        validate_definition(data.get("definition"))
+        validate_definition(data.get("definition"), templates=templates, workspace_id=workspace_id)
     except DefinitionError as exc:
         errors.extend({"field": f"definition.{e['field']}", "message": e["message"]} for e in exc.errors)
     if errors:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from engine.delivery.templates import Templates
 from engine.journeys import effects
 from engine.journeys.definition import (
     TIME_TRIGGERS,
@@ -71,7 +72,7 @@ def base_key(stored: str) -> str:
     return stored.split(REPEAT_MARK, 1)[0]
 
 
-def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) -> None:
+def evaluate_events(session: Session, event_ids: list[int], *, templates: Templates, now: datetime) -> None:
     """Apply events to journeys: end runs whose goal they meet, wake waiting runs, enroll.
 
     Each contact's events are applied in order (occurred_at, id), one journey after the
@@ -117,7 +118,7 @@ def evaluate_events(session: Session, event_ids: list[int], *, now: datetime) ->
         # Of the live runs, only those waiting for an event may be walked here (woken): their
         # trigger events are loaded with the batch, any other is fetched if a walk needs it.
         wakeable = [run for runs in runs_by_contact.values() for run in runs if _awaits_event(session, run)]
-        batch = _load_batch(session, contact_ids=contact_ids, events=events, runs=wakeable)
+        batch = _load_batch(session, templates, contact_ids=contact_ids, events=events, runs=wakeable)
         enrollment = _Enrollment.load(session, journeys, contact_ids, runs_by_contact)
         with effects.walking(session, batch):
             for round_ in rounds:
@@ -145,10 +146,10 @@ def _one_of(session: Session, column: Any, ids: Iterable[int]) -> ColumnElement[
     return in_list
 
 
-def _load_batch(session: Session, *, contact_ids: list[int], runs: list[Run],
+def _load_batch(session: Session, templates: Templates, *, contact_ids: list[int], runs: list[Run],
                 events: Sequence[Event] = ()) -> effects.Batch:
     """The contacts (with their suppressions), workspaces and trigger events a batch walks with."""
-    batch = effects.Batch(events={e.id: e for e in events})
+    batch = effects.Batch(events={e.id: e for e in events}, templates=templates)
     if contact_ids:
         contacts = session.scalars(select(Contact).where(_one_of(session, Contact.id, contact_ids)))
         batch.contacts = {c.id: c for c in contacts}
@@ -464,7 +465,7 @@ def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datet
     return len(runs)
 
 
-def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None:
+def advance_runs(session: Session, run_ids: list[int], *, templates: Templates, now: datetime) -> None:
     """Move runs whose timer is due. Runs not due, already moved, or paused are left alone.
 
     Only the runs are locked (FOR UPDATE OF runs): locking their journeys' rows too made a
@@ -484,7 +485,7 @@ def advance_runs(session: Session, run_ids: list[int], *, now: datetime) -> None
     # As in evaluate_events: what the walks read is loaded for the whole batch, and what
     # they change is written once at the end.
     with session.no_autoflush:
-        batch = _load_batch(session, contact_ids=sorted({r.contact_id for r in runs}), runs=runs)
+        batch = _load_batch(session, templates, contact_ids=sorted({r.contact_id for r in runs}), runs=runs)
         with effects.walking(session, batch):
             for run in runs:
                 _walk(session, run, version_definition(session, run.journey_version_id), batch, now=now)

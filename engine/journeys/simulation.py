@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.delivery import routing
+from engine.delivery.templates import Templates
 from engine.journeys.definition import TIME_TRIGGERS, EveryDays, JourneyDefinition, SplitStep, WaitForEventStep
 from engine.journeys.interpreter import Branched, Completed, Exited, PlannedSend, PlannedWebhook, Waiting, advance
 from engine.journeys.runs import REPEAT_MARK, correlation_key
@@ -91,11 +92,12 @@ class Report:
 
 
 class Simulation:
-    def __init__(self, session: Session, workspace_id: str, definition: JourneyDefinition, start: datetime,
-                 end: datetime):
+    def __init__(self, session: Session, workspace_id: str, definition: JourneyDefinition, templates: Templates,
+                 start: datetime, end: datetime):
         if isinstance(definition.trigger, TIME_TRIGGERS):
             raise ValueError("the backtest replays events: it needs a journey that starts on an event")
         self.session, self.workspace_id, self.definition = session, workspace_id, definition
+        self.templates = templates
         self.report = Report(start, end)
         self.runs: dict[int, list[SimRun]] = defaultdict(list)
         self.timers: list[tuple[datetime, int, SimRun]] = []
@@ -224,7 +226,8 @@ class Simulation:
         plan = routing.plan_send(
             candidates=routing.candidates_for(send.channel, send.fallback, recipient, None), recipient=recipient,
             transactional=send.transactional, topic=send.topic, when_capped=send.when_capped,
-            template=send.template, workspace=workspace, zone=routing.contact_zone(contact, workspace),
+            template=send.template, templates=self.templates, workspace=workspace,
+            zone=routing.contact_zone(contact, workspace),
             suppressed=lambda channel, address: self.session.scalar(select(Suppression.id).where(
                 Suppression.workspace_id == self.workspace_id, Suppression.channel == channel,
                 Suppression.address == address)) is not None,
@@ -269,7 +272,8 @@ class Simulation:
                      properties=properties, count_events=count_events, now=now)
 
 
-def simulate(session: Session, workspace_id: str, definition: JourneyDefinition, *, start: datetime,
-             end: datetime) -> dict[str, Any]:
-    """Replay [start, end) through `definition`; nothing is written or sent."""
-    return Simulation(session, workspace_id, definition, start, end).run().as_json()
+def simulate(session: Session, workspace_id: str, definition: JourneyDefinition, *, templates: Templates,
+             start: datetime, end: datetime) -> dict[str, Any]:
+    """Replay [start, end) through `definition`; nothing is written or sent. `templates`: what a send's
+    channels must have a template in, as for a real send."""
+    return Simulation(session, workspace_id, definition, templates, start, end).run().as_json()

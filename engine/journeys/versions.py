@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import JourneyDefinition, SendStep, parse_definition
 from engine.store.models import Journey, JourneyVersion
-from templates.emails import template_exists
 
 
 class JourneyStateError(ValueError):
@@ -27,7 +27,9 @@ class LiveVersion:
     definition: JourneyDefinition
 
 
-def validate_definition(data: Any) -> JourneyDefinition:
+def validate_definition(data: Any, *, templates: Templates, workspace_id: str) -> JourneyDefinition:
+    """The definition, parsed; every send step must name a template that each of its channels has
+    in this workspace."""
     definition = parse_definition(data)
     missing = [
         {"field": f"steps[id={step.id}].template",
@@ -35,7 +37,7 @@ def validate_definition(data: Any) -> JourneyDefinition:
          else f"no {channel} template named {step.template!r} (templates/{channel}/{step.template}/)"}
         for step in definition.all_steps() if isinstance(step, SendStep)
         for channel in step.channels
-        if not template_exists(step.template, channel)
+        if not templates.exists(workspace_id, channel, step.template)
     ]
     if missing:
         raise DefinitionError(missing)
@@ -43,14 +45,14 @@ def validate_definition(data: Any) -> JourneyDefinition:
 
 
 def create_journey(
-    session: Session, workspace_id: str, name: str, definition: Any, *, now: datetime, publish: bool = True,
-    uuid: str | None = None, recipe: str | None = None,
+    session: Session, workspace_id: str, name: str, definition: Any, *, templates: Templates, now: datetime,
+    publish: bool = True, uuid: str | None = None, recipe: str | None = None,
 ) -> Journey:
     """A new journey; `uuid` keeps the one an imported file carries, `recipe` names where it came from."""
     name = name.strip()
     if not name:
         raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
-    validate_definition(definition)
+    validate_definition(definition, templates=templates, workspace_id=workspace_id)
     journey = Journey(
         workspace_id=workspace_id, name=name, status="draft", draft=definition, created_at=now, updated_at=now,
         recipe=recipe,
@@ -60,11 +62,12 @@ def create_journey(
     session.add(journey)
     session.flush()
     if publish:
-        publish_journey(session, workspace_id, journey.id, now=now)
+        publish_journey(session, workspace_id, journey.id, templates=templates, now=now)
     return journey
 
 
-def publish_journey(session: Session, workspace_id: str, journey_id: int, *, now: datetime) -> JourneyVersion:
+def publish_journey(session: Session, workspace_id: str, journey_id: int, *, templates: Templates,
+                    now: datetime) -> JourneyVersion:
     journey = session.scalar(
         select(Journey).where(Journey.workspace_id == workspace_id, Journey.id == journey_id).with_for_update()
     )
@@ -72,7 +75,7 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, now
         raise NotFound(f"journey {journey_id} has no draft to publish")
     if journey.status == "archived":
         raise JourneyStateError("an archived journey cannot be published")
-    definition = validate_definition(journey.draft)
+    definition = validate_definition(journey.draft, templates=templates, workspace_id=workspace_id)
     number = (
         session.scalar(select(func.max(JourneyVersion.version)).where(JourneyVersion.journey_id == journey.id))
         or 0
@@ -103,34 +106,36 @@ class Saved:
     warnings: list[str]
 
 
-def import_journey(session: Session, workspace_id: str, name: str, definition: Any, *, now: datetime,
-                   uuid: str | None = None, publish: bool = False, copy: bool = False) -> Saved:
+def import_journey(session: Session, workspace_id: str, name: str, definition: Any, *, templates: Templates,
+                   now: datetime, uuid: str | None = None, publish: bool = False, copy: bool = False) -> Saved:
     """Update the journey a file came from (found by its uuid in this workspace) with a new draft,
     published as a new version on request; create one if there is none, or if `copy` is asked."""
     existing = None if copy or uuid is None else session.scalar(
         select(Journey).where(Journey.workspace_id == workspace_id, Journey.uuid == uuid).with_for_update())
     if existing is None:
-        journey = create_journey(session, workspace_id, name, definition, now=now, publish=publish,
-                                 uuid=None if copy else uuid)
+        journey = create_journey(session, workspace_id, name, definition, templates=templates, now=now,
+                                 publish=publish, uuid=None if copy else uuid)
         return Saved(journey, True, trigger_overlaps(session, journey))
     if existing.status == "archived":
         raise JourneyConflict(f"journey {existing.id} ({existing.name!r}), which this file came from, is archived; "
                               "import a copy to make a new journey from it", journey_id=existing.id)
-    update_draft(session, workspace_id, existing.id, now=now, definition=definition, name=name.strip() or None)
+    update_draft(session, workspace_id, existing.id, templates=templates, now=now, definition=definition,
+                 name=name.strip() or None)
     warnings = []
     if publish and not _draft_is_live(session, existing):
-        publish_journey(session, workspace_id, existing.id, now=now)
+        publish_journey(session, workspace_id, existing.id, templates=templates, now=now)
     if publish and existing.status == "paused":
         warnings.append(f"journey {existing.id} is paused: its new version runs once it is resumed")
     return Saved(existing, False, warnings + trigger_overlaps(session, existing))
 
 
 def _draft_is_live(session: Session, journey: Journey) -> bool:
-    """Publishing an unchanged draft again would only add an identical version."""
+    """Publishing an unchanged draft again would only add an identical version. (The draft was
+    validated when it was saved, just before.)"""
     if journey.live_version_id is None or journey.draft is None:
         return False
     live = session.scalar(select(JourneyVersion.definition).where(JourneyVersion.id == journey.live_version_id))
-    return live == definition_json(validate_definition(journey.draft))
+    return live == definition_json(parse_definition(journey.draft))
 
 
 def trigger_overlaps(session: Session, journey: Journey) -> list[str]:
@@ -182,14 +187,14 @@ def live_version_summaries(session: Session, workspace_id: str) -> dict[int, tup
     return {journey_id: (number, events) for journey_id, number, events in rows}
 
 
-def update_draft(session: Session, workspace_id: str, journey_id: int, *, now: datetime,
+def update_draft(session: Session, workspace_id: str, journey_id: int, *, templates: Templates, now: datetime,
                  definition: Any | None = None, name: str | None = None) -> Journey:
     """Edit the draft; what runs is unchanged until the draft is published."""
     journey = get_journey(session, workspace_id, journey_id, lock=True)
     if journey.status == "archived":
         raise JourneyStateError("an archived journey cannot be edited")
     if definition is not None:
-        validate_definition(definition)
+        validate_definition(definition, templates=templates, workspace_id=workspace_id)
         journey.draft = definition
     if name is not None:
         journey.name = name

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import JourneyConflict
 from engine.workspaces.accounts import create_workspace
-from tests.conftest import FakeClock
+from tests.conftest import SEED_TEMPLATES, FakeClock
 from triggers import install
 from triggers.library import RECIPES
 from workers.dev.demo import create_demo_workspace
@@ -26,9 +26,9 @@ def test_every_recipe_installs_and_each_template_it_sends_ships_with_rapport(
     with sessions.begin() as session:
         for slug in RECIPES:
             saved = install.install_recipe(session, credentials, slug, options=REQUIRED_OPTIONS.get(slug),
-                                           now=clock())
+                                           templates=SEED_TEMPLATES, now=clock())
             assert saved.journey.recipe == slug and saved.journey.status == "draft"
-            used = install.templates_used(saved.journey.draft or {})
+            used = install.templates_used(saved.journey.draft or {}, templates=SEED_TEMPLATES, workspace_id=credentials)
             assert used, slug
             for template in used:
                 assert (ROOT / template["path"]).is_dir(), template
@@ -40,7 +40,8 @@ def test_the_demo_workspace_already_has_the_abandoned_cart_recipe(sessions: sess
     with sessions.begin() as session:
         credentials = create_demo_workspace(session, "Demo", now=clock())
     with sessions.begin() as session, pytest.raises(JourneyConflict, match="already installed as journey"):
-        install.install_recipe(session, credentials.workspace_id, "abandoned_cart", now=clock())
+        install.install_recipe(session, credentials.workspace_id, "abandoned_cart", templates=SEED_TEMPLATES,
+                               now=clock())
 
 
 def create_workspace_for_test(sessions: sessionmaker[Session], clock: FakeClock) -> str:

@@ -24,7 +24,7 @@ from engine.journeys.versions import create_journey
 from engine.links.reviews import review_links
 from engine.settings import Settings
 from engine.store.models import Contact, JournalEntry, Message, Run, Suppression
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from tests.webapp.conftest import close_app
 from triggers import (
     abandoned_cart_series,
@@ -64,7 +64,7 @@ def ingest(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, event_
 def journey(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, name: str,
             definition: dict[str, Any]) -> int:
     with sessions.begin() as session:
-        return create_journey(session, shop.id, name, definition, now=clock()).id
+        return create_journey(session, shop.id, name, definition, templates=SEED_TEMPLATES, now=clock()).id
 
 
 def tick(rt: Runtime) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.contacts.ingest import ingest_events
-from engine.journeys.definition import ConditionStep, SendStep, Trigger, WebhookStep
+from engine.journeys.definition import ConditionStep, JourneyDefinition, SendStep, Trigger, WebhookStep
 from engine.journeys.versions import create_journey, validate_definition
 from engine.links.messenger import start_token
 from engine.segments.conditions import Facts, holds
@@ -24,7 +24,7 @@ from engine.settings import ProviderSettings, Settings
 from engine.store.models import Message
 from engine.tracking.inbound import keyword
 from templates.texts import has_text_template, load_text_template
-from tests.conftest import FakeClock, Shop, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from tests.webapp.conftest import close_app
 from triggers import library, support_bot
 from webapp.app import create_app
@@ -44,11 +44,15 @@ def facts(properties: dict[str, Any]) -> Facts:
                  now=datetime(2030, 1, 7, tzinfo=UTC))
 
 
+def validated(definition: dict[str, Any]) -> JourneyDefinition:
+    return validate_definition(definition, templates=SEED_TEMPLATES, workspace_id="any")
+
+
 def test_the_recipe_validates_bare_and_with_a_support_webhook() -> None:
     """Listed in the library; a valid definition with and without support_url."""
     assert library.RECIPES["support_bot"].build is support_bot.recipe
-    bare = validate_definition(support_bot.recipe())
-    full = validate_definition(support_bot.recipe(support_url="https://shop.example/support"))
+    bare = validated(support_bot.recipe())
+    full = validated(support_bot.recipe(support_url="https://shop.example/support"))
     assert bare.entry_events == full.entry_events == ("message_received",)
     assert isinstance(bare.trigger, Trigger) and bare.trigger.key == "provider_message_id"
     [ask, reply, exit_step] = bare.all_steps()
@@ -59,7 +63,7 @@ def test_the_recipe_validates_bare_and_with_a_support_webhook() -> None:
 
 def test_status_questions_match_in_any_case_and_with_spaces_around() -> None:
     """The condition compares the event's keyword: "Status", " СТАТУС? " match; other text does not."""
-    step = validate_definition(support_bot.recipe()).all_steps()[0]
+    step = validated(support_bot.recipe()).all_steps()[0]
     assert isinstance(step, ConditionStep)
     for text in ("status", " Status ", "STATUS?", "Статус", " статус! "):
         assert holds(step.condition, facts({"keyword": keyword(text)})), text
@@ -69,7 +73,7 @@ def test_status_questions_match_in_any_case_and_with_spaces_around() -> None:
 
 def test_commands_do_not_start_the_bot() -> None:
     """STOP, /start and /stop carry a `command` property, which the entry filter turns away."""
-    definition = validate_definition(support_bot.recipe())
+    definition = validated(support_bot.recipe())
     assert definition.entry_filter is not None
     assert holds(definition.entry_filter, facts({"keyword": "status"}))
     assert not holds(definition.entry_filter, facts({"keyword": "stop", "command": "stop"}))
@@ -187,7 +191,8 @@ def test_a_telegram_status_question_is_answered_in_telegram_and_the_rest_goes_to
     """Through the webhook route and real workers: "Status?" gets the order status, a question the shop."""
     with sessions.begin() as session:
         create_journey(session, shop.id, support_bot.NAME,
-                       support_bot.recipe(support_url=f"{provider.url}/support"), now=clock())
+                       support_bot.recipe(support_url=f"{provider.url}/support"), templates=SEED_TEMPLATES,
+                       now=clock())
         [order] = ingest_events(session, shop.id, [{
             "id": "evt-order-1001", "type": "order_fulfilled",
             "contact": {"external_id": "cust-1", "email": "ada@example.com"},

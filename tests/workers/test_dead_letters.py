@@ -28,7 +28,7 @@ from engine.journeys.versions import create_journey
 from engine.ops.sweeper import sweep
 from engine.settings import Settings
 from engine.store.models import Contact, DeadLetter, Event, JournalEntry, Message, Run
-from tests.conftest import FakeClock, Shop, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from tests.providers import WebhookReceiver
 from workers import jobs  # noqa: F401 - registers Redis's errors as outages
 from workers.runtime import Runtime
@@ -53,7 +53,7 @@ def journey(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, steps
     definition = {"trigger": {"event": "cart_updated", "key": "cart_id",
                               "filter": {"property": "total", "op": "gt", "value": 10}}, "steps": steps}
     with sessions.begin() as session:
-        return create_journey(session, shop.id, "Carts", definition, now=clock()).id
+        return create_journey(session, shop.id, "Carts", definition, templates=SEED_TEMPLATES, now=clock()).id
 
 
 def letters(sessions: sessionmaker[Session], shop: Shop) -> list[DeadLetter]:
@@ -163,7 +163,7 @@ def test_a_message_whose_adapter_raises_holds_back_no_other_message(runtime: Run
     clock.advance(hours=1, seconds=1)
     with sessions.begin() as session:  # the runs make their messages; the poison goes in before any is sent
         due = session.scalars(select(Run.id).where(Run.workspace_id == shop.id)).all()
-        runs_service.advance_runs(session, list(due), now=clock())
+        runs_service.advance_runs(session, list(due), templates=SEED_TEMPLATES, now=clock())
     with sessions.begin() as session:
         poisoned = session.scalars(select(Message.id).where(Message.workspace_id == shop.id).order_by(Message.id)
                                    .offset(17)).first()
@@ -255,7 +255,7 @@ def test_orders_in_a_split_job_are_counted_once(runtime: Runtime, sessions, shop
     definition = {"trigger": {"event": "order_placed", "filter": {"property": "total", "op": "gt", "value": 10}},
                   "steps": WAIT_TWICE}
     with sessions.begin() as session:
-        create_journey(session, shop.id, "Thanks", definition, now=clock())
+        create_journey(session, shop.id, "Thanks", definition, templates=SEED_TEMPLATES, now=clock())
         ingest_events(session, shop.id, [
             {"id": f"order-{n}", "type": "order_placed", "contact": {"external_id": f"c-{n}"},
              "properties": {"order_id": f"o{n}", "total": "40.00"}} for n in range(40)], now=clock())

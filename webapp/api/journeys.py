@@ -84,15 +84,17 @@ def create() -> Any:
         raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
     with context.sessions().begin() as session:
         journey = journeys.create_journey(session, caller.workspace_id, body["name"], body.get("definition"),
-                                          now=context.now(), publish=bool(body.get("publish", False)))
+                                          templates=context.templates(), now=context.now(),
+                                          publish=bool(body.get("publish", False)))
         return jsonify(journey_json(journey) | {"warnings": journeys.trigger_overlaps(session, journey)}), 201
 
 
 @bp.post("/validate")
 def validate() -> Any:
-    authenticate()
+    caller = authenticate()
     try:
-        journeys.validate_definition(_body().get("definition"))
+        journeys.validate_definition(_body().get("definition"), templates=context.templates(),
+                                     workspace_id=caller.workspace_id)
     except DefinitionError as exc:
         return jsonify(valid=False, errors=exc.errors)
     return jsonify(valid=True, errors=[])
@@ -110,8 +112,8 @@ def edit(journey_id: int) -> Any:
     caller = authenticate()
     body = _body()
     with context.sessions().begin() as session:
-        journey = journeys.update_draft(session, caller.workspace_id, journey_id, now=context.now(),
-                                        definition=body.get("definition"), name=body.get("name"))
+        journey = journeys.update_draft(session, caller.workspace_id, journey_id, templates=context.templates(),
+                                        now=context.now(), definition=body.get("definition"), name=body.get("name"))
         return jsonify(journey_json(journey))
 
 
@@ -119,7 +121,8 @@ def edit(journey_id: int) -> Any:
 def publish(journey_id: int) -> Any:
     caller = authenticate()
     with context.sessions().begin() as session:
-        version = journeys.publish_journey(session, caller.workspace_id, journey_id, now=context.now())
+        version = journeys.publish_journey(session, caller.workspace_id, journey_id, templates=context.templates(),
+                                           now=context.now())
         journey = journeys.get_journey(session, caller.workspace_id, journey_id)
         return jsonify(version_json(version) | {"warnings": journeys.trigger_overlaps(session, journey)}), 201
 
@@ -165,11 +168,12 @@ def import_() -> Any:
     """Update the journey a YAML file was exported from (200), or create one (201): a file without
     a uuid, a uuid unknown here, or ?copy=true. ?publish=true publishes it as a new version."""
     caller = authenticate()
-    loaded = journey_files.load(request.get_data(as_text=True))
+    loaded = journey_files.load(request.get_data(as_text=True), templates=context.templates(),
+                                workspace_id=caller.workspace_id)
     with context.sessions().begin() as session:
         saved = journeys.import_journey(session, caller.workspace_id, loaded.name, loaded.definition,
-                                        uuid=loaded.uuid, now=context.now(), publish=_flag("publish"),
-                                        copy=_flag("copy"))
+                                        templates=context.templates(), uuid=loaded.uuid, now=context.now(),
+                                        publish=_flag("publish"), copy=_flag("copy"))
         return jsonify(journey_json(saved.journey) | {"created": saved.created, "warnings": saved.warnings}), (
             201 if saved.created else 200)
 
@@ -202,8 +206,9 @@ def install_recipe(name: str) -> Any:
         raise DefinitionError(errors)
     with context.sessions().begin() as session:
         saved = install.install_recipe(session, caller.workspace_id, name, options=body.get("options"),
-                                       now=context.now(), publish=body.get("publish", False),
-                                       copy=body.get("copy", False))
+                                       templates=context.templates(), now=context.now(),
+                                       publish=body.get("publish", False), copy=body.get("copy", False))
         journey = saved.journey
-        return jsonify(journey_json(journey) | {"templates": install.templates_used(journey.draft or {}),
-                                                "warnings": saved.warnings}), 201
+        used = install.templates_used(journey.draft or {}, templates=context.templates(),
+                                      workspace_id=caller.workspace_id)
+        return jsonify(journey_json(journey) | {"templates": used, "warnings": saved.warnings}), 201

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.clock import utcnow
+from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict
 from engine.journeys import files as journey_files
 from engine.journeys import versions as journeys
@@ -31,6 +32,7 @@ from engine.journeys.simulation import simulate
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import Journey, Workspace
+from templates.files import FileTemplates
 from triggers import install
 from triggers.library import RECIPES
 
@@ -90,10 +92,10 @@ def _day(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
-def _read(path: str) -> tuple[str, journey_files.JourneyFile]:
+def _read(path: str, templates: Templates, workspace_id: str) -> tuple[str, journey_files.JourneyFile]:
     text = Path(path).read_text()
     try:
-        return text, journey_files.load(text)
+        return text, journey_files.load(text, templates=templates, workspace_id=workspace_id)
     except DefinitionError as exc:
         lines = []
         for error in exc.errors:
@@ -107,28 +109,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.journeys_command == "recipes":
         return _recipes(args)
     sessions = make_sessionmaker(make_engine(settings.database_url))
+    templates = FileTemplates()  # the seed templates shipped in templates/
     if args.journeys_command == "simulate":
-        return _simulate(args, sessions)
+        return _simulate(args, sessions, templates)
     with sessions() as session:
         if session.get(Workspace, args.workspace_id) is None:
             raise ValueError(f"no workspace {args.workspace_id!r}")
     if args.journeys_command == "list":
-        return _list(args, sessions)
+        return _list(args, sessions, templates)
     if args.journeys_command == "export":
         return _export(args, sessions)
     if args.journeys_command == "import":
-        return _import(args, sessions)
+        return _import(args, sessions, templates)
     if args.journeys_command == "install":
-        return _install(args, sessions)
-    return _change_status(args, sessions)
+        return _install(args, sessions, templates)
+    return _change_status(args, sessions, templates)
 
 
-def _list(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
+def _list(args: argparse.Namespace, sessions: sessionmaker[Session], templates: Templates) -> int:
     with sessions() as session:
         rows = journeys.list_journeys(session, args.workspace_id)
         live = journeys.live_version_summaries(session, args.workspace_id)
         listed = [{"id": j.id, "name": j.name, "status": j.status, "version": live.get(j.id, (None, ""))[0],
-                   "trigger": live.get(j.id, (None, ""))[1] or _draft_trigger(j), "recipe": j.recipe, "uuid": j.uuid}
+                   "trigger": live.get(j.id, (None, ""))[1] or _draft_trigger(j, templates), "recipe": j.recipe,
+                   "uuid": j.uuid}
                   for j in rows]
     if args.json:
         print(json.dumps(listed))
@@ -143,10 +147,11 @@ def _list(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
     return 0
 
 
-def _draft_trigger(journey: Journey) -> str:
+def _draft_trigger(journey: Journey, templates: Templates) -> str:
     """An unpublished journey's entry events, read from its draft (which may not validate)."""
     try:
-        return journeys.validate_definition(journey.draft).entry_event
+        return journeys.validate_definition(journey.draft, templates=templates,
+                                            workspace_id=journey.workspace_id).entry_event
     except DefinitionError:
         return "(invalid draft)"
 
@@ -162,12 +167,13 @@ def _export(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
     return 0
 
 
-def _import(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
-    _text, loaded = _read(args.file)
+def _import(args: argparse.Namespace, sessions: sessionmaker[Session], templates: Templates) -> int:
+    _text, loaded = _read(args.file, templates, args.workspace_id)
     try:
         with sessions.begin() as session:
             saved = journeys.import_journey(session, args.workspace_id, loaded.name, loaded.definition,
-                                            uuid=loaded.uuid, now=utcnow(), publish=args.publish, copy=args.copy)
+                                            templates=templates, uuid=loaded.uuid, now=utcnow(),
+                                            publish=args.publish, copy=args.copy)
             result = _result(saved)
     except JourneyConflict as exc:
         raise ValueError(f"{exc} (--copy)") from None
@@ -177,12 +183,14 @@ def _import(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
     return _report(*result)
 
 
-def _install(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
+def _install(args: argparse.Namespace, sessions: sessionmaker[Session], templates: Templates) -> int:
     try:
         with sessions.begin() as session:
             saved = install.install_recipe(session, args.workspace_id, args.recipe, options=dict(args.options),
-                                           now=utcnow(), publish=args.publish, copy=args.copy)
-            result = _result(saved, templates=install.templates_used(saved.journey.draft or {}))
+                                           templates=templates, now=utcnow(), publish=args.publish, copy=args.copy)
+            used = install.templates_used(saved.journey.draft or {}, templates=templates,
+                                          workspace_id=args.workspace_id)
+            result = _result(saved, templates=used)
     except JourneyConflict as exc:
         raise ValueError(f"{exc} (--copy)") from None
     except DefinitionError as exc:  # options name no file line: say which option
@@ -209,11 +217,12 @@ def _warn(warnings: list[str]) -> None:
         print(f"rapport: warning: {warning}", file=sys.stderr)
 
 
-def _change_status(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
+def _change_status(args: argparse.Namespace, sessions: sessionmaker[Session], templates: Templates) -> int:
     now = utcnow()
     with sessions.begin() as session:
         if args.journeys_command == "publish":
-            version = journeys.publish_journey(session, args.workspace_id, args.journey_id, now=now)
+            version = journeys.publish_journey(session, args.workspace_id, args.journey_id, templates=templates,
+                                               now=now)
             journey = journeys.get_journey(session, args.workspace_id, args.journey_id)
             done = f"published as version {version.version}"
         else:
@@ -238,12 +247,12 @@ def _recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
-    _text, loaded = _read(args.file)
+def _simulate(args: argparse.Namespace, sessions: sessionmaker[Session], templates: Templates) -> int:
+    _text, loaded = _read(args.file, templates, args.workspace)
     if args.end <= args.start:
         raise ValueError("--to must be after --from")
-    definition = journeys.validate_definition(loaded.definition)
+    definition = journeys.validate_definition(loaded.definition, templates=templates, workspace_id=args.workspace)
     with sessions() as session:
-        report = simulate(session, args.workspace, definition, start=args.start, end=args.end)
+        report = simulate(session, args.workspace, definition, templates=templates, start=args.start, end=args.end)
     print(json.dumps(report, indent=2))
     return 0

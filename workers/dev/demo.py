@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from engine.journeys.versions import create_journey
 from engine.signing import sign
 from engine.workspaces.accounts import Credentials, create_workspace
+from templates.files import FileTemplates
 from triggers import abandoned_cart
 
 DEMO_NAME = "Demo Shop"
@@ -28,7 +29,8 @@ def create_demo_workspace(
     credentials = create_workspace(session, name, now=now)
     create_journey(
         session, credentials.workspace_id, abandoned_cart.NAME,
-        abandoned_cart.recipe(wait_seconds=wait_seconds, messenger_nudge=True), now=now,
+        abandoned_cart.recipe(wait_seconds=wait_seconds, messenger_nudge=True),
+        templates=FileTemplates(), now=now,  # the demo sends the seed templates
         recipe="abandoned_cart",  # installing the recipe again would remind each cart twice
     )
     return credentials

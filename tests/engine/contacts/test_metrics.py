@@ -17,7 +17,7 @@ from engine.contacts.profiles import profile
 from engine.journeys import runs
 from engine.journeys.versions import create_journey
 from engine.store.models import Contact, Event, Run, Workspace
-from tests.conftest import FakeClock, Shop, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from workers import jobs
 from workers.runtime import Runtime
 
@@ -119,7 +119,8 @@ def test_two_workers_evaluating_the_same_events_at_once_count_them_once(sessions
         try:
             start.wait()
             with sessions.begin() as session:
-                runs.evaluate_events(session, metrics.apply_events(session, ids, now=clock()), now=clock())
+                runs.evaluate_events(session, metrics.apply_events(session, ids, now=clock()), templates=SEED_TEMPLATES,
+                                     now=clock())
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
@@ -269,7 +270,7 @@ def test_a_journey_can_start_when_a_tier_is_reached(runtime, sessions, shop, clo
         create_journey(session, shop.id, "Tier reached", {
             "trigger": {"event": "loyalty_tier_changed", "key": "to"},
             "steps": [{"type": "wait", "id": "pause", "hours": 1}],
-        }, now=clock())
+        }, templates=SEED_TEMPLATES, now=clock())
     ingest(sessions, shop, clock, order("o-1", 1200, clock()))
     drain_twice(runtime)
     with sessions() as session:

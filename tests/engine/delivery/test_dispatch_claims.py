@@ -23,7 +23,7 @@ def test_claims_of_a_worker_that_died_go_back_and_are_sent_once(
     """A worker claimed three messages and died before sending any: once its lease (15 s) runs out the
     sweeper hands them out again in the same sweep, and each is sent exactly once."""
     ids = scheduled_emails(sessions, shop, clock, 3)
-    batch = dispatch._load(sessions, ids, now=clock())
+    batch = dispatch._load(sessions, ids, runtime.templates, now=clock())
     claimed = dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "dead-worker",
                                     now=clock())
     assert len(claimed) == 3 and statuses(sessions, ids) == ["claimed"] * 3
@@ -44,12 +44,12 @@ def test_a_slow_worker_whose_claim_was_handed_on_does_not_send_again(
     """Worker A claims and stalls; its claim goes stale and worker B claims the message anew; when A
     wakes up the claim is no longer its own, so only B's send happens."""
     [message_id] = scheduled_emails(sessions, shop, clock, 1)
-    batch_a = dispatch._load(sessions, [message_id], now=clock())
+    batch_a = dispatch._load(sessions, [message_id], runtime.templates, now=clock())
     mine = dispatch._claim_chunk(sessions, list(batch_a.messages.values()), batch_a, runtime.channels, "worker-a",
                                  now=clock())
     clock.advance(seconds=CLAIM_LEASE.total_seconds() + 1)
     run_once(runtime)  # releases A's stale claim
-    batch_b = dispatch._load(sessions, [message_id], now=clock())
+    batch_b = dispatch._load(sessions, [message_id], runtime.templates, now=clock())
     theirs = dispatch._claim_chunk(sessions, list(batch_b.messages.values()), batch_b, runtime.channels,
                                    "worker-b", now=clock())
     assert [m.id for m in theirs] == [message_id]
@@ -67,7 +67,7 @@ def test_a_live_workers_renewed_lease_keeps_its_claims(
         smtp_server: SmtpServer) -> None:
     """Claims renewed by the worker's heartbeat stay its own past the lease; they go once renewals stop."""
     ids = scheduled_emails(sessions, shop, clock, 2)
-    batch = dispatch._load(sessions, ids, now=clock())
+    batch = dispatch._load(sessions, ids, runtime.templates, now=clock())
     dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "busy-worker",
                           now=clock())
     lease = Lease(sessions, "busy-worker", clock)
@@ -88,7 +88,7 @@ def test_a_stop_request_finishes_the_current_message_and_gives_the_rest_back_at_
     """SIGTERM mid-batch (the worker's stop flag): three go out, the other seven are `scheduled` again
     straight away, none in doubt, and the next worker sends them without waiting for a lease."""
     ids = scheduled_emails(sessions, shop, clock, 10)
-    dispatch.dispatch_messages(sessions, ids, channels=runtime.channels, clock=clock,
+    dispatch.dispatch_messages(sessions, ids, channels=runtime.channels, templates=runtime.templates, clock=clock,
                                stopping=lambda: len(smtp_server.messages) >= 3)
     assert statuses(sessions, ids) == ["sent"] * 3 + ["scheduled"] * 7
     drain(runtime)  # the released messages were handed to the queue already
@@ -103,7 +103,7 @@ def test_a_hand_over_whose_connection_was_cut_reconnects_and_records_the_message
     """The database connection of a lane is terminated between two sends: the next hand-over reconnects,
     records the first message sent and marks the second sending, instead of leaving the first in doubt."""
     first, second = scheduled_emails(sessions, shop, clock, 2)
-    batch = dispatch._load(sessions, [first, second], now=clock())
+    batch = dispatch._load(sessions, [first, second], runtime.templates, now=clock())
     dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "lane", now=clock())
     with handover(sessions) as hand:
         assert hand.step(None, first, token="lane", now=clock()) == 1

@@ -39,7 +39,7 @@ def set_policy(sessions: sessionmaker[Session], shop: Shop, policy: dict[str, st
 
 def handed_over_by_a_worker_that_died(runtime: Runtime, sessions: sessionmaker[Session], ids: list[int]) -> None:
     """Claim the messages and mark them sending, as a worker does at each hand-over, then 'die'."""
-    batch = dispatch._load(sessions, ids, now=runtime.clock())
+    batch = dispatch._load(sessions, ids, runtime.templates, now=runtime.clock())
     dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "dead-worker",
                           now=runtime.clock())
     with handover(sessions) as hand:
@@ -61,7 +61,8 @@ def test_a_message_is_only_claimed_while_the_server_checks_its_recipient_and_sen
         return "250 OK"
 
     smtp_server.handler.handle_RCPT = handle_RCPT  # type: ignore[attr-defined]
-    dispatch.dispatch_messages(sessions, [message_id], channels=runtime.channels, clock=clock)
+    dispatch.dispatch_messages(sessions, [message_id], channels=runtime.channels, templates=runtime.templates,
+                               clock=clock)
     assert seen == {"at RCPT": "claimed"}
     assert statuses(sessions, [message_id]) == ["sent"] and len(smtp_server.messages) == 1
 
@@ -118,7 +119,8 @@ def test_an_answer_lost_after_the_body_went_out_is_settled_by_the_policy_and_a_r
         return answer
 
     handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
-    dispatch.dispatch_messages(sessions, [order_mail, newsletter], channels=runtime.channels, clock=clock)
+    dispatch.dispatch_messages(sessions, [order_mail, newsletter], channels=runtime.channels,
+                               templates=runtime.templates, clock=clock)
     assert statuses(sessions, [order_mail, newsletter]) == ["scheduled", "unknown"]
     assert timeline(sessions, newsletter)[-1][0] == "in_doubt_skipped"
     kind, detail = timeline(sessions, order_mail)[-1]

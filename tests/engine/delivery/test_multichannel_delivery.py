@@ -18,7 +18,7 @@ from engine.delivery.channel_health import WAITING_FOR_RESUME, pause, record_fai
 from engine.journeys.versions import create_journey
 from engine.settings import ProviderSettings
 from engine.store.models import ChannelHealth, Contact, JournalEntry, Message, Suppression, Workspace
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from workers.dev.fake_providers.server import FakeProviders
 from workers.dev.fake_providers.state import fake_provider_env
 from workers.runtime import Runtime
@@ -72,7 +72,7 @@ def journey(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, *step
                   "steps": [{"id": f"s{i}", "type": "send", "template": "abandoned_cart", **step}
                             for i, step in enumerate(steps, 1)]}
     with sessions.begin() as session:
-        return create_journey(session, shop.id, "Cart", definition, now=clock()).id
+        return create_journey(session, shop.id, "Cart", definition, templates=SEED_TEMPLATES, now=clock()).id
 
 
 def messages(sessions: sessionmaker[Session], shop: Shop) -> list[Message]:

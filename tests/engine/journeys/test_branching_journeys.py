@@ -18,7 +18,7 @@ from engine.contacts.ingest import ingest_events
 from engine.journeys.versions import create_journey
 from engine.signing import verify
 from engine.store.models import Contact, JournalEntry, Message, Run
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
@@ -43,7 +43,7 @@ def ingest(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, event_
 def journey(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, definition: dict[str, Any],
             name: str = "Branching") -> int:
     with sessions.begin() as session:
-        return create_journey(session, shop.id, name, definition, now=clock()).id
+        return create_journey(session, shop.id, name, definition, templates=SEED_TEMPLATES, now=clock()).id
 
 
 def tick(rt: Runtime) -> None:

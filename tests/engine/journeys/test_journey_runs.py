@@ -16,7 +16,7 @@ from engine.contacts.profiles import timeline
 from engine.journeys.versions import create_journey
 from engine.links.tokens import verify_click
 from engine.store.models import Contact, Event, Message, Run
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from triggers import abandoned_cart
 from workers.dev.demo import cart_event, order_event
 from workers.runtime import Runtime
@@ -27,7 +27,7 @@ from workers.scheduler import run_once
 def journey(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock) -> int:
     with sessions.begin() as session:
         return create_journey(session, shop.id, "Cart reminder", abandoned_cart.recipe(wait_seconds=3600),
-                              now=clock()).id
+                              templates=SEED_TEMPLATES, now=clock()).id
 
 
 def ingest(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, *payloads: dict[str, Any]) -> None:

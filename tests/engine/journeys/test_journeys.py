@@ -10,7 +10,7 @@ import pytest
 from engine.errors import DefinitionError
 from engine.journeys.definition import Trigger, parse_definition
 from engine.journeys.runs import correlation_key
-from templates.emails import template_exists
+from templates.emails import has_email_template
 from triggers import abandoned_cart
 
 
@@ -112,7 +112,7 @@ def test_the_abandoned_cart_recipe_waits_as_asked_then_sends_an_existing_templat
     wait_step, send_step = parsed.steps
 
     assert wait_step.type == "wait" and wait_step.duration == timedelta(minutes=30)
-    assert send_step.type == "send" and template_exists(send_step.template)
+    assert send_step.type == "send" and has_email_template(send_step.template)
 
 
 @pytest.mark.parametrize(

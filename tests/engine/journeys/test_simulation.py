@@ -15,7 +15,7 @@ from engine.journeys.definition import parse_definition
 from engine.journeys.simulation import simulate
 from engine.journeys.versions import create_journey
 from engine.store.models import Message, Run
-from tests.conftest import FakeClock, Shop, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
@@ -60,7 +60,7 @@ def test_a_simulation_of_the_same_events_reports_what_the_real_run_did(
     rng = random.Random(seed)
     start = clock.current
     with sessions.begin() as session:
-        create_journey(session, shop.id, "Backtested", DEFINITION, now=clock())
+        create_journey(session, shop.id, "Backtested", DEFINITION, templates=SEED_TEMPLATES, now=clock())
     timeline: list[tuple[timedelta, dict[str, Any]]] = []
     for n in range(60):
         at = timedelta(minutes=rng.randrange(0, 24 * 60))
@@ -85,7 +85,8 @@ def test_a_simulation_of_the_same_events_reports_what_the_real_run_did(
         drain(runtime)
 
     with sessions() as session:
-        report = simulate(session, shop.id, parse_definition(DEFINITION), start=start, end=end)
+        report = simulate(session, shop.id, parse_definition(DEFINITION), templates=SEED_TEMPLATES, start=start,
+                          end=end)
         runs = list(session.scalars(select(Run).where(Run.workspace_id == shop.id)))
         sent = session.scalar(select(func.count()).select_from(Message).where(
             Message.workspace_id == shop.id, Message.status == "sent")) or 0
@@ -114,7 +115,8 @@ def test_simulating_writes_and_sends_nothing(runtime: Runtime, sessions, shop: S
     with sessions.begin() as session:
         ingest_events(session, shop.id, [cart(1, "cart-x", 50)], now=clock())
     with sessions() as session:
-        report = simulate(session, shop.id, parse_definition(DEFINITION), start=clock.current - timedelta(hours=1),
+        report = simulate(session, shop.id, parse_definition(DEFINITION), templates=SEED_TEMPLATES,
+                          start=clock.current - timedelta(hours=1),
                           end=clock.current + timedelta(days=2))
         assert report["enrollments"] == 1
         assert session.scalar(select(func.count()).select_from(Run).where(Run.workspace_id == shop.id)) == 0
@@ -125,4 +127,5 @@ def test_a_time_triggered_journey_is_refused_with_a_clear_message(sessions, shop
     """Backtests replay events; a birthday journey has none to replay."""
     definition = parse_definition({"trigger": {"date": "birthday"}, "steps": [{"type": "exit", "id": "x"}]})
     with sessions() as session, pytest.raises(ValueError, match="starts on an event"):
-        simulate(session, shop.id, definition, start=clock.current, end=clock.current + timedelta(days=1))
+        simulate(session, shop.id, definition, templates=SEED_TEMPLATES, start=clock.current,
+                 end=clock.current + timedelta(days=1))

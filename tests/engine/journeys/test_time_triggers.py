@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.contacts.ingest import ingest_events
 from engine.journeys.versions import create_journey
 from engine.store.models import Event
-from tests.conftest import FakeClock, Shop, SmtpServer, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from triggers import birthday, holiday, win_back
 from workers.runtime import Runtime
 from workers.scheduler import run_once, scan_once
@@ -33,7 +33,7 @@ def contact_event(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock,
 
 def journey(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, definition: dict[str, Any]) -> None:
     with sessions.begin() as session:
-        create_journey(session, shop.id, "Timed", definition, now=clock())
+        create_journey(session, shop.id, "Timed", definition, templates=SEED_TEMPLATES, now=clock())
 
 
 def scan(rt: Runtime) -> int:

@@ -18,7 +18,7 @@ from engine.contacts.ingest import ingest_events
 from engine.journeys.runs import advance_runs, evaluate_events
 from engine.journeys.versions import create_journey
 from engine.store.models import Event, Message, Run
-from tests.conftest import FakeClock, Shop
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop
 from triggers import abandoned_cart
 from workers.dev.demo import cart_event
 
@@ -54,7 +54,7 @@ def test_two_workers_evaluating_the_same_events_enroll_each_cart_once(
 ) -> None:
     """200 carts, each also updated a second time, evaluated by two workers at once: 200 runs."""
     with sessions.begin() as session:
-        create_journey(session, shop.id, "Cart", abandoned_cart.recipe(), now=clock())
+        create_journey(session, shop.id, "Cart", abandoned_cart.recipe(), templates=SEED_TEMPLATES, now=clock())
     payloads = []
     for n in range(200):
         payloads += [cart_event(f"cart-{n}", customer=f"c{n}", email=f"c{n}@example.com"),
@@ -68,7 +68,7 @@ def test_two_workers_evaluating_the_same_events_enroll_each_cart_once(
     def evaluate_all() -> None:
         for batch in (ids, halves[0], halves[1]):
             with sessions.begin() as session:
-                evaluate_events(session, batch, now=clock())
+                evaluate_events(session, batch, templates=SEED_TEMPLATES, now=clock())
 
     side_by_side(evaluate_all)
     assert count(sessions, Run, shop) == 200
@@ -83,13 +83,14 @@ def test_two_workers_advancing_the_same_due_runs_make_one_message_each(
 ) -> None:
     """100 due runs handed to two workers at once (a retried job): exactly 100 messages."""
     with sessions.begin() as session:
-        create_journey(session, shop.id, "Cart", abandoned_cart.recipe(wait_seconds=60), now=clock())
+        create_journey(session, shop.id, "Cart", abandoned_cart.recipe(wait_seconds=60), templates=SEED_TEMPLATES,
+                       now=clock())
         ingest_events(session, shop.id, [cart_event(f"k-{n}", customer=f"d{n}", email=f"d{n}@example.com")
                                          for n in range(100)], now=clock())
     with sessions() as session:
         ids = list(session.scalars(select(Event.id).where(Event.workspace_id == shop.id)))
     with sessions.begin() as session:
-        evaluate_events(session, ids, now=clock())
+        evaluate_events(session, ids, templates=SEED_TEMPLATES, now=clock())
     with sessions() as session:
         run_ids = list(session.scalars(select(Run.id).where(Run.workspace_id == shop.id)))
     later = clock.current + timedelta(minutes=2)
@@ -97,7 +98,7 @@ def test_two_workers_advancing_the_same_due_runs_make_one_message_each(
     def advance_all() -> None:
         for _ in range(3):  # and each worker retries its job
             with sessions.begin() as session:
-                advance_runs(session, run_ids, now=later)
+                advance_runs(session, run_ids, templates=SEED_TEMPLATES, now=later)
 
     side_by_side(advance_all)
     assert count(sessions, Message, shop) == 100

@@ -21,7 +21,7 @@ from engine.contacts.profiles import subject_digest
 from engine.journeys.versions import create_journey
 from engine.settings import Settings
 from engine.store.models import Contact, Erasure, Event, JournalEntry, Message, OutboxCapture, Run
-from tests.conftest import FakeClock, Shop, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from tests.webapp.conftest import auth_headers, close_app, post_signed, send_signed
 from triggers import abandoned_cart
 from webapp.app import create_app
@@ -125,7 +125,8 @@ def test_timeline_keeps_the_order_things_happened_in_within_one_instant(
 ) -> None:
     """Entries with the same timestamp read in the order they were written: the event, enrolled, then waiting."""
     with sessions.begin() as session:
-        create_journey(session, shop.id, abandoned_cart.NAME, abandoned_cart.recipe(), now=clock())
+        create_journey(session, shop.id, abandoned_cart.NAME, abandoned_cart.recipe(), templates=SEED_TEMPLATES,
+                       now=clock())
     send_event(client, shop, cart_event("cart-1", customer="cust-1"))
     drain(runtime)  # the event is evaluated at the same instant: enrolled and waiting share its timestamp
 
@@ -161,7 +162,8 @@ def enrolled(client: FlaskClient, shop: Shop, sessions: sessionmaker[Session], c
     accepted = send_event(client, shop, cart_event("cart-1", customer=ERASED_ID, email=ERASED_EMAIL))
     now = clock()
     with sessions.begin() as session:
-        journey = create_journey(session, shop.id, abandoned_cart.NAME, abandoned_cart.recipe(), now=now)
+        journey = create_journey(session, shop.id, abandoned_cart.NAME, abandoned_cart.recipe(),
+                                 templates=SEED_TEMPLATES, now=now)
         assert journey.live_version_id is not None
         run = Run(workspace_id=shop.id, journey_id=journey.id, journey_version_id=journey.live_version_id,
                   contact_id=accepted["contact_id"], key="cart-1", trigger_event_id=accepted["id"],

@@ -26,7 +26,7 @@ from engine.journeys.versions import create_journey
 from engine.settings import ProviderSettings, Settings
 from engine.shops.webhooks import connect_shop, sign_body
 from engine.store.models import Event, Run, WebhookReceipt
-from tests.conftest import FakeClock, Shop, drain
+from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from tests.webapp.conftest import post_signed, send_signed
 from triggers import abandoned_cart
 from workers.dev.demo import cart_event
@@ -215,7 +215,8 @@ def test_nineteen_carts_and_one_nan_event_in_a_batch_store_and_evaluate_the_nine
 ) -> None:
     """The NaN item is refused by its index; the 19 valid carts are stored, evaluated and enrolled."""
     with sessions.begin() as session:
-        create_journey(session, shop.id, "Cart reminder", abandoned_cart.recipe(wait_seconds=3600), now=clock())
+        create_journey(session, shop.id, "Cart reminder", abandoned_cart.recipe(wait_seconds=3600),
+                       templates=SEED_TEMPLATES, now=clock())
     events = [cart_event(f"cart-{i}", customer=f"cust-{i}", email=f"c{i}@example.com") for i in range(20)]
     response = post_signed(client, BATCH, batch_body(events, poison={7: "NaN"}), shop.credentials)
 

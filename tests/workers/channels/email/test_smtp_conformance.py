@@ -193,7 +193,8 @@ def transactional_emails(sessions: sessionmaker[Session], shop: Shop, clock: Fak
 def dispatch_through(runtime: Runtime, sessions: sessionmaker[Session], clock: FakeClock, smtp: SmtpSender,
                      ids: list[int]) -> None:
     channels = replace(runtime.channels, senders={"email": smtp})
-    dispatch.dispatch_messages(sessions, ids, channels=channels, clock=clock, pause_after=1000)
+    dispatch.dispatch_messages(sessions, ids, channels=channels, templates=runtime.templates, clock=clock,
+                               pause_after=1000)
 
 
 def sent_messages(sessions: sessionmaker[Session], ids: list[int]) -> dict[int, Message]:
