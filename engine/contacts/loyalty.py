@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from engine.errors import FieldErrors
+from engine.field_errors import field_errors
 
 SETTINGS_KEY = "loyalty_tiers"
 MAX_TIERS = 20
@@ -47,10 +48,7 @@ def parse_tiers(value: Any) -> tuple[Tier, ...]:
     try:
         tiers = _TIER_LIST.validate_python(value)
     except ValidationError as exc:
-        raise FieldErrors([
-            {"field": ".".join((SETTINGS_KEY, *(str(p) for p in err["loc"]))), "message": err["msg"]}
-            for err in exc.errors()
-        ]) from None
+        raise FieldErrors(field_errors(exc, prefix=(SETTINGS_KEY,))) from None
     errors: list[dict[str, str]] = []
     if not tiers:
         errors.append({"field": SETTINGS_KEY, "message": "needs at least one tier"})

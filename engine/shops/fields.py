@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.contacts.ingest import parse_event
+from engine.field_errors import field_path
 from engine.shops.webhooks import Mapped, Unmapped
 
 # Fields an event is still worth storing without: the contact stays identified by its
@@ -34,7 +35,7 @@ def finish(*events: dict[str, Any]) -> Mapped | Unmapped:
             except ValidationError as exc:
                 locs = {tuple(err["loc"][:2]) for err in exc.errors()}
                 if not locs <= DROPPABLE:
-                    messages = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"
+                    messages = "; ".join(f"{field_path(e['loc'])}: {e['msg']}"
                                          for e in exc.errors() if tuple(e["loc"][:2]) not in DROPPABLE)
                     return Unmapped(f"the payload maps to an invalid event: {messages}")
                 event = _without(event, locs)

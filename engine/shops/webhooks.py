@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from engine.contacts.ingest import ingest_events, parse_event
 from engine.errors import AuthError, MalformedJson, NotFound, TooDeepJson
+from engine.field_errors import field_path
 from engine.store.db import dialect_insert
 from engine.store.models import WebhookReceipt, Workspace
 from engine.strict_json import read_json, storable_text
@@ -187,7 +188,7 @@ def _first_invalid(events: tuple[dict[str, Any], ...]) -> str | None:
         try:
             parse_event(event)
         except ValidationError as exc:
-            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
+            detail = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
             return f"the mapped event is invalid: {detail}"
     return None
 
