@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -35,6 +34,7 @@ from engine.contacts.phones import normalize_phone
 from engine.field_errors import field_errors
 from engine.store.db import defer, rows_json
 from engine.store.models import Contact, Event
+from engine.timezones import is_time_zone
 
 MAX_BATCH = 1000
 CANONICAL_TYPES = ("contact_updated", "cart_updated", "checkout_started", "order_placed")
@@ -119,11 +119,8 @@ class ContactIn(_In):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError("not an IANA time zone such as Europe/Berlin") from None
+        if value is not None and not is_time_zone(value):
+            raise ValueError("not an IANA time zone such as Europe/Berlin")
         return value
 
     @model_validator(mode="after")

@@ -48,6 +48,7 @@ from engine.errors import (
 )
 from engine.store.db import defer, dialect_insert
 from engine.store.models import Contact, Message, MessageStatus, Suppression, Workspace
+from engine.timezones import contact_zone
 
 MAX_ATTEMPTS = 8
 CHUNK = 50  # messages claimed with one statement; a dead worker's unstarted ones go back after a while
@@ -266,7 +267,7 @@ def _hold_reason(session: Session, message: Message, batch: _Batch, channels: Ch
     if still.channel is None:
         return _reroute_or(message, batch, "; ".join(still.passed_over), now=now)
     if not message.transactional:
-        zone = routing.contact_zone(contact, batch.workspaces[message.workspace_id])
+        zone = contact_zone(contact.timezone, batch.workspaces[message.workspace_id].timezone)
         window = batch.quiet_hours(message.workspace_id).get(message.channel)
         opens = quiet_until(window, zone, now=now)
         if opens is not None:  # a retry or a cap deferral that landed in the night
@@ -465,8 +466,9 @@ def _reroute_or(message: Message, batch: _Batch, why: str, *, now: datetime,
         plan = routing.plan_send(
             candidates=remaining, recipient=routing.recipient_of(contact), transactional=message.transactional,
             topic=None, when_capped="defer", template=message.template, templates=batch.templates,
-            workspace=workspace, zone=routing.contact_zone(contact, workspace), suppressed=lambda ch, a: False,
-            paused=batch.paused.get(message.workspace_id, set()), recent=lambda: [], now=now)
+            workspace=workspace, zone=contact_zone(contact.timezone, workspace.timezone),
+            suppressed=lambda ch, a: False, paused=batch.paused.get(message.workspace_id, set()),
+            recent=lambda: [], now=now)
         # From a paused channel to another paused one gains nothing: it is held where it is.
         stay = plan.held and message.channel in batch.paused.get(message.workspace_id, set())
         if plan.channel is not None and not stay:

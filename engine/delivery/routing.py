@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,16 +47,6 @@ def recipient_of(contact: Contact) -> Recipient:
     return Recipient(email=contact.email, phone=contact.phone, messenger_ids=contact.messenger_ids or {},
                      consent=contact.consent or {}, preferred_channel=contact.preferred_channel,
                      topics=contact.topics or {})
-
-
-def contact_zone(contact: Contact, workspace: Workspace) -> ZoneInfo:
-    for name in (contact.timezone, workspace.timezone, "UTC"):
-        if name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
 
 
 def paused_channels(session: Session, workspace_id: str) -> set[str]:

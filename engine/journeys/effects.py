@@ -36,6 +36,7 @@ from engine.store.models import (
     Suppression,
     Workspace,
 )
+from engine.timezones import contact_zone
 
 
 @dataclass
@@ -369,7 +370,7 @@ def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend
     plan = routing.plan_send(
         candidates=candidates, recipient=recipient, transactional=send.transactional, topic=send.topic,
         when_capped=send.when_capped, template=send.template, templates=batch.templates, workspace=workspace,
-        zone=routing.contact_zone(contact, workspace),
+        zone=contact_zone(contact.timezone, workspace.timezone),
         # Transactional mail (order updates) needs no marketing consent, but never goes to a
         # suppressed (bounced, complained) address.
         suppressed=lambda channel, address: batch.is_suppressed(session, run.workspace_id, channel, address),

@@ -28,6 +28,7 @@ from engine.journeys.steps.decisions import (
     WaitUntil,
 )
 from engine.segments.conditions import Facts
+from engine.timezones import UTC_ZONE
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def advance(
     facts: Callable[[], Facts] = _no_facts,
 ) -> Outcome:
     state = dict(state or {})
-    zone = timezone or ZoneInfo("UTC")
+    zone = timezone or UTC_ZONE
     effects: list[Effect] = []
     passed: list[str] = []
     for _ in range(MAX_STEPS_PER_ADVANCE):

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 from typing import Any, assert_never
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -50,6 +49,7 @@ from engine.segments.conditions import describe, holds
 from engine.segments.facts import gather_facts, lazy
 from engine.store.db import dialect_insert, rows_json
 from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
+from engine.timezones import contact_zone
 
 REPEAT_MARK = "|#"  # stored key = "<correlation key>|#<n>" for the n-th repeat under an every_days rule
 
@@ -491,16 +491,6 @@ def advance_runs(session: Session, run_ids: list[int], *, templates: Templates, 
                 _walk(session, run, version_definition(session, run.journey_version_id), batch, now=now)
 
 
-def _zone(name: str | None, fallback: str) -> ZoneInfo:
-    for candidate in (name, fallback):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
-
-
 def _walk(session: Session, run: Run, definition: JourneyDefinition, batch: effects.Batch, *, now: datetime) -> None:
     _settle(session, run, _plan(session, run, definition, batch, now=now), batch, now=now)
 
@@ -515,7 +505,7 @@ def _plan(session: Session, run: Run, definition: JourneyDefinition, batch: effe
     facts = lazy(lambda: gather_facts(session, contact, trigger.properties if trigger else {}, now=now))
     return advance(definition, run.step_id, run.step_entered_at, now=now, run_id=run.id or 0,
                    identity=f"{run.contact_id}:{run.key}",
-                   timezone=_zone(contact.timezone, workspace.timezone), state=run.state, facts=facts)
+                   timezone=contact_zone(contact.timezone, workspace.timezone), state=run.state, facts=facts)
 
 
 def _settle(session: Session, run: Run, outcome: Outcome, batch: effects.Batch, *, now: datetime) -> None:

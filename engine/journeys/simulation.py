@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +29,7 @@ from engine.journeys.runs import REPEAT_MARK, correlation_key
 from engine.segments.conditions import Facts, holds
 from engine.segments.facts import contact_metrics
 from engine.store.models import Contact, Event, Suppression, Workspace
+from engine.timezones import contact_zone
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Simulation:
         self.contacts: dict[int, Contact] = {}
         self.history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
         self.sent_by_contact: dict[int, list[tuple[str, datetime]]] = {}
-        self.default_zone = session.scalar(select(Workspace.timezone).where(Workspace.id == workspace_id)) or "UTC"
+        self.workspace_timezone = session.scalar(select(Workspace.timezone).where(Workspace.id == workspace_id))
 
     def run(self) -> Report:
         events = self.session.scalars(
@@ -187,7 +187,7 @@ class Simulation:
     def _walk(self, run: SimRun, now: datetime) -> None:
         contact = self._contact(run.contact_id)
         outcome = advance(self.definition, run.step_id, run.entered_at, now=now, identity=f"{run.contact_id}:{run.key}",
-                          timezone=self._zone(contact), state=run.state,
+                          timezone=contact_zone(contact.timezone, self.workspace_timezone), state=run.state,
                           facts=lambda: self._facts(contact, run.properties, now))
         run.state = outcome.state
         run.path.extend(step for step in outcome.passed if not run.path or run.path[-1] != step)
@@ -227,7 +227,7 @@ class Simulation:
             candidates=routing.candidates_for(send.channel, send.fallback, recipient, None), recipient=recipient,
             transactional=send.transactional, topic=send.topic, when_capped=send.when_capped,
             template=send.template, templates=self.templates, workspace=workspace,
-            zone=routing.contact_zone(contact, workspace),
+            zone=contact_zone(contact.timezone, workspace.timezone),
             suppressed=lambda channel, address: self.session.scalar(select(Suppression.id).where(
                 Suppression.workspace_id == self.workspace_id, Suppression.channel == channel,
                 Suppression.address == address)) is not None,
@@ -253,14 +253,6 @@ class Simulation:
         if contact_id not in self.contacts:
             self.contacts[contact_id] = self.session.get_one(Contact, contact_id)
         return self.contacts[contact_id]
-
-    def _zone(self, contact: Contact) -> ZoneInfo:
-        for name in (contact.timezone, self.default_zone):
-            try:
-                return ZoneInfo(name or "UTC")
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-        return ZoneInfo("UTC")
 
     def _facts(self, contact: Contact, properties: dict[str, Any], now: datetime) -> Facts:
         history = self.history[contact.id]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -31,6 +31,7 @@ from engine.segments.conditions import holds
 from engine.segments.facts import gather_facts
 from engine.store.db import defer, dialect_insert
 from engine.store.models import Contact, Event, Journey, JourneyVersion, Workspace
+from engine.timezones import zone_of
 
 BATCH = 1000
 BROADCAST_WINDOW = timedelta(days=1)  # a broadcast missed for longer than this is not sent late
@@ -56,16 +57,9 @@ def scan(session: Session, *, now: datetime, batch: int = BATCH) -> int:
     for journey_id, workspace_id, version_id, workspace_tz in journeys:
         assert version_id is not None  # joined on it
         definition = version_definition(session, version_id)
-        for due in _due(session, definition, workspace_id, _zone(workspace_tz), now=now, batch=batch):
+        for due in _due(session, definition, workspace_id, zone_of(workspace_tz), now=now, batch=batch):
             created += _record(session, definition, journey_id, workspace_id, due, now=now)
     return created
-
-
-def _zone(name: str | None, fallback: ZoneInfo | None = None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name) if name else (fallback or ZoneInfo("UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback or ZoneInfo("UTC")
 
 
 def _contacts(session: Session, query: Select[Any], batch: int) -> Iterator[Contact]:
@@ -92,7 +86,7 @@ def _due(session: Session, definition: JourneyDefinition, workspace_id: str, wor
     elif isinstance(trigger, HolidayTrigger):
         at = _time(trigger.at)
         for contact in _contacts(session, base, batch):
-            local = now.astimezone(_zone(contact.timezone, workspace_tz))
+            local = now.astimezone(zone_of(contact.timezone, fallback=workspace_tz))
             for day in trigger.dates:
                 if _is_holiday(local.date(), day) and local.time() >= at and _passes(session, definition, contact,
                                                                                       now=now):
@@ -157,7 +151,7 @@ def _dates_due(session: Session, definition: JourneyDefinition, trigger: DateTri
     for contact in _contacts(session, query, batch):
         value = str(contact.birthday if trigger.date == "birthday" else contact.attributes.get(
             trigger.date.split(".", 1)[1]))
-        local = now.astimezone(_zone(contact.timezone, workspace_tz))
+        local = now.astimezone(zone_of(contact.timezone, fallback=workspace_tz))
         if local.time() < at:
             continue
         for year in (local.year - 1, local.year, local.year + 1):

@@ -14,7 +14,7 @@ from engine.contacts.ingest import ingest_events
 from engine.journeys.definition import parse_definition
 from engine.journeys.simulation import simulate
 from engine.journeys.versions import create_journey
-from engine.store.models import Message, Run
+from engine.store.models import Message, Run, Workspace
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from workers.runtime import Runtime
 from workers.scheduler import run_once
@@ -129,3 +129,18 @@ def test_a_time_triggered_journey_is_refused_with_a_clear_message(sessions, shop
     with sessions() as session, pytest.raises(ValueError, match="starts on an event"):
         simulate(session, shop.id, definition, templates=SEED_TEMPLATES, start=clock.current,
                  end=clock.current + timedelta(days=1))
+
+
+def test_a_contact_without_a_zone_waits_for_ten_in_the_workspaces_zone_as_a_real_run_does(
+        sessions, shop: Shop, clock: FakeClock) -> None:
+    """A Tokyo shop's cart at 18:00 Tokyo time (09:00 UTC) waits until 10:00 Tokyo: sixteen hours, not one."""
+    definition = parse_definition({"trigger": {"event": "cart_updated", "key": "cart_id"},
+                                   "steps": [{"type": "wait_until", "id": "at-ten", "time": "10:00"}]})
+    with sessions.begin() as session:
+        session.get_one(Workspace, shop.id).timezone = "Asia/Tokyo"
+        ingest_events(session, shop.id, [cart(1, "cart-tokyo", 50)], now=clock())
+    with sessions() as session:
+        report = simulate(session, shop.id, definition, templates=SEED_TEMPLATES,
+                          start=clock.current - timedelta(hours=1), end=clock.current + timedelta(days=2))
+    assert report["completed"] == 1
+    assert report["slowest_paths"][0]["median_hours"] == 16.0

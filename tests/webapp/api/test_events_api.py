@@ -420,10 +420,12 @@ def _with_contact(**fields: Any) -> dict[str, Any]:
         (_with_contact(consent={"email": "maybe"}), "contact.consent.email"),
         (_with_contact(consent={"fax": "opted_in"}), "contact.consent.fax.[key]"),
         (_with_contact(timezone="Mars/Olympus_Mons"), "contact.timezone"),
+        (_with_contact(timezone="America"), "contact.timezone"),
         (_with_contact(birthday="31/12/1990"), "contact.birthday"),
     ],
     ids=["properties-list", "occurred-at-naive", "occurred-at-text", "type-pattern", "unknown-field",
-         "bad-email", "unknown-consent-state", "unknown-consent-channel", "unknown-timezone", "bad-birthday"],
+         "bad-email", "unknown-consent-state", "unknown-consent-channel", "unknown-timezone", "timezone-folder",
+         "bad-birthday"],
 )
 def test_field_of_wrong_type_is_answered_422_naming_it(
     client: FlaskClient, shop: Shop, sessions: sessionmaker[Session], redis: Redis, namespace: str,
