@@ -11,3 +11,6 @@ from typing import Literal
 Channel = Literal["email", "sms", "telegram", "whatsapp", "viber"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "telegram", "whatsapp", "viber")
 MESSENGERS: tuple[Channel, ...] = ("telegram", "whatsapp", "viber")
+# Short texts through a provider's API (SMS and the messengers): what is not email. They have
+# text templates, quiet hours by default, and providers that post replies and receipts back.
+TEXT_CHANNELS: tuple[Channel, ...] = tuple(channel for channel in CHANNELS if channel != "email")

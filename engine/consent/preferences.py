@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.channels import CHANNELS
+from engine.channels import CHANNELS, Channel
 from engine.contacts.consent import OPTED_IN, OPTED_OUT, PENDING, apply_person
 from engine.contacts.ingest import ingest_events
 from engine.contacts.journal import record
@@ -32,8 +32,8 @@ from engine.links.tokens import MessageRef
 from engine.store.models import Contact, Message, Workspace
 
 DEFAULT_TOPICS = ({"id": "newsletter", "name": "Newsletter"}, {"id": "offers", "name": "Offers and discounts"})
-CHANNEL_LABELS = {"email": "Email", "sms": "Text messages (SMS)", "telegram": "Telegram", "whatsapp": "WhatsApp",
-                  "viber": "Viber"}
+CHANNEL_LABELS: dict[Channel, str] = {"email": "Email", "sms": "Text messages (SMS)", "telegram": "Telegram",
+                                      "whatsapp": "WhatsApp", "viber": "Viber"}
 # How an unsubscribe arrived (webapp/public/preferences.py), as the consent record names it.
 METHOD_SOURCES = {"one_click": "one-click unsubscribe", "page": "unsubscribe page", "post": "unsubscribe link",
                   "mailto": "mailto unsubscribe"}
@@ -104,7 +104,7 @@ def workspace_topics(settings: dict[str, Any] | None) -> list[dict[str, str]]:
     return [dict(t) for t in DEFAULT_TOPICS]
 
 
-def addresses(contact: Contact) -> dict[str, str]:
+def addresses(contact: Contact) -> dict[Channel, str]:
     """Channel -> address, for the channels routing could send on (WhatsApp falls back to the phone)."""
     reachable = Reachable(email=contact.email, phone=contact.phone, messenger_ids=contact.messenger_ids or {})
     return {channel: address for channel in CHANNELS if (address := address_for(channel, reachable))}

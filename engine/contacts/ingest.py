@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
+from engine.channels import Channel
 from engine.contacts.consent import PERSON_SOURCES, apply_claim, claim_from_event, record_of
 from engine.contacts.phones import normalize_phone
 from engine.field_errors import field_errors
@@ -100,8 +101,7 @@ class ContactIn(_In):
     locale: Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
     birthday: date | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
-    consent: dict[Literal["email", "sms", "telegram", "whatsapp", "viber"],
-                  Annotated[ConsentIn, BeforeValidator(_plain_consent)]] = Field(default_factory=dict)
+    consent: dict[Channel, Annotated[ConsentIn, BeforeValidator(_plain_consent)]] = Field(default_factory=dict)
 
     @field_validator("email")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from engine.channels import CHANNELS
 from engine.errors import NotFound
 from engine.store.models import Contact, Erasure, Event, JournalEntry, Journey, Message, OutboxCapture, Run
 
@@ -38,7 +39,7 @@ def profile(contact: Contact) -> dict[str, Any]:
         "attributes": contact.attributes,
         "messenger_ids": contact.messenger_ids,
         "consent": {channel: contact.consent.get(channel, "unknown")
-                    for channel in ("email", "sms", "telegram", "whatsapp", "viber")},
+                    for channel in CHANNELS},
         # When, how and by whom each channel's state was set (engine.contacts.consent); channels set
         # before these records were kept, or never set, are absent.
         "consent_records": dict(contact.consent_records or {}),

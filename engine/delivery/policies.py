@@ -14,12 +14,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.channels import TEXT_CHANNELS
+
 OPT_IN_REQUIRED = ("sms", "whatsapp")  # marketing on these needs an explicit opt-in (TCPA, Meta policy)
 DEFAULT_QUIET = (time(21, 0), time(9, 0))
+# Texts arrive on a phone, and at night they wake people; an email waits in the inbox.
 DEFAULT_QUIET_HOURS: dict[str, tuple[time, time] | None] = {
-    "email": None, "sms": DEFAULT_QUIET, "telegram": DEFAULT_QUIET, "whatsapp": DEFAULT_QUIET,
-    "viber": DEFAULT_QUIET,
-}
+    "email": None, **dict.fromkeys(TEXT_CHANNELS, DEFAULT_QUIET)}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
+from engine.channels import Channel
 from engine.errors import DefinitionError
 from engine.field_errors import Location, field_errors
 from engine.segments.conditions import Condition
@@ -219,9 +220,6 @@ class SplitStep(_Model):
         return self
 
 
-ChannelName = Literal["email", "sms", "telegram", "whatsapp", "viber"]
-
-
 class SendStep(_Model):
     """Send a template on a channel; routing tries `fallback` in order when it cannot go.
 
@@ -231,8 +229,8 @@ class SendStep(_Model):
 
     type: Literal["send"]
     id: StepId
-    channel: Literal["email", "sms", "telegram", "whatsapp", "viber", "preferred", "reply"] = "email"
-    fallback: list[ChannelName] = Field(default_factory=list, max_length=5)
+    channel: Literal[Channel, "preferred", "reply"] = "email"
+    fallback: list[Channel] = Field(default_factory=list, max_length=5)
     template: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
     transactional: bool = False  # order updates: sent without marketing consent (never to suppressed)
     topic: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # preference-center topic

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from engine.channels import TEXT_CHANNELS
 from engine.contacts.consent import apply_person
 from engine.contacts.journal import record
 from engine.delivery.ports import DeliveryEvent, InboundMessage, WebhookBatch
@@ -51,7 +52,7 @@ STOP_KEYWORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "q
 START_KEYWORDS = frozenset({"start", "unstop", "старт"})
 KEYWORD_CHANNELS = ("sms", "whatsapp")  # plain-text keywords, as carriers expect
 COMMAND_CHANNELS = ("telegram", "viber")  # bot commands
-INBOUND_CHANNELS = ("sms", "telegram", "whatsapp", "viber")
+INBOUND_CHANNELS = TEXT_CHANNELS  # each has a provider that posts what contacts write
 REPLY_WINDOW = timedelta(days=7)
 MAX_KEYWORD = 200
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.channels import CHANNELS
 from engine.contacts.consent import PERSON_SOURCES
 from webapp.api.openapi_channels import CHANNEL_PATHS
 from webapp.api.openapi_dead_letters import DEAD_LETTER_PATHS
 from webapp.api.openapi_journeys import JOURNEY_PATHS
 from webapp.api.openapi_providers import PROVIDER_PATHS
 
-CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber")
 CONSENT_STATES = ["opted_in", "opted_out", "pending"]
 BEARER: dict[str, list[str]] = {"ApiKey": []}
 SIGNED: dict[str, list[str]] = {"ApiKey": [], "RapportSignature": []}  # both, in one requirement
@@ -221,7 +221,7 @@ SCHEMAS: dict[str, Any] = {
     }, description="One enrollment of the contact in a journey."),
     "ContactMessage": _obj({
         "id": {"type": "integer"},
-        "channel": {"enum": ["email", "sms", "telegram", "whatsapp", "viber", "webhook"]},
+        "channel": {"enum": [*CHANNELS, "webhook"]},
         "template": {"type": "string"},
         "status": {"enum": ["scheduled", "claimed", "sending", "sent", "delivered", "opened", "clicked", "replied",
                             "bounced", "complained", "skipped", "failed", "unknown"]},

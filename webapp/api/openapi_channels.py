@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-CHANNELS = ["email", "sms", "telegram", "whatsapp", "viber"]
-CHANNEL = {"name": "channel", "in": "path", "required": True, "schema": {"enum": CHANNELS}}
+from engine.channels import CHANNELS
+
+CHANNEL = {"name": "channel", "in": "path", "required": True, "schema": {"enum": list(CHANNELS)}}
 ERRORS = {"type": "object", "required": ["error", "message"], "properties": {
     "error": {"type": "string"}, "message": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
@@ -13,7 +14,7 @@ ERRORS = {"type": "object", "required": ["error", "message"], "properties": {
         "message": {"type": "string"}}}}}}
 
 CHANNEL_STATUS = {"type": "object", "properties": {
-    "channel": {"enum": CHANNELS},
+    "channel": {"enum": list(CHANNELS)},
     "configured": {"type": "boolean", "description": "This deployment has credentials for the channel's adapter "
                                                      "(SMTP_URL; TWILIO_ACCOUNT_SID or SMS_GATEWAY_URL; "
                                                      "TELEGRAM_BOT_TOKEN; WHATSAPP_TOKEN; VIBER_AUTH_TOKEN)."},

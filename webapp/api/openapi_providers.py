@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-PROVIDER_CHANNELS = ["sms", "telegram", "whatsapp", "viber"]
+from engine.channels import TEXT_CHANNELS
+
+PROVIDER_CHANNELS = list(TEXT_CHANNELS)
 ERROR = {"type": "object", "required": ["error", "message"], "properties": {
     "error": {"type": "string"}, "message": {"type": "string"}}}
 

@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
-from engine.channels import CHANNELS
+from engine.channels import CHANNELS, Channel
 from engine.consent.preferences import (
     PreferencesChange,
     find_recipient,
@@ -46,8 +46,8 @@ bp = Blueprint("preferences", __name__)
 
 NONCE_COOKIE = "rapport_prefs_nonce"
 FORM_MAX_AGE = 86400
-CHANNEL_WORDS = {"email": "emails", "sms": "text messages", "telegram": "Telegram messages",
-                 "whatsapp": "WhatsApp messages", "viber": "Viber messages"}
+CHANNEL_WORDS: dict[Channel, str] = {"email": "emails", "sms": "text messages", "telegram": "Telegram messages",
+                                     "whatsapp": "WhatsApp messages", "viber": "Viber messages"}
 
 
 def private_page(template: str, status: int, **values: Any) -> Response:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
 
+from engine.channels import Channel
 from engine.delivery.previews import html_without_tracking, meta_without_tracking, text_without_tracking
 from engine.store.models import OutboxCapture, Workspace
 from webapp import context
@@ -23,7 +24,8 @@ bp = Blueprint("pages", __name__)
 
 PAGE_SIZE = 100
 TITLE_CHARS = 60
-CHANNEL_NAMES = {"email": "Email", "sms": "SMS", "telegram": "Telegram", "whatsapp": "WhatsApp", "viber": "Viber"}
+CHANNEL_NAMES: dict[Channel, str] = {"email": "Email", "sms": "SMS", "telegram": "Telegram", "whatsapp": "WhatsApp",
+                                     "viber": "Viber"}
 
 
 @dataclass(frozen=True)
