@@ -271,33 +271,19 @@ def _journal_insert() -> TextClause:
     )
 
 
-_BATCH = "rapport.batch"
-
-
-def current_batch(session: Session) -> Batch:
-    """The batch being walked in this session, or a fresh one (a query per row, lines recorded at once)."""
-    found = session.info.get(_BATCH)
-    return found if isinstance(found, Batch) else Batch()
-
-
 @contextmanager
 def walking(session: Session, batch: Batch) -> Iterator[Batch]:
-    """Walk `batch` in this session: the effects read from it and keep their journal lines in it."""
-    session.info[_BATCH] = batch
+    """Walk `batch`: the effects given it keep their messages and journal lines in it, written at the end."""
     if batch.journal is None:
         batch.journal = []
-    try:
-        yield batch
-        batch.write_messages(session)
-        batch.write_journal(session)
-    finally:
-        session.info.pop(_BATCH, None)
+    yield batch
+    batch.write_messages(session)
+    batch.write_journal(session)
 
 
-def message_context(session: Session, run: Run, contact: Contact) -> dict[str, Any]:
-    found = current_batch(session)
-    workspace = found.workspace(session, run.workspace_id)
-    event = found.event(session, run.trigger_event_id)
+def message_context(session: Session, run: Run, contact: Contact, *, batch: Batch) -> dict[str, Any]:
+    workspace = batch.workspace(session, run.workspace_id)
+    event = batch.event(session, run.trigger_event_id)
     return {
         "contact": {
             "external_id": contact.external_id, "email": contact.email, "first_name": contact.first_name,
@@ -329,8 +315,8 @@ def last_order(session: Session, contact_id: int) -> dict[str, Any] | None:
             "currency": properties.get("currency"), "occurred_at": at.isoformat()}
 
 
-def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, Any], *, now: datetime,
-                    skip: str | None, detail: str, send_at: datetime | None = None) -> int | None:
+def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, Any], *, batch: Batch,
+                    now: datetime, skip: str | None, detail: str, send_at: datetime | None = None) -> int | None:
     """Insert the step's message (skipped, due now, or deferred to `send_at`) unless it exists."""
     deferred = send_at is not None and send_at > now
     row = {
@@ -341,7 +327,6 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
         "transactional": False, "fallback": {}, "meta": {}, **values,
     }
     kind = "skipped" if skip else "message_deferred" if deferred else "message_scheduled"
-    batch = current_batch(session)
     line = {"workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id, "step_id": step_id,
             "message_id": None, "kind": kind, "at": now, "detail": (skip or detail)[:500] or None}
     if batch.journal is not None and run.id is not None:  # walking a batch: inserted with the others
@@ -360,11 +345,11 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
     return message_id
 
 
-def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, now: datetime) -> None:
-    batch = current_batch(session)
+def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend, *, batch: Batch,
+                 now: datetime) -> None:
     assert batch.templates is not None, "a send step is made in a walk, and a walk's batch has the templates"
     workspace = batch.workspace(session, run.workspace_id)
-    context = message_context(session, run, contact)
+    context = message_context(session, run, contact, batch=batch)
     recipient = routing.recipient_of(contact)
     candidates = routing.candidates_for(send.channel, send.fallback, recipient, context["event"])
     plan = routing.plan_send(
@@ -386,20 +371,21 @@ def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend
         "fallback": {"channels": list(plan.remaining)} if plan.remaining else {},
     }
     detail = plan.detail + (f" (arm {send.arm})" if send.arm else "")
-    _insert_message(session, run, send.step_id, values, now=now, skip=plan.skip_reason, detail=detail,
+    _insert_message(session, run, send.step_id, values, batch=batch, now=now, skip=plan.skip_reason, detail=detail,
                     send_at=plan.send_at)
 
 
 def make_webhook_call(session: Session, run: Run, contact: Contact, call: PlannedWebhook, *,
-                      journey_name: str, now: datetime) -> None:
-    context = message_context(session, run, contact)
+                      journey_name: str, batch: Batch, now: datetime) -> None:
+    context = message_context(session, run, contact, batch=batch)
     body = {"journey": journey_name, "step": call.step_id, "run_id": run.id, "contact": context["contact"],
             "event": context["event"], "data": call.payload}
     values = {"channel": "webhook", "template": "webhook", "to_address": call.url, "context": body}
-    _insert_message(session, run, call.step_id, values, now=now, skip=None, detail=f"POST {call.url}")
+    _insert_message(session, run, call.step_id, values, batch=batch, now=now, skip=None, detail=f"POST {call.url}")
 
 
-def update_contact(session: Session, run: Run, contact: Contact, update: PlannedUpdate, *, now: datetime) -> None:
+def update_contact(session: Session, run: Run, contact: Contact, update: PlannedUpdate, *, batch: Batch,
+                   now: datetime) -> None:
     change = update.change
     attributes = dict(contact.attributes or {})
     attributes.update(change.set)
@@ -414,5 +400,5 @@ def update_contact(session: Session, run: Run, contact: Contact, update: Planned
     contact.updated_at = now
     parts = [f"set {k}={v!r}" for k, v in change.set.items()] + [f"unset {k}" for k in change.unset]
     parts += [f"tag +{t}" for t in change.add_tags] + [f"tag -{t}" for t in change.remove_tags]
-    current_batch(session).note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-                                step_id=update.step_id, kind="contact_updated", at=now, detail=", ".join(parts))
+    batch.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
+               step_id=update.step_id, kind="contact_updated", at=now, detail=", ".join(parts))

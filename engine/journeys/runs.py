@@ -514,12 +514,13 @@ def _settle(session: Session, run: Run, outcome: Outcome, batch: effects.Batch, 
     for effect in outcome.effects:
         match effect:
             case PlannedSend():
-                effects.make_message(session, run, contact, effect, now=now)
+                effects.make_message(session, run, contact, effect, batch=batch, now=now)
             case PlannedUpdate():
-                effects.update_contact(session, run, contact, effect, now=now)
+                effects.update_contact(session, run, contact, effect, batch=batch, now=now)
             case PlannedWebhook():
                 effects.make_webhook_call(session, run, contact, effect,
-                                          journey_name=batch.name_of(session, run.journey_id) or "", now=now)
+                                          journey_name=batch.name_of(session, run.journey_id) or "", batch=batch,
+                                          now=now)
             case Branched(step_id=step_id, label=label, reason=reason):
                 batch.note_run(session, run, "branch", at=now, step_id=step_id, detail=f"{label}: {reason}")
             case _:

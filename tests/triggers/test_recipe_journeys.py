@@ -260,8 +260,8 @@ def wired_review_links(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> N
     """Put `review_links` into message contexts, as the lead is to wire it (when the event has an order id)."""
     original = effects.message_context
 
-    def with_links(session: Session, run: Run, contact: Contact) -> dict[str, Any]:
-        context = original(session, run, contact)
+    def with_links(session: Session, run: Run, contact: Contact, *, batch: effects.Batch) -> dict[str, Any]:
+        context = original(session, run, contact, batch=batch)
         order_id = context["event"].get("order_id")
         if "review_links" not in context and order_id is not None:
             context["review_links"] = review_links(settings.secret_key, settings.base_url,
