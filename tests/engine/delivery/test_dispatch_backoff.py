@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.delivery.dispatch import MAX_ATTEMPTS, retry_delay
+from engine.delivery.outcomes import MAX_ATTEMPTS, retry_delay
 
 
 @pytest.mark.parametrize("seed", range(20))

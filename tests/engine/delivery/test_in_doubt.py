@@ -39,9 +39,8 @@ def set_policy(sessions: sessionmaker[Session], shop: Shop, policy: dict[str, st
 
 def handed_over_by_a_worker_that_died(runtime: Runtime, sessions: sessionmaker[Session], ids: list[int]) -> None:
     """Claim the messages and mark them sending, as a worker does at each hand-over, then 'die'."""
-    batch = dispatch._load(sessions, ids, runtime.templates, now=runtime.clock())
-    dispatch._claim_chunk(sessions, list(batch.messages.values()), batch, runtime.channels, "dead-worker",
-                          now=runtime.clock())
+    dispatch.DispatchJob(sessions, ids, channels=runtime.channels, templates=runtime.templates, clock=runtime.clock,
+                         token="dead-worker").claim()
     with handover(sessions) as hand:
         for message_id in ids:
             assert hand.step(None, message_id, token="dead-worker", now=runtime.clock()) == 1
