@@ -33,10 +33,10 @@ from engine.store.migrate import upgrade
 from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Message, Run
 from engine.workspaces.accounts import Credentials, create_workspace
 from templates.files import FileTemplates
-from workers import runtime as runtime_module
-from workers.queues import Worker, connect_redis, make_job_sink, make_queues, relay_inbox
+from workers.queues import connect_redis, make_job_sink, make_queues, relay_inbox
 from workers.runtime import Runtime
 from workers.supervisor import free_port, start_redis
+from workers.worker import Worker
 
 # The templates shipped in templates/, as the edges hand them to the engine (the web app and the
 # worker runtime make their own): for tests that call the engine directly.
@@ -232,13 +232,12 @@ def smtp_server() -> Iterator[SmtpServer]:
 @pytest.fixture
 def runtime(settings: Settings, smtp_server: SmtpServer, clock: FakeClock, db_engine: Engine,
             sessions: sessionmaker[Session], redis: Redis) -> Iterator[Runtime]:
-    """The worker runtime the RQ jobs use, pointed at this test's database, queues and SMTP server."""
+    """The worker runtime the RQ jobs use (drain's worker gives it to them), pointed at this test's
+    database, queues and SMTP server."""
     rt = Runtime(replace(settings, smtp_url=smtp_server.url), clock=clock)
     rt.__dict__["sessions"] = sessions  # cached_property: share the test's sessions and job sink
     rt.__dict__["redis"] = redis
-    previous, runtime_module._current = runtime_module._current, rt
     yield rt
-    runtime_module._current = previous
     if "email_sender" in rt.__dict__:
         rt.email_sender.close()
 
@@ -247,7 +246,7 @@ def drain(rt: Runtime) -> None:
     """Run every queued job with a real RQ worker (burst mode) until the queues are empty."""
     relay_inbox(rt.redis, rt.settings.namespace, rt.settings.batch_size)  # the scheduler's relay
     queues = list(make_queues(rt.redis, rt.settings.namespace).values())
-    Worker(queues, connection=rt.redis).work(burst=True, logging_level="WARNING")
+    Worker(queues, rt).work(burst=True, logging_level="WARNING")
 
 
 def scheduled_emails(sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, count: int, *,

@@ -6,14 +6,12 @@ about 800 jobs/s per worker), use the JSON serializer, and keep no results.
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from engine.store.db import DeferredJob, JobSink
@@ -129,45 +127,3 @@ def wait_for_inbox(redis: Redis, namespace: str, timeout: float) -> bool:
     key, value = item  # type: ignore[misc]
     redis.lpush(key, value)
     return True
-
-
-class Worker(SimpleWorker):
-    """RQ's SimpleWorker (jobs run in-process, JSON payloads) that stops promptly and ends its command
-    listener promptly.
-
-    A warm shutdown (the first SIGTERM or SIGINT) lets RQ finish the job at hand; `stopping` is set
-    too, which a dispatch job reads between two messages: it finishes the one it is handing over and
-    gives its other claims back at once (engine/delivery/dispatch.py), so a stop leaves nothing in
-    doubt and the job ends in moments however many messages it held.
-
-    rq unsubscribes the worker's pubsub channel and then stops the listener thread. With
-    redis-py 8.2 the thread, woken by the unsubscribe reply and finding nothing subscribed,
-    waits up to rq's 60-second poll for a new subscription, and stop() now joins it: a
-    worker's teardown (every burst in the tests, every shutdown) could hang for a minute.
-    Here the thread's run flag is cleared first, so the unsubscribe reply ends it; if the
-    thread ended (and closed the connection) before the unsubscribe was written, there is
-    nothing left to unsubscribe.
-    """
-
-    def __init__(self, queues: list[Queue], connection: Redis, *, stopping: threading.Event | None = None):
-        super().__init__(queues, connection=connection, serializer=JSONSerializer)
-        self.stopping = stopping if stopping is not None else threading.Event()
-
-    def handle_warm_shutdown_request(self) -> None:
-        self.stopping.set()
-        super().handle_warm_shutdown_request()
-
-    def unsubscribe(self) -> None:
-        thread, pubsub = self.pubsub_thread, self.pubsub
-        if thread is None or pubsub is None:
-            return
-        try:
-            thread.stop(timeout=0)  # clear the run flag; the join comes after the unsubscribe
-        except TypeError:  # redis-py before 8.2: stop() only clears the flag
-            thread.stop()
-        try:
-            pubsub.unsubscribe()
-        except (RedisConnectionError, OSError):
-            pass  # the listener closed the connection first: the server dropped the subscription
-        thread.join(timeout=1)
-        pubsub.close()

@@ -4,7 +4,9 @@ and the templates messages are rendered from (the engine's templates port)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -69,12 +71,25 @@ class Runtime:
                                                            self.settings.rate_limits))
 
 
-_current: Runtime | None = None
+# The runtime of the worker performing the job at hand. RQ calls a job by its stored path with
+# its stored ids, so the worker (workers/worker.py) cannot pass it as an argument: it sets it
+# here around each job it performs, and the job's entry point reads it once.
+_serving: ContextVar[Runtime | None] = ContextVar("rapport_runtime", default=None)
 
 
-def current() -> Runtime:
-    """The process's runtime, built from the environment on first use."""
-    global _current
-    if _current is None:
-        _current = Runtime(Settings.from_env())
-    return _current
+@contextmanager
+def serving(rt: Runtime) -> Iterator[Runtime]:
+    """Make `rt` the runtime of the jobs performed inside."""
+    token = _serving.set(rt)
+    try:
+        yield rt
+    finally:
+        _serving.reset(token)
+
+
+def job_runtime() -> Runtime:
+    """The runtime of the worker performing this job."""
+    rt = _serving.get()
+    if rt is None:
+        raise RuntimeError("workers.jobs run in a Rapport worker (`rapport worker`), which gives them its runtime")
+    return rt

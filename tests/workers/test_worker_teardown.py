@@ -6,15 +6,15 @@ import threading
 import time
 from typing import Any
 
-from redis import Redis
+from workers.queues import make_queues
+from workers.runtime import Runtime
+from workers.worker import Worker
 
-from workers.queues import Worker, make_queues
 
-
-def test_the_listener_ends_even_when_it_reads_the_unsubscribe_reply_first(redis: Redis, namespace: str) -> None:
+def test_the_listener_ends_even_when_it_reads_the_unsubscribe_reply_first(runtime: Runtime, namespace: str) -> None:
     """The unsubscribe is slowed so the listener thread reads its reply before the worker stops it:
     with rq's own order the thread then waits a minute for a new subscription and teardown joins it."""
-    worker = Worker(list(make_queues(redis, namespace).values()), connection=redis)
+    worker = Worker(list(make_queues(runtime.redis, namespace).values()), runtime)
     worker.subscribe()
     pubsub: Any = worker.pubsub
     sent = pubsub.unsubscribe

@@ -180,25 +180,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.queues import Worker, make_queues
-    from workers.runtime import current
+    from workers.queues import make_queues
+    from workers.runtime import Runtime
+    from workers.worker import Worker
 
-    rt = current()
+    rt = Runtime(settings)
     rt.sessions  # connect before taking jobs, so a bad DATABASE_URL fails at start  # noqa: B018
     queues = list(make_queues(rt.redis, settings.namespace).values())
     # SimpleWorker runs jobs in-process: no fork per job, and the SMTP connection and
     # parsed journeys stay warm between jobs. Jobs carry batches of ids. SIGTERM: the job at
     # hand stops after the message it is handing over and gives the rest back (rt.stopping).
-    worker = Worker(queues, connection=rt.redis, stopping=rt.stopping)
+    worker = Worker(queues, rt)
     worker.work(burst=args.burst, logging_level="INFO", with_scheduler=False)
     return 0
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.runtime import current
+    from workers.runtime import Runtime
     from workers.scheduler import run_forever
 
-    run_forever(current())
+    run_forever(Runtime(settings))
     return 0
 
 
@@ -241,10 +242,11 @@ def cmd_bounce_server(args: argparse.Namespace, settings: Settings) -> int:
     stop = _stop_signal()
     from engine.store.db import make_engine, make_sessionmaker
     from workers.channels.email.bounces import start_bounce_server
-    from workers.runtime import current
+    from workers.runtime import Runtime
 
     # With Redis, the bounce and complaint events reach journeys at once; without, the sweeper finds them.
-    sessions = current().sessions if settings.redis_url else make_sessionmaker(make_engine(settings.database_url))
+    sessions = (Runtime(settings).sessions if settings.redis_url
+                else make_sessionmaker(make_engine(settings.database_url)))
     domains = tuple(args.domain or ([settings.bounce_domain] if settings.bounce_domain else []))
     controller, _handler = start_bounce_server(sessions, secret=settings.secret_key, clock=utcnow, host=args.host,
                                                port=args.port, domains=domains)

@@ -18,7 +18,7 @@ from engine.journeys import runs
 from engine.journeys.versions import create_journey
 from engine.store.models import Contact, Event, Run, Workspace
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
-from workers import jobs
+from workers.jobs import Jobs
 from workers.runtime import Runtime
 
 CUSTOMER = "cust-1"
@@ -100,8 +100,8 @@ def test_an_event_older_than_what_was_seen_does_not_move_times_back(runtime, ses
 def test_evaluating_the_same_events_twice_counts_them_once(runtime, sessions, shop, clock) -> None:
     """Jobs may run twice: a second evaluation of the same ids changes no metric."""
     ids = ingest(sessions, shop, clock, order("o-1", 40, clock()), order(None, 60, clock()))
-    jobs.evaluate_events(ids)
-    jobs.evaluate_events(ids)
+    Jobs(runtime).evaluate_events(ids)
+    Jobs(runtime).evaluate_events(ids)
     drain(runtime)  # and the job the ingest queued, a third time
     c = contact(sessions, shop)
     assert (c.orders_count, c.total_spent) == (2, Decimal("100.00"))
@@ -214,8 +214,8 @@ def test_crossing_a_threshold_sets_the_tier_and_records_one_event(runtime, sessi
 
     clock.advance(days=1)
     ids = ingest(sessions, shop, clock, order("o-2", 50, clock()))
-    jobs.evaluate_events(ids)
-    jobs.evaluate_events(ids)
+    Jobs(runtime).evaluate_events(ids)
+    Jobs(runtime).evaluate_events(ids)
     drain_twice(runtime)
 
     assert contact(sessions, shop).loyalty_tier == "connoisseur"

@@ -19,6 +19,7 @@ from engine.store.models import Contact, Event, Message, Run
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from triggers import abandoned_cart
 from workers.dev.demo import cart_event, order_event
+from workers.jobs import Jobs
 from workers.runtime import Runtime
 from workers.scheduler import run_once
 
@@ -147,8 +148,7 @@ def test_updates_of_one_cart_enroll_once_and_the_email_shows_the_latest_cart(run
 def test_evaluating_the_same_events_twice_enrolls_and_sends_once(runtime, sessions, shop, clock, journey,
                                                                 smtp_server) -> None:
     """Jobs may run twice: re-running evaluation and advancement changes nothing."""
-    from workers import jobs
-
+    jobs = Jobs(runtime)
     ingest(sessions, shop, clock, cart_event("cart-4"))
     with sessions() as session:
         event_ids = list(session.scalars(select(Event.id).where(Event.workspace_id == shop.id)))

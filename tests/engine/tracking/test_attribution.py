@@ -17,7 +17,7 @@ from engine.store.models import Attribution, Journey, Message, Workspace
 from engine.tracking.attribution import attribute_orders, attribution_windows
 from engine.tracking.receipts import apply_deliveries
 from tests.conftest import FakeClock, Shop, drain
-from workers import jobs
+from workers.jobs import Jobs
 
 
 class Scene:
@@ -146,7 +146,7 @@ def test_an_order_evaluated_twice_is_attributed_once(scene: Scene, clock: FakeCl
     """The job run again, and the service called again, add nothing."""
     scene.touch(scene.message(), "clicked", clock() - timedelta(days=1))
     order_event = scene.order("o-1", clock())
-    jobs.evaluate_events([order_event])
+    Jobs(scene.runtime).evaluate_events([order_event])
     with sessions.begin() as session:
         assert attribute_orders(session, [order_event], now=clock()) == 0
     assert len(scene.attributions()) == 1
