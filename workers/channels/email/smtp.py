@@ -85,7 +85,9 @@ class SmtpSender:
 
     IDLE_LIMIT = 60.0  # seconds: an idle connection older than this is closed, not reused (servers drop them)
 
-    def __init__(self, url: str, *, timeout: float = 30.0, dkim: DkimKey | None = None):
+    def __init__(self, url: str, *, timeout: float = 30.0, dkim: DkimKey | None = None,
+                 tls: ssl.SSLContext | None = None):
+        """`tls`: what verifies the server's certificate; by default the system's CAs (a test trusts its own)."""
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
@@ -98,7 +100,7 @@ class SmtpSender:
         self.dkim = dkim
         self._idle: list[tuple[smtplib.SMTP, float]] = []  # (connection, when it was put back)
         self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None  # made once, when first needed: loading the CA store is slow
+        self._tls = tls  # the default is made once, when first needed: loading the CA store is slow
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -268,7 +270,7 @@ def _send_body(conn: smtplib.SMTP, payload: bytes) -> None:
         raise SendInDoubt(f"SMTP server answered the end of the message with {_unexpected(code, reply)}")
     if code == 421:
         conn.close()
-    raise _classify(code, reply)  # the transaction is over either way: no RSET needed
+    raise classify_reply(code, reply)  # the transaction is over either way: no RSET needed
 
 
 def _refused(conn: smtplib.SMTP, stage: str, code: int, reply: bytes, *, sender: str = "") -> NoReturn:
@@ -285,7 +287,7 @@ def _refused(conn: smtplib.SMTP, stage: str, code: int, reply: bytes, *, sender:
     if sender:  # our MAIL FROM was refused: never the recipient's fault
         error = f"SMTP {code} sender {sender} refused: {_text(reply)}"
         raise PermanentSendError(error) if code >= 500 else TransientSendError(error)
-    raise _classify(code, reply)
+    raise classify_reply(code, reply)
 
 
 def _reset(conn: smtplib.SMTP) -> None:
@@ -430,7 +432,7 @@ DEAD_WORDS = re.compile(
 )
 
 
-def _classify(code: int, reason: bytes | str) -> TransientSendError | PermanentSendError:
+def classify_reply(code: int, reason: bytes | str) -> TransientSendError | PermanentSendError:
     """5xx is permanent (dead address when the reply says the mailbox is gone); the rest is transient."""
     text = _text(reason)
     error = f"SMTP {code} {text}"

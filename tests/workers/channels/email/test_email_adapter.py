@@ -525,8 +525,8 @@ def test_a_tls_connection_is_pooled_and_reused(tls_certificate: tuple[Path, Path
     options: dict[str, Any] = ({"tls_context": server_tls, "require_starttls": True} if scheme == "smtp"
                                else {"ssl_context": server_tls})
     controller = start_server(recorder, port, **options)
-    smtp = SmtpSender(f"{scheme}://127.0.0.1:{port}", timeout=5)
-    smtp._tls = ssl.create_default_context(cafile=str(certificate))  # trust the test certificate
+    smtp = SmtpSender(f"{scheme}://127.0.0.1:{port}", timeout=5,
+                      tls=ssl.create_default_context(cafile=str(certificate)))  # trust the test certificate
     try:
         for number in range(3):
             smtp.send(outgoing(message_id=number))

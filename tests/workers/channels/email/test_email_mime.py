@@ -18,7 +18,7 @@ import pytest
 from engine.delivery.ports import OutgoingMessage
 from engine.errors import PermanentSendError, TransientSendError
 from workers.channels.email.mime import build_mime
-from workers.channels.email.smtp import SmtpSender, _classify
+from workers.channels.email.smtp import SmtpSender, classify_reply
 
 MESSAGE_ID = "<20261123090000.1234@shop.example>"
 
@@ -249,7 +249,7 @@ def test_smtp_credentials_in_the_url_are_percent_decoded() -> None:
 @pytest.mark.parametrize("code", [500, 550, 552, 553, 554, 599])
 def test_a_5xx_reply_is_a_permanent_failure(code: int) -> None:
     """5xx (no such user, rejected) cannot succeed on retry: the message fails."""
-    error = _classify(code, b"5.1.1 <zoe@example.com>: user unknown")
+    error = classify_reply(code, b"5.1.1 <zoe@example.com>: user unknown")
 
     assert isinstance(error, PermanentSendError)
     assert str(error) == f"SMTP {code} 5.1.1 <zoe@example.com>: user unknown"
@@ -266,7 +266,7 @@ def test_a_5xx_reply_is_a_permanent_failure(code: int) -> None:
 )
 def test_a_reply_saying_the_mailbox_is_gone_marks_the_address_dead(code: int, reply: str) -> None:
     """User unknown / no such mailbox / account disabled: the address is suppressed, not just the message failed."""
-    error = _classify(code, reply)
+    error = classify_reply(code, reply)
 
     assert isinstance(error, PermanentSendError)
     assert error.address_dead is True
@@ -281,7 +281,7 @@ def test_a_reply_saying_the_mailbox_is_gone_marks_the_address_dead(code: int, re
 )
 def test_a_refused_message_does_not_kill_the_address(code: int, reply: str) -> None:
     """Spam, policy or size rejections fail the message but keep the address: the mailbox itself is fine."""
-    error = _classify(code, reply)
+    error = classify_reply(code, reply)
 
     assert isinstance(error, PermanentSendError)
     assert error.address_dead is False
@@ -290,7 +290,7 @@ def test_a_refused_message_does_not_kill_the_address(code: int, reply: str) -> N
 @pytest.mark.parametrize("code", [421, 450, 451, 452])
 def test_a_4xx_reply_is_a_transient_failure(code: int) -> None:
     """4xx (greylisting, mailbox busy, try later) is retried with backoff."""
-    error = _classify(code, "4.7.1 try again later")
+    error = classify_reply(code, "4.7.1 try again later")
 
     assert isinstance(error, TransientSendError)
     assert not isinstance(error, PermanentSendError)
