@@ -26,7 +26,6 @@ PACKAGES = ("engine", "templates", "triggers", "webapp", "workers")
 # (importer, imported) of the in-function import.
 KNOWN_CYCLES = {
     ("engine.journeys.versions", "engine.journeys.runs"),  # issue 11: one enrollment rule
-    ("templates.rendering", "templates.texts"),  # issue 11: templates behind a port
 }
 
 
