@@ -46,7 +46,8 @@ from engine.errors import (
     TemplateError,
     TransientSendError,
 )
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import Contact, Message, MessageStatus, Suppression, Workspace
 
 MAX_ATTEMPTS = 8
@@ -429,7 +430,7 @@ def _failed_for_good(message: Message, batch: _Batch, exc: Exception, *, now: da
 
     def record(session: Session) -> None:
         if dead and message.to_address:
-            session.execute(dialect_insert(session, Suppression).values(
+            session.execute(upsert(session, Suppression).values(
                 workspace_id=message.workspace_id, channel=message.channel, address=message.to_address,
                 reason=f"address dead: {exc}"[:200], created_at=now,
             ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))
