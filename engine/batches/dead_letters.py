@@ -36,7 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.contacts.journal import record
 from engine.errors import NotFound
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import LIVE_RUN_STATUSES, Contact, DeadLetter, Event, Message, MessageStatus, Run, RunStatus
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def record_failure(session: Session, kind: str, item_id: int, exc: BaseException
         return None
     workspace_id, contact_id = owner
     error_type, error = describe_error(exc)
-    session.execute(dialect_insert(session, DeadLetter).values(
+    session.execute(upsert(session, DeadLetter).values(
         workspace_id=workspace_id, contact_id=contact_id, kind=kind, item_id=item_id, status=FAILING,
         error_type=error_type, error=error, attempts=0, first_failed_at=now, last_failed_at=now,
     ).on_conflict_do_nothing(index_elements=["kind", "item_id"]))

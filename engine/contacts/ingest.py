@@ -8,6 +8,7 @@ per workspace, so a shop that retries a webhook changes nothing the second time.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,16 +25,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import BigInteger, String, any_, bindparam, cast, column, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from engine.channels import Channel
 from engine.contacts.consent import PERSON_SOURCES, apply_claim, claim_from_event, record_of
 from engine.contacts.phones import normalize_phone
 from engine.field_errors import field_errors
-from engine.store.db import defer, rows_json
+from engine.store.db import defer
+from engine.store.dialect import insert_rows, json_merge, one_of
 from engine.store.models import Contact, Event
 from engine.timezones import is_time_zone
 
@@ -217,7 +217,7 @@ def ingest_events(
             session.scalars(
                 select(Event.external_id).where(
                     Event.workspace_id == workspace_id,
-                    _one_of(session, Event.external_id, [e.id for _, e in valid]),
+                    one_of(Event.external_id, [e.id for _, e in valid]),
                 )
             )
         )
@@ -282,7 +282,7 @@ def _apply_consent(session: Session, events: list[tuple[int, EventIn]], stored: 
                       if _may_change(stored[contact_id], event.contact.consent)})
     if not touched:
         return
-    load = select(Contact).where(_one_of(session, Contact.id, touched, BigInteger))
+    load = select(Contact).where(one_of(Contact.id, touched))
     contacts = {c.id: c for c in session.scalars(load.execution_options(populate_existing=True))}
     for contact_id, event in with_consent:
         if contact_id not in contacts:
@@ -319,53 +319,22 @@ def _may_change(stored: Any, consent: Mapping[Any, ConsentIn]) -> bool:
                for channel, value in consent.items())
 
 
-def _one_of(session: Session, col: Any, values: list[str] | list[int], type_: Any = String) -> Any:
-    """`column IN values`; on PostgreSQL `column = ANY(<one array parameter>)`.
-
-    An IN list of 1000 parameters is a statement psycopg re-parses on every call, and
-    once PostgreSQL switches the prepared statement to a generic plan it may compare
-    every row of the workspace with each parameter (400 ms per batch at 30,000 events).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return col == any_(bindparam("values", values, type_=ARRAY(type_)))
-    return col.in_(values)
+EVENTS = typing.cast(Table, Event.__table__)
+CONTACTS = typing.cast(Table, Contact.__table__)
 
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
-    dialect = session.get_bind().dialect.name
-    result = session.execute(_events_insert(dialect, tuple(rows[0])), _row_params(dialect, rows))
+    insert = insert_rows(session, EVENTS, rows)
+    result = session.execute(_new_events(insert.statement), insert.parameters)
     return [(row[0], row[1], row[2]) for row in result]
 
 
+# Built once per database and columns, on insert_rows' statement, and cached: building one
+# costs more than the ~0.2 ms a single event's INSERT takes to run.
 @cache
-def _events_insert(dialect: str, names: tuple[str, ...]) -> Any:
-    table = Event.__table__
-    stmt = _insert_rows(dialect, table, names)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
-    return stmt.returning(table.c.id, table.c.external_id, table.c.contact_id)
-
-
-# Multi-row INSERTs, built once per shape and cached (building one costs more than the
-# ~0.2 ms a single event's INSERT takes to run). Never `.values(rows)`: that is a new
-# statement of rows x columns bind parameters on every call, which SQLAlchemy compiles
-# afresh and psycopg re-parses (it caches only statements under 4 KB): ~0.5 ms per event.
-# On PostgreSQL the rows travel as one JSON parameter unpacked by jsonb_to_recordset;
-# on SQLite as executemany parameters (SQLAlchemy's insertmanyvalues).
-def _insert_rows(dialect: str, table: Any, names: tuple[str, ...]) -> Any:
-    if dialect != "postgresql":
-        return sqlite.insert(table)
-    source = (
-        func.jsonb_to_recordset(cast(bindparam("rows", type_=String), JSONB))
-        .table_valued(*(column(name, table.c[name].type) for name in names))
-        .render_derived(with_types=True)
-    )
-    return postgresql.insert(table).from_select(list(names), select(*(source.c[name] for name in names)))
-
-
-def _row_params(dialect: str, rows: list[dict[str, Any]]) -> Any:
-    if dialect != "postgresql":
-        return rows
-    return {"rows": rows_json(rows)}
+def _new_events(insert: Any) -> Any:
+    stmt = insert.on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
+    return stmt.returning(EVENTS.c.id, EVENTS.c.external_id, EVENTS.c.contact_id)
 
 
 PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "timezone", "locale", "birthday")
@@ -401,9 +370,8 @@ def upsert_contacts(
         row["attributes"].update(contact.attributes)
         row["consent"], row["consent_records"] = (initial_consent or {}).get(contact.key, ({}, {}))
 
-    dialect = session.get_bind().dialect.name
-    rows = list(merged.values())
-    result = session.execute(_contacts_upsert(dialect, tuple(rows[0])), _row_params(dialect, rows))
+    insert = insert_rows(session, CONTACTS, list(merged.values()))
+    result = session.execute(_contacts_upsert(insert.statement), insert.parameters)
     ids = {}
     for id_, external_id, consent, records in result:
         ids[external_id] = id_
@@ -413,17 +381,10 @@ def upsert_contacts(
 
 
 @cache
-def _contacts_upsert(dialect: str, names: tuple[str, ...]) -> Any:
-    table = Contact.__table__
-    stmt = _insert_rows(dialect, table, names)
-    excluded = stmt.excluded
-
-    def merge(col: str) -> Any:
-        if dialect == "postgresql":
-            return table.c[col].op("||")(excluded[col])
-        return func.json_patch(table.c[col], excluded[col])
-
+def _contacts_upsert(insert: Any) -> Any:
+    table = CONTACTS
+    excluded = insert.excluded
     updates: dict[str, Any] = {name: func.coalesce(excluded[name], table.c[name]) for name in PROFILE_FIELDS}
-    updates |= {"attributes": merge("attributes"), "updated_at": excluded["updated_at"]}
-    stmt = stmt.on_conflict_do_update(index_elements=["workspace_id", "external_id"], set_=updates)
+    updates |= {"attributes": json_merge(table.c.attributes, excluded.attributes), "updated_at": excluded.updated_at}
+    stmt = insert.on_conflict_do_update(index_elements=["workspace_id", "external_id"], set_=updates)
     return stmt.returning(table.c.id, table.c.external_id, table.c.consent, table.c.consent_records)

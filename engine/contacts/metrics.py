@@ -56,14 +56,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Integer,
     Numeric,
     Table,
     and_,
-    any_,
-    bindparam,
     case,
     cast,
     func,
@@ -71,15 +68,14 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from engine.contacts.loyalty import is_upgrade, tier_for, workspace_tiers
 from engine.errors import FieldErrors
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import json_type_in, one_of, upsert, without_jit
 from engine.store.models import Contact, Event, Workspace
 
 log = logging.getLogger(__name__)
@@ -103,14 +99,15 @@ def apply_events(session: Session, event_ids: Sequence[int], *, now: datetime) -
     loyalty tier changes get the new tier and a `loyalty_tier_changed` event, which is
     deferred for evaluation like any other.
     """
-    dialect = session.get_bind().dialect.name
-    claimed = list(session.scalars(_claim(dialect), {"ids": list(event_ids)}))
+    claimed = list(session.scalars(_claim(), {"ids": list(event_ids)}))
     if claimed:
-        _without_jit(session, dialect)
+        # The planner prices the per-order subqueries as if every event ran them: the update passed
+        # jit_above_cost and spent 44 ms compiling to run for 8 ms (500 events).
+        without_jit(session)
         params = {"ids": claimed}
-        session.execute(_lock_contacts(dialect, BATCH), params)
-        changed = [tuple(row) for row in session.execute(_add_up(dialect, BATCH), params)]
-        _move_tiers(session, changed, dialect, BATCH, params, now=now)
+        session.execute(_lock_contacts(BATCH), params)
+        changed = [tuple(row) for row in session.execute(_add_up(BATCH), params)]
+        _move_tiers(session, changed, BATCH, params, now=now)
     return claimed
 
 
@@ -122,18 +119,17 @@ def rebuild_metrics(session: Session, contact_ids: Sequence[int], *, now: dateti
     `loyalty_tier_changed` events: a backfill must not start journeys for everyone.
     Runs in the caller's transaction, with the contacts locked as evaluation locks them.
     """
-    dialect = session.get_bind().dialect.name
-    _without_jit(session, dialect)
+    without_jit(session)
     params = {"ids": list(contact_ids)}
-    of_contacts = _one_of(dialect, contacts.c.id)
-    session.execute(_lock_contacts(dialect, HISTORY), params)
+    of_contacts = one_of(contacts.c.id, name="ids")
+    session.execute(_lock_contacts(HISTORY), params)
     session.execute(update(contacts).where(of_contacts).values(
         orders_count=0, total_spent=0, first_order_at=None, last_order_at=None, last_activity_at=None), params)
-    session.execute(_add_up(dialect, HISTORY), params)
+    session.execute(_add_up(HISTORY), params)
     everyone = [tuple(row) for row in session.execute(select(
         contacts.c.id, contacts.c.workspace_id, contacts.c.orders_count, contacts.c.total_spent,
         contacts.c.loyalty_tier).where(of_contacts), params)]
-    _move_tiers(session, everyone, dialect, HISTORY, params, now=now)
+    _move_tiers(session, everyone, HISTORY, params, now=now)
 
 
 # Which events a statement adds up, given the parameter `ids`:
@@ -141,88 +137,65 @@ BATCH = "batch"  # events by id, not yet evaluated; the contacts' evaluated even
 HISTORY = "history"  # every evaluated event of the contacts with these ids (a rebuild)
 
 
-def _without_jit(session: Session, dialect: str) -> None:
-    """On PostgreSQL, JIT off for this transaction.
-
-    The planner prices the per-order subqueries as if every event ran them, so the
-    statement passed jit_above_cost and spent 44 ms compiling to run for 8 ms (500
-    events); batch evaluation never runs long enough for JIT to pay.
-    """
-    if dialect == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))
-
-
-def _one_of(dialect: str, col: Any) -> ColumnElement[bool]:
-    """`col IN :ids`, as one array parameter on PostgreSQL (a stable statement to prepare)."""
-    if dialect == "postgresql":
-        in_array: ColumnElement[bool] = col == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-        return in_array
-    in_list: ColumnElement[bool] = col.in_(bindparam("ids", expanding=True))
-    return in_list
-
-
-def _chosen(dialect: str, scope: str) -> ColumnElement[bool]:
+def _chosen(scope: str) -> ColumnElement[bool]:
     if scope == BATCH:  # claimed already; IS NULL again so that no slip can count an event twice
-        return and_(_one_of(dialect, events.c.id), events.c.evaluated_at.is_(None))
-    return and_(_one_of(dialect, events.c.contact_id), events.c.evaluated_at.is_not(None))
+        return and_(one_of(events.c.id, name="ids"), events.c.evaluated_at.is_(None))
+    return and_(one_of(events.c.contact_id, name="ids"), events.c.evaluated_at.is_not(None))
 
 
 @cache
-def _claim(dialect: str) -> Any:
+def _claim() -> Any:
     """The unevaluated events among :ids, locked; ones another worker holds are left to it."""
-    return (select(events.c.id).where(_one_of(dialect, events.c.id), events.c.evaluated_at.is_(None))
+    return (select(events.c.id).where(one_of(events.c.id, name="ids"), events.c.evaluated_at.is_(None))
             .order_by(events.c.id).with_for_update(skip_locked=True))
 
 
 @cache
-def _lock_contacts(dialect: str, scope: str) -> Any:
+def _lock_contacts(scope: str) -> Any:
     """Lock in id order, so two workers touching the same contacts queue instead of deadlocking."""
-    touched = select(events.c.contact_id).where(_chosen(dialect, BATCH)) if scope == BATCH else None
-    which = contacts.c.id.in_(touched) if touched is not None else _one_of(dialect, contacts.c.id)
+    touched = select(events.c.contact_id).where(_chosen(BATCH)) if scope == BATCH else None
+    which = contacts.c.id.in_(touched) if touched is not None else one_of(contacts.c.id, name="ids")
     return select(contacts.c.id).where(which).order_by(contacts.c.id).with_for_update()
 
 
-def _order_key(table: Any) -> Any:
+def order_key(table: Any) -> Any:
+    """`properties.order_id` of an events table (or alias), NULL when missing or empty."""
     return func.nullif(table.c.properties["order_id"].as_string(), "")
 
 
-def _amount(table: Any, dialect: str) -> Any:
+def order_amount(table: Any) -> Any:
     """`properties.total` as money when it is a plain non-negative amount (number or text), else 0."""
-    if dialect == "postgresql":
-        kind, kinds = func.jsonb_typeof(table.c.properties.op("->")("total")), ["number", "string"]
-    else:  # SQLite: json_extract gives true as 1, so the JSON type is checked first
-        kind, kinds = func.json_type(table.c.properties, "$.total"), ["integer", "real", "text"]
     total = func.trim(table.c.properties["total"].as_string())
-    usable = and_(kind.in_(kinds), total.regexp_match(AMOUNT_PATTERN))
+    usable = and_(json_type_in(table.c.properties, "total", ["number", "string"]), total.regexp_match(AMOUNT_PATTERN))
     return case((usable, func.round(cast(total, Numeric(14, 2)), 2)), else_=literal(0))
 
 
 @cache
-def _add_up(dialect: str, scope: str) -> Any:
+def _add_up(scope: str) -> Any:
     """UPDATE the contacts by what the scope's events add; RETURNING (id, workspace, orders, spent, tier).
 
-    Built once per dialect and scope: building it costs more than running it.
+    Built once per scope: building it costs more than running it.
     Shaped for PostgreSQL's planner: what earlier batches said about an order is asked
     once per order (the first event of its kind in the batch), as a scalar aggregate
     subquery, which PostgreSQL runs as an index lookup on the contact's events. As
     EXISTS it became a hashed subplan that scans every order event of the table.
     """
-    order_key = _order_key(events)
+    this_order = order_key(events)
     kind = case((events.c.type.in_(ORDER_REVERSALS), "reversal"), else_=events.c.type)
     is_reversal = case((events.c.type.in_(ORDER_REVERSALS), 1), else_=0)
     batch = select(
         events.c.contact_id, events.c.type, events.c.occurred_at,
-        order_key.label("order_key"),
-        case((events.c.type == ORDER_PLACED, _amount(events, dialect)), else_=literal(0)).label("amount"),
+        this_order.label("order_key"),
+        case((events.c.type == ORDER_PLACED, order_amount(events)), else_=literal(0)).label("amount"),
         # 1 for the first order_placed (or the first cancellation/refund) of an order in the batch
-        func.row_number().over(partition_by=(events.c.contact_id, order_key, kind),
+        func.row_number().over(partition_by=(events.c.contact_id, this_order, kind),
                                order_by=(events.c.occurred_at, events.c.id)).label("nth"),
-        func.max(is_reversal).over(partition_by=(events.c.contact_id, order_key)).label("reversed_now"),
-    ).where(_chosen(dialect, scope), events.c.type.not_in(NOT_ACTIVITY)).subquery("batch")
+        func.max(is_reversal).over(partition_by=(events.c.contact_id, this_order)).label("reversed_now"),
+    ).where(_chosen(scope), events.c.type.not_in(NOT_ACTIVITY)).subquery("batch")
 
     prior = events.alias("prior")  # the contact's events about the same order, counted before
     about_order = and_(prior.c.contact_id == batch.c.contact_id, prior.c.evaluated_at.is_not(None),
-                       prior.c.type.in_((ORDER_PLACED, *ORDER_REVERSALS)), _order_key(prior) == batch.c.order_key)
+                       prior.c.type.in_((ORDER_PLACED, *ORDER_REVERSALS)), order_key(prior) == batch.c.order_key)
     # 1: placed before, 2: cancelled or refunded before, 3: both, NULL: neither
     seen_before = select(
         func.max(case((prior.c.type == ORDER_PLACED, 1), else_=0))
@@ -243,9 +216,9 @@ def _add_up(dialect: str, scope: str) -> Any:
     per_event = select(with_history, orders.label("orders")).subquery("per_event")
     # What a reversal takes out: the amount of the order_placed that was counted (the first applied).
     counted_amount = (
-        select(_amount(prior, dialect))
+        select(order_amount(prior))
         .where(prior.c.contact_id == per_event.c.contact_id, prior.c.type == ORDER_PLACED,
-               prior.c.evaluated_at.is_not(None), _order_key(prior) == per_event.c.order_key)
+               prior.c.evaluated_at.is_not(None), order_key(prior) == per_event.c.order_key)
         .order_by(prior.c.evaluated_at, prior.c.occurred_at, prior.c.id)
         .limit(1)
         .scalar_subquery()
@@ -298,8 +271,8 @@ class TierChange:
     total_spent: Decimal
 
 
-def _move_tiers(session: Session, rows: list[tuple[Any, ...]], dialect: str, scope: str,
-                params: dict[str, Any], *, now: datetime) -> None:
+def _move_tiers(session: Session, rows: list[tuple[Any, ...]], scope: str, params: dict[str, Any], *,
+                now: datetime) -> None:
     """Give each contact the tier its total spent reaches; announce changes as events."""
     if not rows:
         return
@@ -327,7 +300,7 @@ def _move_tiers(session: Session, rows: list[tuple[Any, ...]], dialect: str, sco
     for tier, ids in moves.items():
         session.execute(update(contacts).where(contacts.c.id.in_(ids)).values(loyalty_tier=tier))
     if scope == BATCH and changes:
-        _record_tier_changes(session, changes, _chosen(dialect, scope), params, now=now)
+        _record_tier_changes(session, changes, _chosen(scope), params, now=now)
 
 
 def _record_tier_changes(session: Session, changes: list[TierChange], chosen: ColumnElement[bool],
@@ -363,6 +336,6 @@ def _record_tier_changes(session: Session, changes: list[TierChange], chosen: Co
             "source": "rapport",
             "enqueued_at": now,
         })
-    stmt = dialect_insert(session, events).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
+    stmt = upsert(session, events).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
     inserted = session.execute(stmt.returning(events.c.id), rows).scalars()  # one multi-row INSERT
     defer(session, "evaluate_events", sorted(inserted))

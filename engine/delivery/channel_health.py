@@ -48,7 +48,8 @@ from sqlalchemy.orm import Session
 from engine.channels import CHANNELS
 from engine.contacts.journal import record_message
 from engine.delivery import settings as delivery_settings
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import ChannelHealth, Message, MessageStatus, Workspace
 
 DEFAULT_PAUSE_AFTER = 10
@@ -101,7 +102,7 @@ def _row(workspace_id: str, channel: str) -> Any:
 
 
 def _ensure_row(session: Session, workspace_id: str, channel: str, *, now: datetime) -> None:
-    insert = dialect_insert(session, ChannelHealth).values(
+    insert = upsert(session, ChannelHealth).values(
         workspace_id=workspace_id, channel=channel, consecutive_failures=0, updated_at=now, state=CLOSED,
         failed_probes=0, opened_total=0)
     session.execute(insert.on_conflict_do_nothing(index_elements=["workspace_id", "channel"]))

@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, insert, text, update
+from sqlalchemy import Connection, Engine, Table, insert, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store.db import defer
+from engine.store.dialect import close_asynchronous_commit, has_asynchronous_commit, open_asynchronous_commit
 from engine.store.models import JournalEntry, Message, MessageStatus
 
 log = logging.getLogger(__name__)
@@ -117,17 +118,15 @@ class _PostgresHandover:
 
     def _driver(self) -> Any:
         if self.connection is None:
-            self.connection = self.bind.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self.connection.execute(text("SET synchronous_commit TO off"))
+            self.connection = open_asynchronous_commit(self.bind)
         return self.connection.connection.driver_connection
 
     def close(self) -> None:
         if self.connection is not None:
             try:
-                self.connection.execute(text("RESET synchronous_commit"))  # the connection goes back to the pool
+                close_asynchronous_commit(self.connection)
             except SQLAlchemyError:
                 pass  # a dead connection is discarded by the pool anyway
-            self.connection.close()
             self.connection = None
 
     def step(self, done: SentRecord | None, next_id: int | None, *, token: str, now: datetime) -> int | None:
@@ -189,8 +188,8 @@ def _disconnected(connection: Connection | None, exc: Exception) -> bool:
 
 @contextmanager
 def handover(sessions: sessionmaker[Session]) -> Iterator[Handover]:
-    bind = sessions.kw.get("bind")
-    if bind is None or bind.dialect.name != "postgresql":
+    bind: Engine | None = sessions.kw.get("bind")
+    if bind is None or not has_asynchronous_commit(bind):
         yield _SessionHandover(sessions)
         return
     steps = _PostgresHandover(bind)

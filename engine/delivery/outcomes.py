@@ -31,7 +31,8 @@ from engine.delivery.policies import parse_quiet_hours, quiet_until, route
 from engine.delivery.ports import Channels
 from engine.delivery.templates import Templates
 from engine.errors import ChannelUnavailable, PermanentSendError, SendInDoubt, TransientSendError
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import Contact, Message, MessageStatus, Suppression, Workspace
 from engine.timezones import contact_zone
 
@@ -173,7 +174,7 @@ def failed_for_good(message: Message, batch: DispatchBatch, exc: Exception, *, n
 
     def record(session: Session) -> DispatchOutcome:
         if dead and message.to_address:
-            session.execute(dialect_insert(session, Suppression).values(
+            session.execute(upsert(session, Suppression).values(
                 workspace_id=message.workspace_id, channel=message.channel, address=message.to_address,
                 reason=f"address dead: {exc}"[:200], created_at=now,
             ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))

@@ -7,6 +7,7 @@ worker finds the message already there and does nothing.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,9 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, TextClause, any_, bindparam, cast, column, func, insert, select, text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from engine.contacts.journal import record
@@ -24,7 +23,8 @@ from engine.delivery import routing
 from engine.delivery.policies import address_for
 from engine.delivery.templates import Templates
 from engine.journeys.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
-from engine.store.db import defer, dialect_insert, rows_json
+from engine.store.db import defer
+from engine.store.dialect import insert_rows, insert_rows_in_order, one_of, upsert
 from engine.store.models import (
     Contact,
     Event,
@@ -116,7 +116,7 @@ class Batch:
             select(Suppression.workspace_id, Suppression.address).where(
                 Suppression.channel == "email",
                 Suppression.workspace_id.in_(sorted({w for w, _, _ in wanted})),
-                _one_of(session, Suppression.address, sorted({a for _, _, a in wanted})),
+                one_of(Suppression.address, sorted({a for _, _, a in wanted})),
             )
         ))
         self.checked |= wanted
@@ -178,9 +178,8 @@ class Batch:
         made: dict[tuple[int, str], int] = {}
         assert all(set(p.row) <= set(MESSAGE_COLUMNS) for p in pending), "a message column is missing here"
         rows = [{name: p.row.get(name) for name in MESSAGE_COLUMNS} for p in pending]
-        for message_id, run_id, step_id in _insert_rows(session, Message, rows,
-                                                        conflict=("run_id", "step_id"),
-                                                        returning=("id", "run_id", "step_id")):
+        insert = insert_rows(session, MESSAGES, rows)
+        for message_id, run_id, step_id in session.execute(_new_messages(insert.statement), insert.parameters):
             made[(run_id, step_id)] = message_id
         to_send = []
         for p in pending:
@@ -199,18 +198,7 @@ class Batch:
         rows = [row for row in rows or [] if row["message_id"] is not _DROPPED]
         if not rows:
             return
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(_journal_insert(), {"rows": rows_json(rows)})
-        else:
-            session.execute(insert(JournalEntry), rows)
-
-
-def _one_of(session: Session, column: Any, values: list[str]) -> Any:
-    """`column IN values`; on PostgreSQL `= ANY(<one array parameter>)` (a statement of more
-    than 50 parameters is parsed again by the driver on every call)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(String)))
-    return column.in_(values)
+        insert_rows_in_order(session, JOURNAL, rows)
 
 
 @dataclass
@@ -226,49 +214,15 @@ MESSAGE_COLUMNS = ("workspace_id", "contact_id", "run_id", "journey_id", "step_i
 _DROPPED = object()  # the message_id of a journal line about a message that was not made after all
 
 
-def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]], *, conflict: tuple[str, ...],
-                 returning: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    """INSERT rows ... ON CONFLICT (conflict) DO NOTHING RETURNING (returning), with one statement."""
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = recordset_insert(model.__table__, tuple(rows[0]), conflict).returning(
-            *(model.__table__.c[name] for name in returning))
-        return [tuple(row) for row in session.execute(stmt, {"rows": rows_json(rows)})]
-    table = model.__table__
-    stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=list(conflict)).returning(
-        *(table.c[name] for name in returning))
-    return [tuple(row) for row in session.execute(stmt, rows)]
+MESSAGES = typing.cast(Table, Message.__table__)
+JOURNAL = typing.cast(Table, JournalEntry.__table__)
 
 
 @cache
-def recordset_insert(table: Any, names: tuple[str, ...], conflict: tuple[str, ...]) -> Any:
-    """PostgreSQL: INSERT the rows of one JSON parameter `rows` ... ON CONFLICT DO NOTHING.
-
-    A multi-row VALUES has a parameter per value, and the driver parses a statement of more
-    than 50 parameters again on every call: that cost more than the insert itself.
-    """
-    source = (
-        func.jsonb_to_recordset(cast(bindparam("rows", type_=String), JSONB))
-        .table_valued(*(column(name, table.c[name].type) for name in names))
-        .render_derived(with_types=True)
-    )
-    return (postgresql.insert(table).from_select(list(names), select(*(source.c[name] for name in names)))
-            .on_conflict_do_nothing(index_elements=list(conflict)))
-
-
-JOURNAL_COLUMNS = {"workspace_id": "varchar", "contact_id": "bigint", "run_id": "bigint", "step_id": "varchar",
-                   "message_id": "bigint", "kind": "varchar", "at": "timestamptz", "detail": "varchar"}
-
-
-@cache
-def _journal_insert() -> TextClause:
-    """PostgreSQL: the rows as one JSON parameter, in order (a multi-row VALUES of that many
-    parameters is re-parsed by the driver on every call, and costs more than the insert)."""
-    names = ", ".join(JOURNAL_COLUMNS)
-    types = ", ".join(f"{name} {kind}" for name, kind in JOURNAL_COLUMNS.items())
-    return text(
-        f"INSERT INTO journal ({names}) SELECT {names} FROM ROWS FROM "
-        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS r({names}, n) ORDER BY n"
-    )
+def _new_messages(insert: Any) -> Any:
+    """The messages INSERT (insert_rows), skipping a (run, step) that made its message already; the new ones."""
+    return insert.on_conflict_do_nothing(index_elements=["run_id", "step_id"]).returning(
+        MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.step_id)
 
 
 @contextmanager
@@ -334,7 +288,7 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
         batch.journal.append(line)
         batch.messages.append(_PendingMessage(row, line, send=not skip and not deferred))
         return None
-    stmt = dialect_insert(session, Message).values(row).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
+    stmt = upsert(session, Message).values(row).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
     message_id: int | None = session.scalar(stmt.returning(Message.id))
     if message_id is None:
         return None  # this step already made its message

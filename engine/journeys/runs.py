@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import typing
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 from typing import Any, assert_never
 
-from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -47,7 +46,7 @@ from engine.journeys.interpreter import (
 from engine.journeys.versions import LiveVersion, live_versions, version_definition
 from engine.segments.conditions import describe, holds
 from engine.segments.facts import gather_facts, lazy
-from engine.store.db import dialect_insert, rows_json
+from engine.store.dialect import insert_rows, one_of
 from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
 from engine.timezones import contact_zone
 
@@ -85,7 +84,7 @@ def evaluate_events(session: Session, event_ids: list[int], *, templates: Templa
     events = list(
         session.scalars(
             select(Event)
-            .where(_one_of(session, Event.id, event_ids), Event.evaluated_at.is_(None))
+            .where(one_of(Event.id, event_ids), Event.evaluated_at.is_(None))
             .order_by(Event.occurred_at, Event.id)
             .with_for_update(skip_locked=True)
         )
@@ -97,7 +96,7 @@ def evaluate_events(session: Session, event_ids: list[int], *, templates: Templa
     runs_by_contact: dict[int, list[Run]] = defaultdict(list)
     for run in session.scalars(
         select(Run)
-        .where(_one_of(session, Run.contact_id, contact_ids), Run.status.in_(LIVE_RUN_STATUSES))
+        .where(one_of(Run.contact_id, contact_ids), Run.status.in_(LIVE_RUN_STATUSES))
         .order_by(Run.id)
         .with_for_update()
     ):
@@ -132,18 +131,8 @@ def evaluate_events(session: Session, event_ids: list[int], *, templates: Templa
     # Every event gets the same stamp: one UPDATE, not one per event at the flush.
     for event in events:
         set_committed_value(event, "evaluated_at", now)
-    session.execute(update(Event).where(_one_of(session, Event.id, [e.id for e in events])).values(evaluated_at=now)
+    session.execute(update(Event).where(one_of(Event.id, [e.id for e in events])).values(evaluated_at=now)
                     .execution_options(synchronize_session=False))
-
-
-def _one_of(session: Session, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
-    """`column IN ids`; on PostgreSQL `column = ANY(<one array parameter>)`: the driver caches
-    its parsing of statements of up to 50 parameters only, and these have hundreds."""
-    if session.get_bind().dialect.name == "postgresql":
-        in_array: ColumnElement[bool] = column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
-        return in_array
-    in_list: ColumnElement[bool] = column.in_(list(ids))
-    return in_list
 
 
 def _load_batch(session: Session, templates: Templates, *, contact_ids: list[int], runs: list[Run],
@@ -151,14 +140,14 @@ def _load_batch(session: Session, templates: Templates, *, contact_ids: list[int
     """The contacts (with their suppressions), workspaces and trigger events a batch walks with."""
     batch = effects.Batch(events={e.id: e for e in events}, templates=templates)
     if contact_ids:
-        contacts = session.scalars(select(Contact).where(_one_of(session, Contact.id, contact_ids)))
+        contacts = session.scalars(select(Contact).where(one_of(Contact.id, contact_ids)))
         batch.contacts = {c.id: c for c in contacts}
         workspace_ids = sorted({c.workspace_id for c in batch.contacts.values()})
         batch.workspaces = {w.id: w for w in session.scalars(select(Workspace).where(Workspace.id.in_(workspace_ids)))}
         batch.load_suppressions(session, list(batch.contacts.values()))
     wanted = sorted({r.trigger_event_id for r in runs if r.trigger_event_id is not None} - set(batch.events))
     if wanted:
-        batch.events.update((e.id, e) for e in session.scalars(select(Event).where(_one_of(session, Event.id, wanted))))
+        batch.events.update((e.id, e) for e in session.scalars(select(Event).where(one_of(Event.id, wanted))))
     return batch
 
 
@@ -238,7 +227,7 @@ class _Enrollment:
         if lives and contact_ids:
             for version_id, contact_id, key, status in session.execute(
                 select(Run.journey_version_id, Run.contact_id, Run.key, Run.status).where(
-                    _one_of(session, Run.contact_id, contact_ids),
+                    one_of(Run.contact_id, contact_ids),
                     Run.journey_version_id.in_(sorted(v.version_id for v in lives)))
             ):
                 taken[(version_id, contact_id, key)] = status
@@ -246,7 +235,7 @@ class _Enrollment:
             if ruled:
                 for journey_id, contact_id, count, last in session.execute(
                     select(Run.journey_id, Run.contact_id, func.count(), func.max(Run.created_at))
-                    .where(Run.journey_id.in_(ruled), _one_of(session, Run.contact_id, contact_ids))
+                    .where(Run.journey_id.in_(ruled), one_of(Run.contact_id, contact_ids))
                     .group_by(Run.journey_id, Run.contact_id)
                 ):
                     history[(journey_id, contact_id)] = (count, last)
@@ -432,13 +421,11 @@ class _Enrollment:
 
 def _insert_runs(session: Session, rows: list[dict[str, Any]]) -> list[Run]:
     """Insert runs with one statement, skipping (version, contact, key) already taken; the new ones."""
-    if session.get_bind().dialect.name == "postgresql":
-        params = {"rows": rows_json(rows)}
-        return list(session.scalars(_runs_insert_pg(RUN_COLUMNS), params))
-    stmt = dialect_insert(session, Run).on_conflict_do_nothing(index_elements=RUN_KEY).returning(Run)
-    return list(session.scalars(stmt, rows))
+    insert = insert_rows(session, RUNS, rows)
+    return list(session.scalars(_new_runs(insert.statement), insert.parameters))
 
 
+RUNS = typing.cast(Table, Run.__table__)
 RUN_KEY = ["journey_version_id", "contact_id", "key"]
 RUN_COLUMNS = ("workspace_id", "journey_id", "journey_version_id", "contact_id", "key", "trigger_event_id", "status",
                "step_id", "step_entered_at", "next_at", "enqueued_at", "exit_reason", "state", "created_at",
@@ -446,10 +433,9 @@ RUN_COLUMNS = ("workspace_id", "journey_id", "journey_version_id", "contact_id",
 
 
 @cache
-def _runs_insert_pg(names: tuple[str, ...]) -> Any:
-    """The rows as one JSON parameter, the new runs returned as Run objects."""
-    table = typing.cast(Table, Run.__table__)
-    return select(Run).from_statement(effects.recordset_insert(table, names, tuple(RUN_KEY)).returning(*table.c))
+def _new_runs(insert: Any) -> Any:
+    """The runs INSERT (insert_rows), skipping a (version, contact, key) taken already; the new runs."""
+    return select(Run).from_statement(insert.on_conflict_do_nothing(index_elements=RUN_KEY).returning(*RUNS.c))
 
 
 def _rule_text(definition: JourneyDefinition) -> str:
@@ -475,7 +461,7 @@ def advance_runs(session: Session, run_ids: list[int], *, templates: Templates, 
     runs = list(session.scalars(
         select(Run)
         .join(Journey, Journey.id == Run.journey_id)
-        .where(_one_of(session, Run.id, run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
+        .where(one_of(Run.id, run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
                Journey.status == "live")
         .order_by(Run.id)
         .with_for_update(skip_locked=True, of=Run)

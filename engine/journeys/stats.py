@@ -16,16 +16,10 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from engine.journeys.versions import get_journey
+from engine.store.dialect import text_before
 from engine.store.models import Attribution, JournalEntry, Message, Run
 
 STEP_KINDS = ("waiting", "branch", "message_scheduled", "skipped", "contact_updated", "exited")
-
-
-def _label(session: Session, column: Any) -> Any:
-    """The branch label: the detail's text before the first ':'."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.split_part(column, ":", 1)
-    return func.substr(column, 1, func.instr(column, ":") - 1)
 
 
 def journey_stats(session: Session, workspace_id: str, journey_id: int) -> dict[str, Any]:
@@ -56,7 +50,7 @@ def journey_stats(session: Session, workspace_id: str, journey_id: int) -> dict[
         .group_by(Message.step_id, Message.status)
     ):
         step(step_id)["messages"][status] = count
-    label = _label(session, JournalEntry.detail)
+    label = text_before(JournalEntry.detail, ":")  # a branch line's detail is "<label>: <reason>"
     for step_id, name, count in session.execute(
         select(JournalEntry.step_id, label, func.count())
         .where(JournalEntry.run_id.in_(runs), JournalEntry.kind == "branch").group_by(JournalEntry.step_id, label)

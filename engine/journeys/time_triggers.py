@@ -29,7 +29,8 @@ from engine.journeys.definition import (
 from engine.journeys.versions import version_definition
 from engine.segments.conditions import holds
 from engine.segments.facts import gather_facts
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import Contact, Event, Journey, JourneyVersion, Workspace
 from engine.timezones import zone_of
 
@@ -170,7 +171,7 @@ def _record(session: Session, definition: JourneyDefinition, journey_id: int, wo
         "properties": {"journey_id": journey_id, "key": due.key, **due.detail}, "source": "scheduler",
         "enqueued_at": now,
     }
-    stmt = dialect_insert(session, Event).values(row).on_conflict_do_nothing(
+    stmt = upsert(session, Event).values(row).on_conflict_do_nothing(
         index_elements=["workspace_id", "external_id"])
     event_id = session.scalar(stmt.returning(Event.id))
     if event_id is None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Float, case, cast, func, literal, select
+from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from engine.delivery import in_doubt
+from engine.store.dialect import seconds_between
 from engine.store.models import ChannelHealth, JournalEntry, Message
 
 # Upper bounds (seconds) of the send-latency histogram: from "as soon as it was due"
@@ -47,18 +47,10 @@ def message_counts(session: Session) -> list[tuple[str, str, int]]:
     return [(channel, status, count) for channel, status, count in rows]
 
 
-def _latency_seconds(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", Message.sent_at - Message.scheduled_at)
-    # SQLite keeps datetimes as text; julianday() reads them as fractional days, a double whose
-    # last digits are noise at this magnitude (1.5 s comes out 1.49997): round to milliseconds.
-    return func.round((func.julianday(Message.sent_at) - func.julianday(Message.scheduled_at)) * literal(86400.0), 3)
-
-
 def send_latency(session: Session, *, now: datetime,
                  buckets: Sequence[float] = LATENCY_BUCKETS) -> dict[str, LatencyHistogram]:
     """Per channel: how long after its scheduled time each message sent in the last hour went out."""
-    latency = cast(_latency_seconds(session), Float)
+    latency = cast(seconds_between(Message.scheduled_at, Message.sent_at), Float)
     columns = [func.sum(case((latency <= bound, 1), else_=0)) for bound in buckets]
     rows = session.execute(
         select(Message.channel, func.count(), func.coalesce(func.sum(latency), 0.0), *columns)

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.delivery import in_doubt
 from engine.delivery.handover import CLAIM_LEASE
 from engine.store.db import defer
+from engine.store.dialect import server_started_at
 from engine.store.models import Event, Journey, Message, MessageStatus, Run, RunStatus, Workspace
 
 
@@ -99,8 +100,8 @@ def settle_stale_sends(session: Session, *, now: datetime, older_than: timedelta
     lapsed = Message.claimed_at < now - older_than
     stale: ColumnElement[bool] = and_(Message.status == MessageStatus.SENDING.value, lapsed)
     causes = {MessageStatus.SENDING.value: in_doubt.WORKER_STOPPED}
-    if session.get_bind().dialect.name == "postgresql":
-        started = session.scalar(select(func.pg_postmaster_start_time()))
+    started = server_started_at(session)
+    if started is not None:
         stale = or_(stale, and_(Message.status == MessageStatus.CLAIMED.value, lapsed, Message.claimed_at < started))
         causes[MessageStatus.CLAIMED.value] = in_doubt.DATABASE_RESTARTED
     messages = list(session.scalars(select(Message).where(stale).order_by(Message.id).limit(limit)

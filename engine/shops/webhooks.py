@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from engine.contacts.ingest import ingest_events, parse_event
 from engine.errors import AuthError, MalformedJson, NotFound, TooDeepJson
 from engine.field_errors import field_path
-from engine.store.db import dialect_insert
+from engine.store.dialect import upsert
 from engine.store.models import WebhookReceipt, Workspace
 from engine.strict_json import read_json, storable_text
 
@@ -202,7 +202,7 @@ def _claim_receipt(
     unique key: the second waits for the first to commit and then finds it.
     """
     stmt = (
-        dialect_insert(session, WebhookReceipt)
+        upsert(session, WebhookReceipt)
         .values(workspace_id=workspace_id, source=source, delivery_id=delivery_id, topic=topic,
                 status="received", event_ids={}, received_at=now)
         .on_conflict_do_nothing(index_elements=["workspace_id", "source", "delivery_id"])

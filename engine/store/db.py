@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 import psycopg
 from sqlalchemy import Engine, create_engine, event, exc, make_url
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -125,13 +124,6 @@ def defer(session: Session, name: str, ids: Iterable[int]) -> None:
     ids = tuple(ids)
     if ids:
         session.info.setdefault("deferred_jobs", []).append(DeferredJob(name, ids))
-
-
-def dialect_insert(session: Session, model: Any) -> Any:
-    """INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
 
 
 def rows_json(rows: list[dict[str, Any]]) -> str:

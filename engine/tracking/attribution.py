@@ -29,10 +29,8 @@ from typing import Any
 from sqlalchemy import Table, and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from engine.contacts.metrics import ORDER_PLACED
-from engine.contacts.metrics import _amount as order_amount  # the order total as metrics counts it
-from engine.contacts.metrics import _order_key as order_key
-from engine.store.db import dialect_insert
+from engine.contacts.metrics import ORDER_PLACED, order_amount, order_key  # the order total as metrics counts it
+from engine.store.dialect import upsert
 from engine.store.models import Attribution, Event, Message, MessageReceipt, Workspace
 
 DEFAULT_CLICK_DAYS = 5.0
@@ -104,7 +102,7 @@ def attribute_orders(session: Session, event_ids: list[int], *, now: datetime) -
             })
     if not rows:
         return 0
-    stmt = dialect_insert(session, Attribution).on_conflict_do_nothing(index_elements=["order_event_id"])
+    stmt = upsert(session, Attribution).on_conflict_do_nothing(index_elements=["order_event_id"])
     return len(list(session.scalars(stmt.returning(Attribution.id), rows)))
 
 
@@ -112,7 +110,6 @@ def _orders(session: Session, event_ids: list[int]) -> list[_Order]:
     """The batch's orders, first of each order id only, not attributed before under another event."""
     if not event_ids:
         return []
-    dialect = session.get_bind().dialect.name
     prior = events.alias("prior")
     attributed_before = exists().where(
         prior.c.contact_id == events.c.contact_id, prior.c.type == ORDER_PLACED, prior.c.id != events.c.id,
@@ -121,7 +118,7 @@ def _orders(session: Session, event_ids: list[int]) -> list[_Order]:
     currency = func.upper(func.substr(events.c.properties["currency"].as_string(), 1, 3))
     rows = session.execute(
         select(events.c.id, events.c.workspace_id, events.c.contact_id, events.c.occurred_at,
-               order_amount(events, dialect), currency, order_key(events))
+               order_amount(events), currency, order_key(events))
         .where(events.c.id.in_(event_ids), events.c.type == ORDER_PLACED, ~attributed_before)
         .order_by(events.c.occurred_at, events.c.id))
     orders, seen = [], set()

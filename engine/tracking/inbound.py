@@ -43,7 +43,8 @@ from engine.contacts.journal import record
 from engine.delivery.ports import DeliveryEvent, InboundMessage, WebhookBatch
 from engine.errors import NotFound
 from engine.links.messenger import parse_start_token
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import Contact, Event, Message, Workspace
 from engine.tracking.receipts import AppliedReceipt, apply_deliveries, is_sent
 
@@ -176,7 +177,7 @@ def _store_message(session: Session, workspace_id: str, message: InboundMessage,
         if command.token:
             properties["linked"] = linked is not None
     session.flush()
-    event_id: int | None = session.scalar(dialect_insert(session, Event).values(
+    event_id: int | None = session.scalar(upsert(session, Event).values(
         workspace_id=workspace_id, external_id=external_id, type=EVENT_TYPE, contact_id=primary.id,
         occurred_at=message.occurred_at, received_at=now, properties=properties, source=channel, enqueued_at=now,
     ).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(Event.id))
@@ -239,7 +240,7 @@ def _contact_for_unknown_sender(session: Session, workspace_id: str, message: In
         values["messenger_ids"] = {"whatsapp": sender}
     else:
         values["messenger_ids"] = {channel: sender}
-    session.execute(dialect_insert(session, Contact).values(
+    session.execute(upsert(session, Contact).values(
         workspace_id=workspace_id, external_id=external_id, first_name=(message.sender_name or None),
         attributes={}, consent={}, created_at=now, updated_at=now, **values,
     ).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]))

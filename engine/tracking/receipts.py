@@ -22,7 +22,8 @@ from engine.contacts.consent import apply_claim, persons
 from engine.contacts.journal import record_message
 from engine.delivery.ports import DeliveryEvent
 from engine.delivery.states import next_status
-from engine.store.db import defer, dialect_insert
+from engine.store.db import defer
+from engine.store.dialect import upsert
 from engine.store.models import Contact, Event, Message, MessageReceipt, MessageStatus, Suppression
 
 EVENT_TYPES = {"opened": "message_opened", "clicked": "message_clicked", "bounced": "message_bounced",
@@ -56,7 +57,7 @@ def _apply(session: Session, workspace_id: str, delivery: DeliveryEvent, *, now:
     message = find_message(session, workspace_id, delivery)
     new_status = next_status(message.status, delivery.status) if message is not None else None
     stored = session.scalar(
-        dialect_insert(session, MessageReceipt).values(
+        upsert(session, MessageReceipt).values(
             workspace_id=workspace_id, message_id=message.id if message else None, channel=delivery.channel,
             receipt_key=delivery.receipt_key[:200], status=delivery.status, applied=new_status is not None,
             detail=delivery.detail[:500] or None, occurred_at=delivery.occurred_at, received_at=now,
@@ -99,7 +100,7 @@ def _suppress(session: Session, message: Message, delivery: DeliveryEvent, *, no
         return
     reason = {"complained": "marked as spam"}.get(delivery.status, "address dead")
     reason = f"{reason}: {delivery.detail}" if delivery.detail else reason
-    session.execute(dialect_insert(session, Suppression).values(
+    session.execute(upsert(session, Suppression).values(
         workspace_id=message.workspace_id, channel=message.channel, address=address, reason=reason[:200],
         created_at=now,
     ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))
@@ -118,7 +119,7 @@ def _record_event(session: Session, message: Message, delivery: DeliveryEvent, *
     }
     if delivery.status == "clicked" and delivery.detail:
         properties["url"] = delivery.detail
-    event_id = session.scalar(dialect_insert(session, Event).values(
+    event_id = session.scalar(upsert(session, Event).values(
         workspace_id=message.workspace_id, external_id=f"receipt:{delivery.channel}:{delivery.receipt_key}"[:200],
         type=EVENT_TYPES[delivery.status], contact_id=message.contact_id, occurred_at=delivery.occurred_at,
         received_at=now, properties=properties, source=delivery.channel, enqueued_at=now,
