@@ -78,7 +78,7 @@ from bench.common import (
 )
 from bench.dispatch_audience import insert_audience, prerendered_email
 from engine.clock import utcnow
-from engine.store.db import DeferredJob, make_engine, make_sessionmaker
+from engine.store.db import DeferredJob, JobName, make_engine, make_sessionmaker
 from engine.workspaces.accounts import create_workspace
 from workers.queues import connect_redis, make_job_sink, make_queues
 
@@ -173,7 +173,7 @@ class Run:
                     "postgres": postgres_pids()}
         cpu_before = {part: cpu_seconds(pids) for part, pids in cpu_pids.items()}
         started = time.monotonic()
-        make_job_sink(bench.redis, bench.namespace, BATCH)([DeferredJob("dispatch_messages", tuple(ids))])
+        make_job_sink(bench.redis, bench.namespace, BATCH)([DeferredJob(JobName.DISPATCH_MESSAGES, tuple(ids))])
 
         queue = make_queues(bench.redis, bench.namespace)["messages"]
 

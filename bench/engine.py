@@ -101,7 +101,7 @@ from engine.delivery.templates import Templates
 from engine.journeys import runs
 from engine.journeys.definition import JourneyDefinition, SplitStep, Trigger, WaitStep, branches
 from engine.settings import Settings
-from engine.store.db import make_engine, make_sessionmaker
+from engine.store.db import JobName, make_engine, make_sessionmaker
 from engine.store.models import Run
 from engine.workspaces.accounts import create_workspace
 from templates.files import FileTemplates
@@ -262,7 +262,7 @@ def evaluate_wave(rt: Runtime, engine: Any, redis: Redis, namespace: str, worksp
                   ids: list[int]) -> float:
     """Push ids into the evaluation inbox, relay them to RQ as the scheduler does; seconds until all
     of the workspace's events are evaluated."""
-    inbox = inbox_key(namespace, "evaluate_events")
+    inbox = inbox_key(namespace, JobName.EVALUATE_EVENTS)
     started = time.monotonic()
     for start_ in range(0, len(ids), 5000):
         redis.rpush(inbox, *ids[start_:start_ + 5000])

@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session
 from bench.common import REDIS_URL, clear_namespace, free_port, fresh_database, run_bench, start, stop
 from engine.clock import utcnow
 from engine.signing import sign
+from engine.store.db import JobName
 from engine.workspaces.accounts import create_workspace
 from workers.dev.demo import cart_event
 from workers.queues import connect_redis, inbox_key
@@ -268,7 +269,7 @@ def main(cleanup: ExitStack) -> int:
         expected[table] += phase["accepted"]
         ok &= verify(label, phase, count(engine, f"SELECT count(*) FROM {table}"), expected[table])
         engine.dispose()  # no pooled connection across the next fork
-    print(f"event ids waiting in the evaluation inbox: {redis.llen(inbox_key(namespace, 'evaluate_events'))}")
+    print(f"event ids waiting in the evaluation inbox: {redis.llen(inbox_key(namespace, JobName.EVALUATE_EVENTS))}")
     single, baseline, batch = (summary(name, phases[name]) for name in targets)
     for phase in (single, baseline, batch):
         print(f"{phase['name']:>8}: {phase['eps']:9,.0f} events/s  {phase['requests']:6} requests in "

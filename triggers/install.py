@@ -21,7 +21,7 @@ from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import SendStep, parse_definition
 from engine.journeys.versions import Saved, create_journey, trigger_overlaps
-from engine.store.models import Journey
+from engine.store.models import Journey, JourneyStatus
 from triggers.library import RECIPES, Recipe
 
 REQUIRED = object()  # an option without a default
@@ -71,7 +71,8 @@ def get(slug: str) -> Recipe:
 def installed(session: Session, workspace_id: str, slug: str) -> Journey | None:
     """The journey this recipe was installed as, if one is not archived."""
     return session.scalar(select(Journey).where(Journey.workspace_id == workspace_id, Journey.recipe == slug,
-                                                Journey.status != "archived").order_by(Journey.id).limit(1))
+                                                Journey.status != JourneyStatus.ARCHIVED.value)
+                          .order_by(Journey.id).limit(1))
 
 
 def install_recipe(session: Session, workspace_id: str, slug: str, *, templates: Templates, now: datetime,

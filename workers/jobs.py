@@ -22,6 +22,7 @@ from engine.batches import dead_letters
 from engine.contacts import metrics
 from engine.delivery import dispatch
 from engine.journeys import runs
+from engine.store.db import JobName
 from engine.tracking import attribution
 from workers.runtime import Runtime, job_runtime
 
@@ -50,7 +51,7 @@ class Jobs:
 
     def evaluate_events(self, event_ids: list[int]) -> None:
         rt = self.runtime
-        dead_letters.run_isolating(rt.sessions, dead_letters.EVALUATE, event_ids, self._evaluate, clock=rt.clock)
+        dead_letters.run_isolating(rt.sessions, JobName.EVALUATE_EVENTS, event_ids, self._evaluate, clock=rt.clock)
 
     def _evaluate(self, event_ids: list[int]) -> None:
         """Count the events into contact metrics, then into journeys, in one transaction.
@@ -67,7 +68,7 @@ class Jobs:
 
     def advance_runs(self, run_ids: list[int]) -> None:
         rt = self.runtime
-        dead_letters.run_isolating(rt.sessions, dead_letters.ADVANCE, run_ids, self._advance, clock=rt.clock)
+        dead_letters.run_isolating(rt.sessions, JobName.ADVANCE_RUNS, run_ids, self._advance, clock=rt.clock)
 
     def _advance(self, run_ids: list[int]) -> None:
         rt = self.runtime
@@ -76,7 +77,7 @@ class Jobs:
 
     def dispatch_messages(self, message_ids: list[int]) -> None:
         rt = self.runtime
-        dead_letters.run_isolating(rt.sessions, dead_letters.DISPATCH, message_ids, self._dispatch, clock=rt.clock)
+        dead_letters.run_isolating(rt.sessions, JobName.DISPATCH_MESSAGES, message_ids, self._dispatch, clock=rt.clock)
 
     def _dispatch(self, message_ids: list[int]) -> None:
         """A message whose send raises unexpectedly is charged inside (dispatch); this catches the rest."""

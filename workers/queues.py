@@ -14,14 +14,14 @@ from redis.client import Pipeline
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from engine.store.db import DeferredJob, JobSink
+from engine.store.db import DeferredJob, JobName, JobSink
 
 # Which queue each job goes to; the worker drains them in this order, so sends
 # already decided go out before new events are evaluated.
 JOB_QUEUES = {
-    "dispatch_messages": "messages",
-    "advance_runs": "runs",
-    "evaluate_events": "events",
+    JobName.DISPATCH_MESSAGES: "messages",
+    JobName.ADVANCE_RUNS: "runs",
+    JobName.EVALUATE_EVENTS: "events",
 }
 QUEUE_ORDER = ("messages", "runs", "events")
 
@@ -47,20 +47,20 @@ def make_queues(redis: Redis, namespace: str) -> dict[str, Queue]:
 # Redis list (one cheap RPUSH), and the scheduler relays them to RQ as jobs of up to
 # `batch_size` ids. A job per webhook would cost more to enqueue than the webhook costs
 # to store, and a worker runs a 500-event job about as fast as a 1-event one.
-INBOX_JOBS = ("evaluate_events",)
+INBOX_JOBS = (JobName.EVALUATE_EVENTS,)
 
 
-def inbox_key(namespace: str, job_name: str) -> str:
+def inbox_key(namespace: str, job_name: JobName) -> str:
     return f"{namespace}:inbox:{job_name}"
 
 
-def _job_data(job_name: str, ids: list[int]) -> Any:
+def _job_data(job_name: JobName, ids: list[int]) -> Any:
     return Queue.prepare_data(
         f"workers.jobs.{job_name}", args=(ids,), result_ttl=0, failure_ttl=7 * 24 * 3600, timeout=600
     )
 
 
-def _enqueue(pipe: Pipeline, queues: dict[str, Queue], batches: dict[str, list[list[int]]]) -> None:
+def _enqueue(pipe: Pipeline, queues: dict[str, Queue], batches: dict[JobName, list[list[int]]]) -> None:
     """Add {job name: [id batch, ...]} to `pipe`; the caller executes it."""
     for job_name, id_batches in batches.items():
         if id_batches:
@@ -78,13 +78,13 @@ def make_job_sink(redis: Redis, namespace: str, batch_size: int = 500) -> JobSin
     def sink(jobs: list[DeferredJob]) -> None:
         # One transaction's ids for the same job go together (a walk defers each message
         # it makes: a job apiece would cost more to run than the sends).
-        ids: dict[str, list[int]] = defaultdict(list)
+        ids: dict[JobName, list[int]] = defaultdict(list)
         for job in jobs:
             ids[job.name].extend(job.ids)
         # Not a MULTI/EXEC transaction: each command stands alone, and a partial failure
         # is covered by the sweep like any lost job. This is on every webhook's path.
         with redis.pipeline(transaction=False) as pipe:
-            batches: dict[str, list[list[int]]] = {}
+            batches: dict[JobName, list[list[int]]] = {}
             for name, job_ids in ids.items():
                 if name in INBOX_JOBS:
                     pipe.rpush(inbox_key(namespace, name), *job_ids)

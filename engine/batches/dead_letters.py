@@ -34,9 +34,9 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.contacts.journal import record
+from engine.contacts.journal import JournalKind, record
 from engine.errors import NotFound
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import upsert
 from engine.store.models import LIVE_RUN_STATUSES, Contact, DeadLetter, Event, Message, MessageStatus, Run, RunStatus
 
@@ -45,9 +45,8 @@ log = logging.getLogger(__name__)
 MAX_FAILURES = 3  # failures of one item before it is set aside
 FAILING, DEAD, RESOLVED = "failing", "dead", "resolved"
 STATUSES = (FAILING, DEAD, RESOLVED)
-EVALUATE, ADVANCE, DISPATCH = "evaluate_events", "advance_runs", "dispatch_messages"
-KINDS = (EVALUATE, ADVANCE, DISPATCH)
-ITEM_TYPES = {EVALUATE: "event", ADVANCE: "run", DISPATCH: "message"}
+ITEM_TYPES: dict[str, str] = {JobName.EVALUATE_EVENTS: "event", JobName.ADVANCE_RUNS: "run",
+                              JobName.DISPATCH_MESSAGES: "message"}
 PENDING_MESSAGE = (MessageStatus.SCHEDULED.value, MessageStatus.CLAIMED.value, MessageStatus.SENDING.value)
 # SQLSTATEs of failures that are the moment's, not the item's: serialization failure,
 # deadlock, lock not available, too many connections, cannot connect now, admin shutdown.
@@ -79,7 +78,7 @@ def is_outage(exc: BaseException) -> bool:
     return "database is locked" in str(exc.orig)  # SQLite's busy timeout ran out
 
 
-def run_isolating(sessions: sessionmaker[Session], kind: str, ids: Sequence[int], work: Callable[[list[int]], None],
+def run_isolating(sessions: sessionmaker[Session], kind: JobName, ids: Sequence[int], work: Callable[[list[int]], None],
                   *, clock: Callable[[], datetime]) -> None:
     """Run `work(ids)`; if it raises, run the halves, recursing, and charge an item that fails alone.
 
@@ -89,7 +88,7 @@ def run_isolating(sessions: sessionmaker[Session], kind: str, ids: Sequence[int]
     _run_part(sessions, kind, sorted(set(ids)), work, clock=clock)
 
 
-def _run_part(sessions: sessionmaker[Session], kind: str, ids: list[int], work: Callable[[list[int]], None], *,
+def _run_part(sessions: sessionmaker[Session], kind: JobName, ids: list[int], work: Callable[[list[int]], None], *,
               clock: Callable[[], datetime]) -> None:
     if not ids:
         return
@@ -130,7 +129,7 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 # --- recording failures, setting items aside, resolving ---------------------------------------
 
 
-def record_failure(session: Session, kind: str, item_id: int, exc: BaseException, *,
+def record_failure(session: Session, kind: JobName, item_id: int, exc: BaseException, *,
                    now: datetime) -> DeadLetter | None:
     """Count one failure of the item; on the MAX_FAILURES-th, set it aside. None: the item is gone."""
     owner = _owner(session, kind, item_id)
@@ -152,40 +151,39 @@ def record_failure(session: Session, kind: str, item_id: int, exc: BaseException
     if letter.attempts >= MAX_FAILURES and letter.status != DEAD:
         letter.status, letter.dead_at = DEAD, now
         _set_aside(session, letter, reason, now=now)
-        _journal(session, letter, "dead_letter", now=now,
+        _journal(session, letter, JournalKind.DEAD_LETTER, now=now,
                  detail=f"{ITEM_TYPES[kind]} set aside after {letter.attempts} failures (dead letter "
                         f"{letter.id}): {reason}")
     elif letter.status == DEAD:  # a retry failed again: set aside again at once
         _set_aside(session, letter, reason, now=now)
-        _journal(session, letter, "dead_letter", now=now,
+        _journal(session, letter, JournalKind.DEAD_LETTER, now=now,
                  detail=f"retry of dead letter {letter.id} failed: {reason}")
     else:
-        _journal(session, letter, "processing_failed", now=now,
+        _journal(session, letter, JournalKind.PROCESSING_FAILED, now=now,
                  detail=f"{kind} failed ({letter.attempts} of {MAX_FAILURES}), will be retried: {reason}")
     return letter
 
 
-def _owner(session: Session, kind: str, item_id: int) -> tuple[str, int] | None:
+def _owner(session: Session, kind: JobName, item_id: int) -> tuple[str, int] | None:
     """The item's (workspace, contact), read without its JSON columns (which may be what is bad)."""
     model = _model(kind)
     found = session.execute(select(model.workspace_id, model.contact_id).where(model.id == item_id)).first()
     return None if found is None else (found[0], found[1])
 
 
-def _model(kind: str) -> Any:
-    models: dict[str, Any] = {EVALUATE: Event, ADVANCE: Run, DISPATCH: Message}
-    if kind not in models:
-        raise ValueError(f"unknown job kind {kind!r}; the kinds are {', '.join(KINDS)}")
+def _model(kind: JobName) -> Any:
+    models: dict[JobName, Any] = {JobName.EVALUATE_EVENTS: Event, JobName.ADVANCE_RUNS: Run,
+                                  JobName.DISPATCH_MESSAGES: Message}
     return models[kind]
 
 
 def _set_aside(session: Session, letter: DeadLetter, reason: str, *, now: datetime) -> None:
     """Mark the item so that the sweep stops handing it out, saying why."""
     why = f"set aside (dead letter {letter.id}): {reason}"
-    if letter.kind == EVALUATE:
+    if letter.kind == JobName.EVALUATE_EVENTS:
         statement: Any = update(Event).where(Event.id == letter.item_id, Event.evaluated_at.is_(None)).values(
             evaluated_at=now)
-    elif letter.kind == ADVANCE:
+    elif letter.kind == JobName.ADVANCE_RUNS:
         statement = update(Run).where(Run.id == letter.item_id, Run.status.in_(LIVE_RUN_STATUSES)).values(
             status=RunStatus.EXITED.value, exit_reason=why[:200], ended_at=now, next_at=None, enqueued_at=None)
     else:
@@ -194,17 +192,17 @@ def _set_aside(session: Session, letter: DeadLetter, reason: str, *, now: dateti
     session.execute(statement.execution_options(synchronize_session=False))
 
 
-def _done(kind: str, now: datetime) -> ColumnElement[bool]:
+def _done(kind: JobName, now: datetime) -> ColumnElement[bool]:
     """The item has moved on: evaluated, advanced (no longer due) or ended, sent or otherwise settled."""
-    if kind == EVALUATE:
+    if kind == JobName.EVALUATE_EVENTS:
         return exists().where(Event.id == DeadLetter.item_id, Event.evaluated_at.is_not(None))
-    if kind == ADVANCE:
+    if kind == JobName.ADVANCE_RUNS:
         return exists().where(Run.id == DeadLetter.item_id, (Run.status != RunStatus.WAITING.value)
                               | Run.next_at.is_(None) | (Run.next_at > now))
     return exists().where(Message.id == DeadLetter.item_id, Message.status.not_in(PENDING_MESSAGE))
 
 
-def resolve(session: Session, kind: str, ids: Sequence[int], *, now: datetime) -> int:
+def resolve(session: Session, kind: JobName, ids: Sequence[int], *, now: datetime) -> int:
     """Letters still failing whose items went through (a job of theirs ran without error) are resolved."""
     resolved = list(session.execute(
         update(DeadLetter)
@@ -215,21 +213,22 @@ def resolve(session: Session, kind: str, ids: Sequence[int], *, now: datetime) -
         .execution_options(synchronize_session=False)))
     for letter_id, workspace_id, contact_id, item_id in resolved:
         if contact_id is not None:
-            _journal_line(session, workspace_id, contact_id, kind, item_id, "dead_letter_resolved", now=now,
+            _journal_line(session, workspace_id, contact_id, kind, item_id, JournalKind.DEAD_LETTER_RESOLVED, now=now,
                           detail=f"{ITEM_TYPES[kind]} went through (dead letter {letter_id} resolved)")
     return len(resolved)
 
 
-def _journal(session: Session, letter: DeadLetter, line: str, *, now: datetime, detail: str) -> None:
+def _journal(session: Session, letter: DeadLetter, line: JournalKind, *, now: datetime, detail: str) -> None:
     if letter.contact_id is not None:
-        _journal_line(session, letter.workspace_id, letter.contact_id, letter.kind, letter.item_id, line,
+        _journal_line(session, letter.workspace_id, letter.contact_id, JobName(letter.kind), letter.item_id, line,
                       now=now, detail=detail)
 
 
-def _journal_line(session: Session, workspace_id: str, contact_id: int, kind: str, item_id: int, line: str, *,
-                  now: datetime, detail: str) -> None:
+def _journal_line(session: Session, workspace_id: str, contact_id: int, kind: JobName, item_id: int,
+                  line: JournalKind, *, now: datetime, detail: str) -> None:
     record(session, workspace_id=workspace_id, contact_id=contact_id, kind=line, at=now, detail=detail,
-           run_id=item_id if kind == ADVANCE else None, message_id=item_id if kind == DISPATCH else None)
+           run_id=item_id if kind == JobName.ADVANCE_RUNS else None,
+           message_id=item_id if kind == JobName.DISPATCH_MESSAGES else None)
 
 
 # --- what a person sees and does ---------------------------------------------------------------
@@ -293,17 +292,17 @@ def retry(session: Session, *, now: datetime, workspace_id: str | None = None,
     for letter in letters:
         _owe_again(session, letter, enqueued_at=now if enqueue else None, now=now)
         letter.status = FAILING
-        _journal(session, letter, "dead_letter_retried", now=now, detail=f"dead letter {letter.id} retried")
+        _journal(session, letter, JournalKind.DEAD_LETTER_RETRIED, now=now, detail=f"dead letter {letter.id} retried")
         if enqueue:
-            defer(session, letter.kind, [letter.item_id])
+            defer(session, JobName(letter.kind), [letter.item_id])
     return letters
 
 
 def _owe_again(session: Session, letter: DeadLetter, *, enqueued_at: datetime | None, now: datetime) -> None:
-    if letter.kind == EVALUATE:
+    if letter.kind == JobName.EVALUATE_EVENTS:
         statement: Any = update(Event).where(Event.id == letter.item_id).values(
             evaluated_at=None, enqueued_at=enqueued_at)
-    elif letter.kind == ADVANCE:
+    elif letter.kind == JobName.ADVANCE_RUNS:
         statement = update(Run).where(Run.id == letter.item_id, Run.status == RunStatus.EXITED.value).values(
             status=RunStatus.WAITING.value, next_at=now, ended_at=None, exit_reason=None, enqueued_at=enqueued_at)
     else:

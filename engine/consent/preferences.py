@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from engine.channels import CHANNELS, Channel
 from engine.contacts.consent import OPTED_IN, OPTED_OUT, PENDING, apply_person
 from engine.contacts.ingest import ingest_events
-from engine.contacts.journal import record
+from engine.contacts.journal import JournalKind, record
 from engine.delivery.policies import OPT_IN_REQUIRED, address_for
 from engine.delivery.policies import Recipient as Reachable
 from engine.links.tokens import MessageRef
@@ -88,7 +88,8 @@ def unsubscribe_from_channel(session: Session, ref: MessageRef, *, now: datetime
     changed = apply_person(session, found.contact, {channel: OPTED_OUT}, METHOD_SOURCES.get(method, method), now=now)
     if changed:
         record(session, workspace_id=found.workspace.id, contact_id=found.contact.id, message_id=found.message.id,
-               kind="unsubscribed", at=now, detail=f"unsubscribed from {channel} ({method}, message {ref.message_id})")
+               kind=JournalKind.UNSUBSCRIBED, at=now,
+               detail=f"unsubscribed from {channel} ({method}, message {ref.message_id})")
         record_contact_event(session, found.contact, "unsubscribed",
                              {"channel": channel, "message_id": ref.message_id, "method": method},
                              now=now, source="unsubscribe")
@@ -197,7 +198,7 @@ def update_preferences(session: Session, ref: MessageRef, change: PreferencesCha
         contact.topics = new_topics
     if updates:
         contact.updated_at = now
-        kind = "unsubscribed" if change.everything_off else "preferences_updated"
+        kind = JournalKind.UNSUBSCRIBED if change.everything_off else JournalKind.PREFERENCES_UPDATED
         record(session, workspace_id=found.workspace.id, contact_id=contact.id, message_id=found.message.id,
                kind=kind, at=now, detail=_describe(updates))
         properties = {**updates, "method": "preference_center", "message_id": ref.message_id}

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 from engine.consent.preferences import record_contact_event, workspace_topics
 from engine.contacts.consent import OPTED_IN, PENDING, apply_person
 from engine.contacts.ingest import EMAIL_RE, ingest_events
-from engine.contacts.journal import record
+from engine.contacts.journal import JournalKind, record, record_message
 from engine.contacts.phones import normalize_phone
 from engine.errors import FieldErrors
 from engine.links.tokens import ConfirmRef, confirm_url, email_digest
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.models import Contact, Message, MessageStatus, Workspace
 
 CONFIRM_TEMPLATE = "confirm_subscription"
@@ -140,7 +140,7 @@ def subscribe(session: Session, workspace_id: str, form: SubscriptionForm, *, no
     contact.topics = {**(contact.topics or {}), **topics}
     if form.preferred_channel and (form.preferred_channel != "sms" or "sms" in wanted):
         contact.preferred_channel = form.preferred_channel
-    record(session, workspace_id=workspace_id, contact_id=contact.id, kind="subscription_requested", at=now,
+    record(session, workspace_id=workspace_id, contact_id=contact.id, kind=JournalKind.SUBSCRIPTION_REQUESTED, at=now,
            detail="subscription form: " + (", ".join(f"{ch}: {state}" for ch, state in changed.items())
                                            or "no consent change"))
     confirmation = None
@@ -171,9 +171,9 @@ def _schedule_confirmation(session: Session, workspace: Workspace, contact: Cont
     )
     session.add(message)
     session.flush()
-    record(session, workspace_id=workspace.id, contact_id=contact.id, message_id=message.id,
-           kind="message_scheduled", at=now, detail=f"email: {CONFIRM_TEMPLATE} (double opt-in)")
-    defer(session, "dispatch_messages", [message.id])
+    record_message(session, message, JournalKind.MESSAGE_SCHEDULED, at=now,
+                   detail=f"email: {CONFIRM_TEMPLATE} (double opt-in)")
+    defer(session, JobName.DISPATCH_MESSAGES, [message.id])
     return message.id
 
 
@@ -197,7 +197,7 @@ def confirm_subscription(session: Session, ref: ConfirmRef, *, now: datetime) ->
         return Confirmed("changed", workspace.name)
     if not apply_person(session, contact, {"email": OPTED_IN}, "double opt-in confirmation", now=now):
         return Confirmed("already", workspace.name)
-    record(session, workspace_id=workspace.id, contact_id=contact.id, kind="subscription_confirmed", at=now,
+    record(session, workspace_id=workspace.id, contact_id=contact.id, kind=JournalKind.SUBSCRIPTION_CONFIRMED, at=now,
            detail="email confirmed through the double opt-in link")
     record_contact_event(session, contact, "subscription_confirmed", {"channel": "email"}, now=now,
                          source="form")

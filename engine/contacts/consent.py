@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from engine.contacts.journal import record
+from engine.contacts.journal import JournalKind, record
 from engine.store.models import Contact
 
 OPTED_IN, OPTED_OUT, PENDING = "opted_in", "opted_out", "pending"
@@ -100,8 +100,8 @@ def apply_claim(session: Session, contact: Contact, channel: str, claim: Consent
     previous = (contact.consent_records or {}).get(channel)
     reason = refusal(previous, current, claim, now=now)
     if reason is not None:
-        record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind="consent_refused", at=now,
-               detail=f"consent {channel} {claim.status} {claim.origin} not applied: {reason}")
+        record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind=JournalKind.CONSENT_REFUSED,
+               at=now, detail=f"consent {channel} {claim.status} {claim.origin} not applied: {reason}")
         return False
     changed = current != claim.status
     if not changed and not (claim.by == PERSON and (previous or {}).get("by") != PERSON):
@@ -110,8 +110,8 @@ def apply_claim(session: Session, contact: Contact, channel: str, claim: Consent
     contact.consent_records = {**(contact.consent_records or {}), channel: record_of(claim, now=now)}
     contact.updated_at = now
     if changed and journal_change:
-        record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind="consent_changed", at=now,
-               detail=f"consent {channel} {claim.status} {claim.origin}")
+        record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind=JournalKind.CONSENT_CHANGED,
+               at=now, detail=f"consent {channel} {claim.status} {claim.origin}")
     return changed
 
 

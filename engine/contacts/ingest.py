@@ -32,7 +32,7 @@ from engine.channels import Channel
 from engine.contacts.consent import PERSON_SOURCES, apply_claim, claim_from_event, record_of
 from engine.contacts.phones import normalize_phone
 from engine.field_errors import field_errors
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import insert_rows, json_merge, one_of
 from engine.store.models import Contact, Event
 from engine.timezones import is_time_zone
@@ -254,7 +254,7 @@ def ingest_events(
                 results[index] = ItemResult(index, "duplicate", event_id=event.id)
         _apply_consent(session, [(contact_ids[e.contact.key], e) for _, e in valid if e.id in stored],
                        consent_now, now=now, source=source)
-        defer(session, "evaluate_events", sorted(id_ for id_, _ in stored.values()))
+        defer(session, JobName.EVALUATE_EVENTS, sorted(id_ for id_, _ in stored.values()))
     return [results[i] for i in range(len(payloads))]
 
 

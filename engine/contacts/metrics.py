@@ -74,7 +74,7 @@ from sqlalchemy.orm import Session
 
 from engine.contacts.loyalty import is_upgrade, tier_for, workspace_tiers
 from engine.errors import FieldErrors
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import json_type_in, one_of, upsert, without_jit
 from engine.store.models import Contact, Event, Workspace
 
@@ -338,4 +338,4 @@ def _record_tier_changes(session: Session, changes: list[TierChange], chosen: Co
         })
     stmt = upsert(session, events).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
     inserted = session.execute(stmt.returning(events.c.id), rows).scalars()  # one multi-row INSERT
-    defer(session, "evaluate_events", sorted(inserted))
+    defer(session, JobName.EVALUATE_EVENTS, sorted(inserted))

@@ -100,6 +100,7 @@ def timeline(session: Session, workspace_id: str, external_id: str, *, limit: in
             "kind": entry.kind, "at": entry.at.isoformat(), "run_id": entry.run_id,
             "journey": journeys.get(run.journey_id) if run else None, "step": entry.step_id,
             "message_id": entry.message_id, "detail": entry.detail,
+            "label": entry.label, "reason": entry.reason, "arm": entry.arm, "goal": entry.goal,
         }))
     items.sort(key=lambda item: item[:3])
     return [item for *_, item in items]

@@ -46,9 +46,10 @@ from sqlalchemy import CursorResult, Result, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS
-from engine.contacts.journal import record_message
+from engine.contacts.journal import JournalKind, record_message
 from engine.delivery import settings as delivery_settings
-from engine.store.db import defer
+from engine.reasons import Reason
+from engine.store.db import JobName, defer
 from engine.store.dialect import upsert
 from engine.store.models import ChannelHealth, Message, MessageStatus, Workspace
 
@@ -208,7 +209,7 @@ def wake_probes(session: Session, *, now: datetime) -> list[int]:
             _change(session, workspace_id, channel, ChannelHealth.paused_by == BY_BREAKER,
                     ChannelHealth.next_probe_at <= now, state=HALF_OPEN, state_since=now, paused_at=None,
                     next_probe_at=now + PROBE_TIMEOUT, updated_at=now)
-    defer(session, "dispatch_messages", woken)
+    defer(session, JobName.DISPATCH_MESSAGES, woken)
     return woken
 
 
@@ -251,12 +252,12 @@ def release_held(session: Session, workspace_id: str, channel: str, *, now: date
         for message in session.scalars(select(Message).where(
                 *held, Message.transactional.is_(False), Message.created_at < now - timedelta(hours=hours))):
             message.status, message.skip_reason, message.error = MessageStatus.SKIPPED.value, why, None
-            record_message(session, message, "skipped", at=now, detail=why)
+            record_message(session, message, JournalKind.SKIPPED, at=now, detail=why, reason=Reason.HELD_TOO_LONG)
         session.flush()
     released = list(session.scalars(
         update(Message).where(*held).values(scheduled_at=now, enqueued_at=now, error=None)
         .returning(Message.id).execution_options(synchronize_session=False)))
-    defer(session, "dispatch_messages", released)
+    defer(session, JobName.DISPATCH_MESSAGES, released)
     return released
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.batches import dead_letters
-from engine.contacts.journal import record_message
+from engine.contacts.journal import JournalKind, record_message
 from engine.delivery import channel_health, routing
 from engine.delivery.handover import MESSAGES, Handover, Lease, SentRecord, handover, release_claims
 from engine.delivery.outcomes import (
@@ -56,6 +56,7 @@ from engine.errors import (
     TemplateError,
     TransientSendError,
 )
+from engine.reasons import Reason
 from engine.store.models import Contact, Message, MessageStatus, Suppression, Workspace
 
 CHUNK = 50  # messages claimed with one statement; a dead worker's unstarted ones go back after a while
@@ -202,7 +203,7 @@ def _record_successes(sessions: sessionmaker[Session], batch: DispatchBatch, *, 
             if channel_health.record_success(session, workspace_id, channel, now=now):
                 probe = batch.probes.get((workspace_id, channel))
                 if probe is not None:
-                    record_message(session, probe, "channel_resumed", at=now,
+                    record_message(session, probe, JournalKind.CHANNEL_RESUMED, at=now,
                                    detail=f"{channel} resumed automatically: this probe went through")
 
 
@@ -293,7 +294,8 @@ def _send(message: Message, batch: DispatchBatch, channels: Channels, clock: Cal
     except SendInDoubt as exc:
         return in_doubt_after(message, batch, exc, now=clock())
     except _Throttled as exc:
-        return later(message, clock() + timedelta(seconds=exc.wait), "rate limited", now=clock(), unclaim=True)
+        return later(message, clock() + timedelta(seconds=exc.wait), "rate limited", now=clock(), unclaim=True,
+                     reason=Reason.RATE_LIMITED)
     except TemplateError as exc:
         return ended(message, MessageStatus.FAILED, str(exc), now=clock())
     except (PermanentSendError, ChannelUnavailable) as exc:

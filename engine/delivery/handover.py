@@ -38,7 +38,8 @@ from sqlalchemy import Connection, Engine, Table, insert, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.db import defer
+from engine.contacts import journal
+from engine.store.db import JobName, defer
 from engine.store.dialect import close_asynchronous_commit, has_asynchronous_commit, open_asynchronous_commit
 from engine.store.models import JournalEntry, Message, MessageStatus
 
@@ -75,9 +76,7 @@ class SentRecord:
                 "meta": {**(self.message.meta or {}), **self.meta}}
 
     def _line(self) -> dict[str, Any]:
-        m = self.message
-        return {"workspace_id": m.workspace_id, "contact_id": m.contact_id, "run_id": m.run_id,
-                "step_id": m.step_id, "message_id": m.id, "kind": "sent", "at": self.at, "detail": self.detail[:500]}
+        return journal.message_row(self.message, journal.JournalKind.SENT, at=self.at, detail=self.detail)
 
 
 class Handover(Protocol):
@@ -88,16 +87,17 @@ class Handover(Protocol):
 
 # psycopg's own placeholders: this runs on the driver's cursor, once per message. `sending` with
 # our own token is taken as ours too: that is this very step, committed by a first try whose
-# answer was lost with its connection (see _PostgresHandover.step).
-_PG_STEP = """
+# answer was lost with its connection (see _PostgresHandover.step). The journal line is the one
+# SentRecord builds, written only if the message was not recorded sent already.
+_PG_STEP = f"""
 WITH done AS (
     UPDATE messages SET status = 'sent', sent_at = %(sent_at)s, provider_id = %(provider_id)s, error = NULL,
            subject = %(subject)s, template_version = %(template_version)s, meta = CAST(%(meta)s AS jsonb)
     WHERE id = %(done_id)s AND status <> 'sent'
-    RETURNING id, workspace_id, contact_id, run_id, step_id
+    RETURNING id
 ), line AS (
-    INSERT INTO journal (workspace_id, contact_id, run_id, step_id, message_id, kind, at, detail)
-    SELECT workspace_id, contact_id, run_id, step_id, id, 'sent', %(sent_at)s, %(detail)s FROM done
+    INSERT INTO journal ({", ".join(journal.COLUMNS)})
+    SELECT {", ".join(f"%(line_{name})s" for name in journal.COLUMNS)} FROM done
 )
 UPDATE messages SET status = 'sending', claimed_at = %(now)s, attempts = attempts + 1
 WHERE id = %(next_id)s AND status IN ('claimed', 'sending') AND claimed_by = %(token)s
@@ -131,11 +131,12 @@ class _PostgresHandover:
 
     def step(self, done: SentRecord | None, next_id: int | None, *, token: str, now: datetime) -> int | None:
         values = done._values() if done else {}
+        line = done._line() if done else {}
         params = {
             "done_id": done.message.id if done else None, "sent_at": values.get("sent_at"),
             "provider_id": values.get("provider_id"), "subject": values.get("subject"),
             "template_version": values.get("template_version"), "meta": json.dumps(values.get("meta") or {}),
-            "detail": done._line()["detail"] if done else None,
+            **{f"line_{name}": line.get(name) for name in journal.COLUMNS},
             "next_id": next_id, "now": now, "token": token,
         }
         for attempt in (1, 2):
@@ -244,7 +245,7 @@ def release_claims(sessions: sessionmaker[Session], token: str, *, now: datetime
                 update(MESSAGES).where(MESSAGES.c.claimed_by == token,
                                        MESSAGES.c.status == MessageStatus.CLAIMED.value)
                 .values(status=MessageStatus.SCHEDULED.value, enqueued_at=now).returning(MESSAGES.c.id)))
-            defer(session, "dispatch_messages", ids)
+            defer(session, JobName.DISPATCH_MESSAGES, ids)
     except (DBAPIError, SQLAlchemyError) as exc:
         log.warning("could not release claims (%s); their lease will run out", exc)
         return 0

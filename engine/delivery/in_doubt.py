@@ -20,13 +20,12 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from engine.contacts.journal import record_message
+from engine.contacts.journal import JournalKind, record_message
 from engine.delivery.settings import in_doubt_policy
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.models import Message, MessageStatus
 
-RESENT = "in_doubt_resent"  # journal kinds, counted by ops_metrics.in_doubt_counts
-SKIPPED = "in_doubt_skipped"
+RESENT, SKIPPED = JournalKind.IN_DOUBT_RESENT, JournalKind.IN_DOUBT_SKIPPED  # counted by ops_metrics.in_doubt_counts
 OUTCOMES = {RESENT: "resent", SKIPPED: "skipped"}
 # A message in doubt after this many attempts is not resent again: something about it (or
 # its provider) keeps killing the send, and each resend may be another copy.
@@ -58,7 +57,7 @@ def settle(session: Session, message: Message, *, settings: dict[str, Any] | Non
         .execution_options(synchronize_session=False))
     record_message(session, message, RESENT, at=now, detail=detail if due else f"{detail} at {at.isoformat()}")
     if due:
-        defer(session, "dispatch_messages", [message.id])
+        defer(session, JobName.DISPATCH_MESSAGES, [message.id])
     return RESENT
 
 

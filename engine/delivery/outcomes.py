@@ -25,13 +25,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from engine.batches import dead_letters
-from engine.contacts.journal import record_message
+from engine.contacts.journal import JournalKind, record_message
 from engine.delivery import channel_health, in_doubt, routing
 from engine.delivery.policies import parse_quiet_hours, quiet_until, route
 from engine.delivery.ports import Channels
 from engine.delivery.templates import Templates
 from engine.errors import ChannelUnavailable, PermanentSendError, SendInDoubt, TransientSendError
-from engine.store.db import defer
+from engine.reasons import Reason
+from engine.store.db import JobName, defer
 from engine.store.dialect import upsert
 from engine.store.models import Contact, Message, MessageStatus, Suppression, Workspace
 from engine.timezones import contact_zone
@@ -74,8 +75,9 @@ def retry_delay(attempt: int, *, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=max(5.0, (rng or random).uniform(ceiling / 2, ceiling)))
 
 
-def ended(message: Message, status: MessageStatus, why: str, *, now: datetime) -> Recording:
-    """Skipped or failed for good, saying why."""
+def ended(message: Message, status: MessageStatus, why: str, *, now: datetime,
+          reason: Reason | None = None) -> Recording:
+    """Skipped or failed for good, saying why (and, for a skip, why as a code)."""
     outcome: DispatchOutcome = "skipped" if status == MessageStatus.SKIPPED else "failed"
 
     def record(session: Session) -> DispatchOutcome:
@@ -84,16 +86,17 @@ def ended(message: Message, status: MessageStatus, why: str, *, now: datetime) -
             status == MessageStatus.SKIPPED) else why
         session.execute(update(Message).where(Message.id == message.id).values(**values)
                         .execution_options(synchronize_session=False))
-        record_message(session, message, "skipped" if status == MessageStatus.SKIPPED else status.value,
-                       at=now, detail=why)
+        record_message(session, message, JournalKind(status.value), at=now, detail=why, reason=reason)
         return outcome
     return record
 
 
 def later(message: Message, at: datetime, why: str, *, now: datetime, unclaim: bool = False,
-          error: str | None = None, held: bool = False, journal: bool = True) -> Recording:
+          error: str | None = None, held: bool = False, journal: bool = True,
+          reason: Reason | None = None) -> Recording:
     """Back to `scheduled` for `at`; the sweeper hands it out when due. `held`: waiting for its
-    paused channel, released early when the channel is resumed."""
+    paused channel, released early when the channel is resumed. `error`: a retry after it;
+    otherwise a deferral, `reason` saying why."""
     outcome: DispatchOutcome = "held" if held else "retrying" if error else "deferred"
 
     def record(session: Session) -> DispatchOutcome:
@@ -105,10 +108,10 @@ def later(message: Message, at: datetime, why: str, *, now: datetime, unclaim: b
         session.execute(update(Message).where(Message.id == message.id).values(**values)
                         .execution_options(synchronize_session=False))
         if journal:
-            kind = "retrying" if error else "message_deferred"
+            kind = JournalKind.RETRYING if error else JournalKind.MESSAGE_DEFERRED
             detail = (f"{why}; held until a probe gets through or a person resumes it" if held
                       else f"{why}; next at {at.isoformat()}")
-            record_message(session, message, kind, at=now, detail=detail)
+            record_message(session, message, kind, at=now, detail=detail, reason=None if error else reason)
         return outcome
     return record
 
@@ -133,7 +136,7 @@ def unexpected(message: Message, batch: DispatchBatch, exc: Exception, *, handed
     have reached the provider, so it is in doubt and the workspace's policy decides.
     """
     def record(session: Session) -> DispatchOutcome:
-        letter = dead_letters.record_failure(session, dead_letters.DISPATCH, message.id, exc, now=now)
+        letter = dead_letters.record_failure(session, JobName.DISPATCH_MESSAGES, message.id, exc, now=now)
         if letter is not None and letter.status == dead_letters.DEAD:
             return "failed"  # failed, saying why
         error_type, error = dead_letters.describe_error(exc)
@@ -170,7 +173,9 @@ def failed_for_good(message: Message, batch: DispatchBatch, exc: Exception, *, n
     # `given_up`: a transient failure on its last attempt, which the retries did not clear.
     channel_fault = not dead and not isinstance(exc, ChannelUnavailable)
     why = f"{message.channel} rejected: {exc}" if isinstance(exc, PermanentSendError) else str(exc)
-    then = reroute_or(message, batch, why, now=now, otherwise=ended(message, MessageStatus.FAILED, why, now=now))
+    unconfigured = Reason.CHANNEL_NOT_CONFIGURED if isinstance(exc, ChannelUnavailable) else None
+    then = reroute_or(message, batch, why, now=now, reason=unconfigured,
+                      otherwise=ended(message, MessageStatus.FAILED, why, now=now))
 
     def record(session: Session) -> DispatchOutcome:
         if dead and message.to_address:
@@ -178,7 +183,8 @@ def failed_for_good(message: Message, batch: DispatchBatch, exc: Exception, *, n
                 workspace_id=message.workspace_id, channel=message.channel, address=message.to_address,
                 reason=f"address dead: {exc}"[:200], created_at=now,
             ).on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"]))
-            record_message(session, message, "suppressed", at=now, detail=f"{message.channel} {message.to_address}")
+            record_message(session, message, JournalKind.SUPPRESSED, at=now,
+                           detail=f"{message.channel} {message.to_address}")
         if channel_fault:
             _count_failure(session, message, batch, str(exc), now=now, pause_after=pause_after,
                            counted=channel_health.counts_toward_breaker(attempts=message.attempts,
@@ -196,13 +202,13 @@ def _count_failure(session: Session, message: Message, batch: DispatchBatch, err
                                            pause_after=pause_after, counted=counted)
     if opened is not None:
         paused.add(message.channel)
-        record_message(session, message, "channel_paused", at=now, detail=opened.describe())
+        record_message(session, message, JournalKind.CHANNEL_PAUSED, at=now, detail=opened.describe())
 
 
-def reroute_or(message: Message, batch: DispatchBatch, why: str, *, now: datetime,
+def reroute_or(message: Message, batch: DispatchBatch, why: str, *, now: datetime, reason: Reason | None = None,
                otherwise: Recording | None = None) -> Recording:
     """Move the message to the step's next fallback channel that can take it, or do `otherwise`
-    (by default: skip it, saying why)."""
+    (by default: skip it, saying why; `reason`: why its own channel could not take it)."""
     remaining = list((message.fallback or {}).get("channels") or [])
     contact = batch.contacts.get(message.contact_id)
     if remaining and contact is not None:
@@ -219,23 +225,23 @@ def reroute_or(message: Message, batch: DispatchBatch, why: str, *, now: datetim
             def reroute(session: Session) -> DispatchOutcome:
                 if routing.is_suppressed(session, message.workspace_id, plan.channel or "", plan.address or ""):
                     return ended(message, MessageStatus.SKIPPED,
-                                 f"skipped: {why}; {plan.channel} address suppressed", now=now)(session)
+                                 f"skipped: {why}; {plan.channel} address suppressed", now=now, reason=reason)(session)
                 session.execute(update(Message).where(Message.id == message.id).values(
                     status=MessageStatus.SCHEDULED.value, channel=plan.channel, to_address=plan.address,
                     scheduled_at=plan.send_at, enqueued_at=None if plan.deferred else now, attempts=0, error=why,
                     fallback={"channels": list(plan.remaining)} if plan.remaining else {},
                 ).execution_options(synchronize_session=False))
-                record_message(session, message, "fallback", at=now,
+                record_message(session, message, JournalKind.FALLBACK, at=now,
                                detail=f"{message.channel}: {why}; falling back to {plan.detail}")
                 if not plan.deferred:
-                    defer(session, "dispatch_messages", [message.id])
+                    defer(session, JobName.DISPATCH_MESSAGES, [message.id])
                 return "rerouted"
             return reroute
         why = f"{why}; fallback {plan.channel} is paused too" if stay else (
             f"{why}; fallback {(plan.skip_reason or '').removeprefix('skipped: ')}")
     if otherwise is not None:
         return otherwise
-    return ended(message, MessageStatus.SKIPPED, f"skipped: {why}", now=now)
+    return ended(message, MessageStatus.SKIPPED, f"skipped: {why}", now=now, reason=reason)
 
 
 def hold_reason(session: Session, message: Message, batch: DispatchBatch, channels: Channels, *,
@@ -245,28 +251,30 @@ def hold_reason(session: Session, message: Message, batch: DispatchBatch, channe
         return None
     contact = batch.contacts.get(message.contact_id)
     if contact is None:  # erased since it was scheduled
-        return ended(message, MessageStatus.SKIPPED, "skipped: contact erased", now=now)
+        return ended(message, MessageStatus.SKIPPED, "skipped: contact erased", now=now,
+                     reason=Reason.CONTACT_ERASED)
     if message.channel in batch.paused.get(message.workspace_id, set()) and not _probing(
             session, message, batch, now=now):
         why = f"{message.channel} is paused"
         # Held when no fallback takes it: said on the timeline once, the hourly rechecks are quiet.
-        held = later(message, now + PAUSED_RECHECK, why, now=now, held=True,
-                      journal=message.error != channel_health.WAITING_FOR_RESUME)
-        return reroute_or(message, batch, why, now=now, otherwise=held)
+        held = later(message, now + PAUSED_RECHECK, why, now=now, held=True, reason=Reason.CHANNEL_PAUSED,
+                     journal=message.error != channel_health.WAITING_FOR_RESUME)
+        return reroute_or(message, batch, why, now=now, reason=Reason.CHANNEL_PAUSED, otherwise=held)
     if channels.sender(message.channel) is None:
-        return reroute_or(message, batch, f"{message.channel} is not configured", now=now)
+        return reroute_or(message, batch, f"{message.channel} is not configured", now=now,
+                          reason=Reason.CHANNEL_NOT_CONFIGURED)
     # Consent may have been withdrawn, or the address suppressed, since the message was made.
     recipient = routing.recipient_of(contact)
     still = route([message.channel], recipient, transactional=message.transactional,
                   suppressed=lambda ch, address: (message.workspace_id, ch, address) in batch.suppressed)
     if still.channel is None:
-        return reroute_or(message, batch, "; ".join(still.passed_over), now=now)
+        return reroute_or(message, batch, "; ".join(still.passed_over), now=now, reason=still.reason)
     if not message.transactional:
         zone = contact_zone(contact.timezone, batch.workspaces[message.workspace_id].timezone)
         window = batch.quiet_hours(message.workspace_id).get(message.channel)
         opens = quiet_until(window, zone, now=now)
         if opens is not None:  # a retry or a cap deferral that landed in the night
-            return later(message, opens, f"quiet hours for {message.channel}", now=now)
+            return later(message, opens, f"quiet hours for {message.channel}", now=now, reason=Reason.QUIET_HOURS)
     return None
 
 
@@ -275,6 +283,6 @@ def _probing(session: Session, message: Message, batch: DispatchBatch, *, now: d
     if not channel_health.start_probe(session, message.workspace_id, message.channel, now=now):
         return False
     batch.probes[(message.workspace_id, message.channel)] = message
-    record_message(session, message, "channel_probe", at=now,
+    record_message(session, message, JournalKind.CHANNEL_PROBE, at=now,
                    detail=f"{message.channel} is paused: this message probes whether it works again")
     return True

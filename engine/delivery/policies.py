@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.channels import TEXT_CHANNELS
+from engine.reasons import Reason
 
 OPT_IN_REQUIRED = ("sms", "whatsapp")  # marketing on these needs an explicit opt-in (TCPA, Meta policy)
 DEFAULT_QUIET = (time(21, 0), time(9, 0))
@@ -47,17 +48,20 @@ def address_for(channel: str, recipient: Recipient) -> str | None:
     return str(found) if found else None
 
 
-def consent_skip_reason(channel: str, recipient: Recipient, *, transactional: bool) -> str | None:
+NO_ADDRESS = {"email": "contact has no email address", "sms": "contact has no phone number"}
+
+
+def consent_skip_reason(channel: str, recipient: Recipient, *, transactional: bool) -> tuple[Reason, str] | None:
     """Marketing needs consent; transactional messages (order updates) do not."""
     if transactional:
         return None
     state = recipient.consent.get(channel)
     if state == "opted_out":
-        return f"contact opted out of {channel}"
+        return Reason.OPTED_OUT, f"contact opted out of {channel}"
     if state == "pending":
-        return f"{channel} consent pending (double opt-in not confirmed)"
+        return Reason.CONSENT_PENDING, f"{channel} consent pending (double opt-in not confirmed)"
     if channel in OPT_IN_REQUIRED and state != "opted_in":
-        return f"no {channel} marketing consent (opt-in required)"
+        return Reason.NO_OPT_IN, f"no {channel} marketing consent (opt-in required)"
     return None
 
 
@@ -74,32 +78,45 @@ class Route:
     address: str | None
     remaining: tuple[str, ...]  # the fallbacks left after the chosen channel
     passed_over: tuple[str, ...] = ()  # why earlier channels were passed over, for the timeline
+    first_passed_over: Reason | None = None  # the code of the first of them: why the step's own channel did not
 
     @property
     def skip_reason(self) -> str:
         return "skipped: " + "; ".join(self.passed_over) if self.passed_over else "skipped: no channel to send on"
 
+    @property
+    def reason(self) -> Reason:
+        """Why no channel took the message, as a code (when `channel` is None)."""
+        return self.first_passed_over or Reason.NO_CHANNEL
+
 
 def route(candidates: Sequence[str], recipient: Recipient, *, transactional: bool, topic: str | None = None,
-          suppressed: Callable[[str, str], bool], unavailable: Mapping[str, str] | None = None) -> Route:
-    """The first candidate channel the message may go on, or why none may."""
+          suppressed: Callable[[str, str], bool],
+          unavailable: Mapping[str, tuple[Reason, str]] | None = None) -> Route:
+    """The first candidate channel the message may go on, or why none may. `unavailable`: channels
+    that cannot take any message now, with why."""
     if topic and not transactional and recipient.topics.get(topic) is False:
-        return Route(None, None, (), (f"unsubscribed from topic {topic}",))
-    passed_over: list[str] = []
+        return Route(None, None, (), (f"unsubscribed from topic {topic}",), Reason.TOPIC_UNSUBSCRIBED)
+    passed_over: list[tuple[Reason, str]] = []
     for index, channel in enumerate(candidates):
         address = address_for(channel, recipient)
-        reason = (unavailable or {}).get(channel)
-        if reason is None and not address:
-            reason = {"email": "contact has no email address", "sms": "contact has no phone number"}.get(
-                channel, f"no {channel} account linked")
-        if reason is None:
-            reason = consent_skip_reason(channel, recipient, transactional=transactional)
-        if reason is None and suppressed(channel, address or ""):
-            reason = f"{channel} address is suppressed"
-        if reason is None:
-            return Route(channel, address, tuple(candidates[index + 1:]), tuple(passed_over))
-        passed_over.append(reason)
-    return Route(None, None, (), tuple(passed_over))
+        why = (unavailable or {}).get(channel)
+        if why is None and not address:
+            why = Reason.NO_ADDRESS, NO_ADDRESS.get(channel, f"no {channel} account linked")
+        if why is None:
+            why = consent_skip_reason(channel, recipient, transactional=transactional)
+        if why is None and suppressed(channel, address or ""):
+            why = Reason.SUPPRESSED, f"{channel} address is suppressed"
+        if why is None:
+            return _route(channel, address, tuple(candidates[index + 1:]), passed_over)
+        passed_over.append(why)
+    return _route(None, None, (), passed_over)
+
+
+def _route(channel: str | None, address: str | None, remaining: tuple[str, ...],
+           passed_over: list[tuple[Reason, str]]) -> Route:
+    return Route(channel, address, remaining, tuple(text for _, text in passed_over),
+                 passed_over[0][0] if passed_over else None)
 
 
 def parse_quiet_hours(settings: Mapping[str, Any]) -> dict[str, tuple[time, time] | None]:

@@ -26,6 +26,7 @@ from engine.delivery.policies import (
 )
 from engine.delivery.states import COUNTED
 from engine.delivery.templates import Templates
+from engine.reasons import Reason
 from engine.store.models import ChannelHealth, Contact, Message, Suppression, Workspace
 
 
@@ -41,6 +42,7 @@ class Plan:
     detail: str  # for the timeline
     deferred: bool = False
     held: bool = False  # on a paused channel, for want of another: dispatch holds it until resumed
+    reason: Reason | None = None  # why it was skipped, or why it waits (the latest constraint on its time)
 
 
 def recipient_of(contact: Contact) -> Recipient:
@@ -72,9 +74,10 @@ def plan_send(*, candidates: list[str], recipient: Recipient, transactional: boo
               when_capped: str, template: str, templates: Templates, workspace: Workspace, zone: ZoneInfo,
               suppressed: Callable[[str, str], bool], paused: set[str],
               recent: Callable[[], list[tuple[str, datetime]]], now: datetime) -> Plan:
-    no_template = {ch: f"no {ch} template {template!r}" for ch in candidates
-                   if not templates.exists(workspace.id, ch, template)}
-    unavailable = {**no_template, **{ch: f"{ch} paused after repeated failures" for ch in paused}}
+    no_template = {ch: (Reason.NO_TEMPLATE, f"no {ch} template {template!r}")
+                   for ch in candidates if not templates.exists(workspace.id, ch, template)}
+    unavailable = {**no_template,
+                   **{ch: (Reason.CHANNEL_PAUSED, f"{ch} paused after repeated failures") for ch in paused}}
     chosen = route(candidates, recipient, transactional=transactional, topic=topic, suppressed=suppressed,
                    unavailable=unavailable)
     held = False
@@ -86,10 +89,13 @@ def plan_send(*, candidates: list[str], recipient: Recipient, transactional: boo
         if waiting.channel is not None:
             chosen, held = waiting, True
     if chosen.channel is None:
-        return Plan(None, None, (), chosen.skip_reason[:200], now, chosen.skip_reason)
+        return Plan(None, None, (), chosen.skip_reason[:200], now, chosen.skip_reason, reason=chosen.reason)
     notes = [f"{chosen.channel}: {template}"] + [f"(passed over {p})" for p in chosen.passed_over]
+    # Each constraint on the time goes first in the sentence; the reason is the one put there last.
+    reason = None
     if held:
         notes.insert(0, f"held: {chosen.channel} is paused after repeated failures, until it is resumed")
+        reason = Reason.CHANNEL_PAUSED
     send_at = now
     settings: Mapping[str, Any] = workspace.settings or {}
     if not transactional:
@@ -97,18 +103,20 @@ def plan_send(*, candidates: list[str], recipient: Recipient, transactional: boo
         if caps:
             hit = cap_hit(chosen.channel, recent(), caps, now=now)
             if hit is not None and when_capped == "skip":
-                reason = f"skipped: {hit.reason}"
-                return Plan(None, None, (), reason, now, reason)
+                skipped = f"skipped: {hit.reason}"
+                return Plan(None, None, (), skipped, now, skipped, reason=Reason.FREQUENCY_CAP)
             if hit is not None:
                 send_at = hit.frees_at
                 notes.insert(0, f"deferred: {hit.reason} until {hit.frees_at.isoformat()}")
+                reason = Reason.FREQUENCY_CAP
         opens = quiet_until(parse_quiet_hours(settings).get(chosen.channel), zone, now=send_at)
         if opens is not None:
             send_at = opens
             local = opens.astimezone(zone).strftime("%H:%M %Z")
             notes.insert(0, f"deferred: quiet hours for {chosen.channel} until {local}")
+            reason = Reason.QUIET_HOURS
     return Plan(chosen.channel, chosen.address, chosen.remaining, None, send_at, "; ".join(notes),
-                deferred=send_at > now, held=held)
+                deferred=send_at > now, held=held, reason=reason)
 
 
 def candidates_for(channel: str, fallback: tuple[str, ...] | list[str], recipient: Recipient,

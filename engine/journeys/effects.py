@@ -13,23 +13,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from engine.contacts.journal import record
+from engine.contacts.journal import JournalKind, LineFields, journal_row, record, record_run, run_row
 from engine.delivery import routing
 from engine.delivery.policies import address_for
 from engine.delivery.templates import Templates
 from engine.journeys.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
-from engine.store.db import defer
+from engine.reasons import Reason
+from engine.store.db import JobName, defer
 from engine.store.dialect import insert_rows, insert_rows_in_order, one_of, upsert
 from engine.store.models import (
     Contact,
     Event,
     JournalEntry,
     Journey,
+    JourneyStatus,
     Message,
     MessageStatus,
     Run,
@@ -59,7 +61,7 @@ class Batch:
     checked: set[tuple[str, str, str]] = field(default_factory=set)
     paused: dict[str, set[str]] = field(default_factory=dict)  # workspace -> channels paused
     recent: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)  # contact -> marketing sends
-    journey_status: dict[int, str | None] = field(default_factory=dict)
+    journey_status: dict[int, JourneyStatus | None] = field(default_factory=dict)
     journey_name: dict[int, str | None] = field(default_factory=dict)
     journal: list[dict[str, Any]] | None = None  # None: record each line at once (no batch)
     messages: list[_PendingMessage] = field(default_factory=list)  # inserted by write_messages
@@ -89,9 +91,10 @@ class Batch:
                 self.events[event_id] = event
         return event
 
-    def status_of(self, session: Session, journey_id: int) -> str | None:
+    def status_of(self, session: Session, journey_id: int) -> JourneyStatus | None:
         if journey_id not in self.journey_status:
-            self.journey_status[journey_id] = session.scalar(select(Journey.status).where(Journey.id == journey_id))
+            found = session.scalar(select(Journey.status).where(Journey.id == journey_id))
+            self.journey_status[journey_id] = JourneyStatus(found) if found is not None else None
         return self.journey_status[journey_id]
 
     def name_of(self, session: Session, journey_id: int) -> str | None:
@@ -135,23 +138,22 @@ class Batch:
                 session, contact.id, since=now - window)
         return self.recent[contact.id]
 
-    def note(self, session: Session, *, workspace_id: str, contact_id: int, kind: str, at: datetime,
-             run_id: int | None = None, step_id: str | None = None, message_id: int | None = None,
-             detail: str | None = None) -> None:
+    def note(self, session: Session, *, workspace_id: str, contact_id: int, kind: JournalKind, at: datetime,
+             **fields: Unpack[LineFields]) -> None:
         """A journal line (as engine.contacts.journal.record), kept for write_journal in a batch."""
         if self.journal is None:
-            record(session, workspace_id=workspace_id, contact_id=contact_id, kind=kind, at=at, run_id=run_id,
-                   step_id=step_id, message_id=message_id, detail=detail)
+            record(session, workspace_id=workspace_id, contact_id=contact_id, kind=kind, at=at, **fields)
             return
-        self.journal.append({"workspace_id": workspace_id, "contact_id": contact_id, "run_id": run_id,
-                             "step_id": step_id, "message_id": message_id, "kind": kind, "at": at,
-                             "detail": detail[:500] if detail else None})
+        self.journal.append(journal_row(workspace_id=workspace_id, contact_id=contact_id, kind=kind, at=at,
+                                        **fields))
 
-    def note_run(self, session: Session, run: Run, kind: str, *, at: datetime, step_id: str | None = None,
-                 detail: str | None = None) -> None:
-        """A line about a run (as journal.record_run); `step_id` defaults to the step the run stands on."""
-        self.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-                  step_id=step_id or run.step_id, kind=kind, at=at, detail=detail)
+    def note_run(self, session: Session, run: Run, kind: JournalKind, *, at: datetime,
+                 **fields: Unpack[LineFields]) -> None:
+        """A line about a run (as journal.record_run); its step defaults to the one the run stands on."""
+        if self.journal is None:
+            record_run(session, run, kind, at=at, **fields)
+            return
+        self.journal.append(run_row(run, kind, at=at, **fields))
 
     @contextmanager
     def capturing(self) -> Iterator[list[dict[str, Any]]]:
@@ -190,7 +192,7 @@ class Batch:
             p.line["message_id"] = message_id
             if p.send:
                 to_send.append(message_id)
-        defer(session, "dispatch_messages", to_send)
+        defer(session, JobName.DISPATCH_MESSAGES, to_send)
 
     def write_journal(self, session: Session) -> None:
         """Insert the kept journal lines, in the order they were recorded, with one statement."""
@@ -270,8 +272,10 @@ def last_order(session: Session, contact_id: int) -> dict[str, Any] | None:
 
 
 def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, Any], *, batch: Batch,
-                    now: datetime, skip: str | None, detail: str, send_at: datetime | None = None) -> int | None:
-    """Insert the step's message (skipped, due now, or deferred to `send_at`) unless it exists."""
+                    now: datetime, skip: str | None, detail: str, reason: Reason | None = None,
+                    send_at: datetime | None = None) -> int | None:
+    """Insert the step's message (skipped, due now, or deferred to `send_at`) unless it exists;
+    `reason`: why it was skipped, deferred or held."""
     deferred = send_at is not None and send_at > now
     row = {
         "workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id,
@@ -280,9 +284,8 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
         "status": (MessageStatus.SKIPPED if skip else MessageStatus.SCHEDULED).value,
         "transactional": False, "fallback": {}, "meta": {}, **values,
     }
-    kind = "skipped" if skip else "message_deferred" if deferred else "message_scheduled"
-    line = {"workspace_id": run.workspace_id, "contact_id": run.contact_id, "run_id": run.id, "step_id": step_id,
-            "message_id": None, "kind": kind, "at": now, "detail": (skip or detail)[:500] or None}
+    kind = JournalKind.SKIPPED if skip else JournalKind.MESSAGE_DEFERRED if deferred else JournalKind.MESSAGE_SCHEDULED
+    line = run_row(run, kind, at=now, step_id=step_id, detail=skip or detail, reason=reason, arm=values.get("arm"))
     if batch.journal is not None and run.id is not None:  # walking a batch: inserted with the others
         row["context"] = json.loads(json.dumps(row["context"]))  # as it is now, as an INSERT now would store it
         batch.journal.append(line)
@@ -292,10 +295,10 @@ def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, 
     message_id: int | None = session.scalar(stmt.returning(Message.id))
     if message_id is None:
         return None  # this step already made its message
-    batch.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id, step_id=step_id,
-               message_id=message_id, kind=kind, at=now, detail=skip or detail)
+    batch.note_run(session, run, kind, at=now, step_id=step_id, message_id=message_id, detail=skip or detail,
+                   reason=reason, arm=values.get("arm"))
     if not skip and not deferred:
-        defer(session, "dispatch_messages", [message_id])
+        defer(session, JobName.DISPATCH_MESSAGES, [message_id])
     return message_id
 
 
@@ -326,7 +329,7 @@ def make_message(session: Session, run: Run, contact: Contact, send: PlannedSend
     }
     detail = plan.detail + (f" (arm {send.arm})" if send.arm else "")
     _insert_message(session, run, send.step_id, values, batch=batch, now=now, skip=plan.skip_reason, detail=detail,
-                    send_at=plan.send_at)
+                    reason=plan.reason, send_at=plan.send_at)
 
 
 def make_webhook_call(session: Session, run: Run, contact: Contact, call: PlannedWebhook, *,
@@ -354,5 +357,4 @@ def update_contact(session: Session, run: Run, contact: Contact, update: Planned
     contact.updated_at = now
     parts = [f"set {k}={v!r}" for k, v in change.set.items()] + [f"unset {k}" for k in change.unset]
     parts += [f"tag +{t}" for t in change.add_tags] + [f"tag -{t}" for t in change.remove_tags]
-    batch.note(session, workspace_id=run.workspace_id, contact_id=run.contact_id, run_id=run.id,
-               step_id=update.step_id, kind="contact_updated", at=now, detail=", ".join(parts))
+    batch.note_run(session, run, JournalKind.CONTACT_UPDATED, at=now, step_id=update.step_id, detail=", ".join(parts))

@@ -61,6 +61,7 @@ class Branched:
     step_id: str
     label: str
     reason: str
+    arm: str | None = None  # for a split: "<step id>:<arm name>", as the run's state and its messages carry it
 
 
 Effect = PlannedSend | PlannedUpdate | PlannedWebhook | Branched
@@ -137,7 +138,7 @@ def advance(
                 return Outcome(Exited(step_id, reason), effects, state, passed)
             case Branch(label=label, first_step_id=first, reason=reason, state=update, since=since):
                 state.update(update)
-                effects.append(Branched(step_id, label, reason))
+                effects.append(Branched(step_id, label, reason, update.get("arm")))
                 passed.append(step_id)
                 if first is None:
                     return Outcome(Completed(), effects, state, passed)

@@ -22,6 +22,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from engine.contacts.journal import JournalKind
 from engine.delivery.templates import Templates
 from engine.journeys import effects
 from engine.journeys.definition import (
@@ -44,10 +45,11 @@ from engine.journeys.interpreter import (
     advance,
 )
 from engine.journeys.versions import LiveVersion, live_versions, version_definition
+from engine.reasons import Reason
 from engine.segments.conditions import describe, holds
 from engine.segments.facts import gather_facts, lazy
 from engine.store.dialect import insert_rows, one_of
-from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, Run, RunStatus, Workspace
+from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, JourneyStatus, Run, RunStatus, Workspace
 from engine.timezones import contact_zone
 
 REPEAT_MARK = "|#"  # stored key = "<correlation key>|#<n>" for the n-th repeat under an every_days rule
@@ -162,8 +164,9 @@ def _end_if_goal(session: Session, run: Run, event: Event, batch: effects.Batch,
     goal = definition.goal_for(event.type)
     if goal is None or not _same_key(definition, event, run):
         return
-    _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", batch, now=now)
-    batch.note_run(session, run, "goal", at=now, detail=f"{event.type} {event.external_id}")
+    _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", batch, now=now,
+             code=Reason.GOAL_REACHED, goal=goal.label)
+    batch.note_run(session, run, JournalKind.GOAL, at=now, detail=f"{event.type} {event.external_id}", goal=goal.label)
 
 
 def _same_key(definition: JourneyDefinition, event: Event, run: Run) -> bool:
@@ -185,7 +188,7 @@ def _wake_if_awaited(session: Session, run: Run, event: Event, batch: effects.Ba
     received = dict(run.state.get("received", {}))
     received[step.id] = event.external_id
     run.state = {**run.state, "received": received}
-    if batch.status_of(session, run.journey_id) == "live":
+    if batch.status_of(session, run.journey_id) == JourneyStatus.LIVE:
         _walk(session, run, definition, batch, now=now)
     else:  # paused: the yes branch is taken as soon as the journey resumes
         run.next_at, run.enqueued_at = now, None
@@ -196,10 +199,11 @@ class _Decision:
     """What one journey does with one event, in the order the journeys are gone through."""
 
     live: LiveVersion
-    kind: str  # "skip" (not enrolled: `text` says why) | "refresh" (already enrolled for the key) | "enroll"
+    kind: str  # "skip" (not enrolled: `text`, `reason` say why) | "refresh" (already enrolled for the key) | "enroll"
     text: str = ""
     key: str = ""  # the correlation key, and the key stored on the run
     stored_key: str = ""
+    reason: Reason | None = None
 
 
 @dataclass
@@ -309,16 +313,19 @@ class _Enrollment:
         quiet = isinstance(trigger, SegmentTrigger)
         key = correlation_key(event.properties, definition.key_path)
         if key is None:
-            return _Decision(live, "skip", f"event {event.external_id} has no {definition.key_path!r} property")
+            return _Decision(live, "skip", f"event {event.external_id} has no {definition.key_path!r} property",
+                             reason=Reason.NO_KEY)
         contact = batch.contact(session, event.contact_id)
         entry_filter = definition.entry_filter
         if entry_filter is not None:
             facts = gather_facts(session, contact, event.properties, now=now)
             if not holds(entry_filter, facts):
-                return None if quiet else _Decision(live, "skip", f"entry filter not met: {describe(entry_filter)}")
+                return None if quiet else _Decision(live, "skip", f"entry filter not met: {describe(entry_filter)}",
+                                                    reason=Reason.ENTRY_FILTER)
         stored_key = self._key_under_reentry_rule(definition, live.journey_id, event.contact_id, key, now=now)
         if stored_key is None:
-            return None if quiet else _Decision(live, "skip", f"re-entry rule {_rule_text(definition)}")
+            return None if quiet else _Decision(live, "skip", f"re-entry rule {_rule_text(definition)}",
+                                                reason=Reason.REENTRY_RULE)
         slot = (live.version_id, event.contact_id, stored_key)
         if slot in self.taken:
             return _Decision(live, "refresh", key=key, stored_key=stored_key)
@@ -383,7 +390,8 @@ class _Enrollment:
                 live = decision.live
                 if decision.kind == "skip":
                     batch.note(session, workspace_id=event.workspace_id, contact_id=event.contact_id,
-                               kind="not_enrolled", at=now, detail=f"{live.name}: {decision.text}")
+                               kind=JournalKind.NOT_ENROLLED, at=now, detail=f"{live.name}: {decision.text}",
+                               reason=decision.reason)
                     continue
                 run = created.get((live.version_id, event.contact_id)) if decision.kind == "enroll" else None
                 if run is None:
@@ -392,7 +400,7 @@ class _Enrollment:
                     self._refresh(session, live, event, decision.stored_key)
                     continue
                 self.runs_by_contact[event.contact_id].append(run)
-                batch.note_run(session, run, "enrolled", at=now, step_id=live.definition.first_step_id,
+                batch.note_run(session, run, JournalKind.ENROLLED, at=now, step_id=live.definition.first_step_id,
                                detail=f"{live.name} (key {decision.key!r}) by {event.type} {event.external_id}")
                 outcome, lines = planned[(live.version_id, event.contact_id)]
                 if lines is None:
@@ -443,11 +451,12 @@ def _rule_text(definition: JourneyDefinition) -> str:
     return f"at most once per {rule.every_days} days" if isinstance(rule, EveryDays) else rule.replace("_", " ")
 
 
-def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datetime) -> int:
+def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datetime, code: Reason) -> int:
+    """End the journey's live runs, saying why (`reason`, and as a `code`)."""
     runs = list(session.scalars(select(Run).where(Run.journey_id == journey_id, Run.status.in_(LIVE_RUN_STATUSES))
                                 .order_by(Run.id).with_for_update()))
     for run in runs:
-        _end_run(session, run, RunStatus.EXITED, reason, now=now)
+        _end_run(session, run, RunStatus.EXITED, reason, now=now, code=code)
     return len(runs)
 
 
@@ -462,7 +471,7 @@ def advance_runs(session: Session, run_ids: list[int], *, templates: Templates, 
         select(Run)
         .join(Journey, Journey.id == Run.journey_id)
         .where(one_of(Run.id, run_ids), Run.status == RunStatus.WAITING.value, Run.next_at <= now,
-               Journey.status == "live")
+               Journey.status == JourneyStatus.LIVE.value)
         .order_by(Run.id)
         .with_for_update(skip_locked=True, of=Run)
     ))
@@ -507,8 +516,9 @@ def _settle(session: Session, run: Run, outcome: Outcome, batch: effects.Batch, 
                 effects.make_webhook_call(session, run, contact, effect,
                                           journey_name=batch.name_of(session, run.journey_id) or "", batch=batch,
                                           now=now)
-            case Branched(step_id=step_id, label=label, reason=reason):
-                batch.note_run(session, run, "branch", at=now, step_id=step_id, detail=f"{label}: {reason}")
+            case Branched(step_id=step_id, label=label, reason=reason, arm=arm):
+                batch.note_run(session, run, JournalKind.BRANCH, at=now, step_id=step_id, detail=f"{label}: {reason}",
+                               label=label, arm=arm)
             case _:
                 assert_never(effect)
     if outcome.state != run.state:
@@ -517,22 +527,25 @@ def _settle(session: Session, run: Run, outcome: Outcome, batch: effects.Batch, 
     match stop:
         case Waiting(step_id=step_id, entered_at=entered_at, until=until):
             if (run.step_id, run.next_at) != (step_id, until):
-                batch.note_run(session, run, "waiting", at=now, step_id=step_id, detail=f"until {until.isoformat()}")
+                batch.note_run(session, run, JournalKind.WAITING, at=now, step_id=step_id,
+                               detail=f"until {until.isoformat()}")
             run.status, run.step_id, run.step_entered_at = RunStatus.WAITING.value, step_id, entered_at
             run.next_at, run.enqueued_at = until, None
         case Completed():
             _end_run(session, run, RunStatus.COMPLETED, None, batch, now=now)
-            batch.note_run(session, run, "completed", at=now)
+            batch.note_run(session, run, JournalKind.COMPLETED, at=now)
         case Exited(step_id=step_id, reason=reason):
             run.step_id = step_id
-            _end_run(session, run, RunStatus.EXITED, reason, batch, now=now)
+            _end_run(session, run, RunStatus.EXITED, reason, batch, now=now, code=Reason.EXIT_STEP)
         case _:
             assert_never(stop)
 
 
 def _end_run(session: Session, run: Run, status: RunStatus, reason: str | None, batch: effects.Batch | None = None,
-             *, now: datetime) -> None:
+             *, now: datetime, code: Reason | None = None, goal: str | None = None) -> None:
+    """End the run; one that exited early says why, in words (`reason`) and as a `code`."""
     run.status, run.exit_reason, run.ended_at = status.value, reason, now
     run.next_at = run.enqueued_at = None
     if status is RunStatus.EXITED:
-        (batch or effects.Batch()).note_run(session, run, "exited", at=now, detail=reason)
+        (batch or effects.Batch()).note_run(session, run, JournalKind.EXITED, at=now, detail=reason, reason=code,
+                                            goal=goal)

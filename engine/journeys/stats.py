@@ -1,7 +1,8 @@
 """Per-journey and per-step counts for the journey canvas: who waits where, what was sent,
 which branches were taken, how runs ended, how many converted, and the orders and revenue
 attributed to its messages (engine/tracking/attribution.py), per step and per split arm.
-Grouped in SQL.
+Grouped in SQL, from the journal's columns (the branch label, the reason code): never from
+the sentences beside them.
 
 Revenue is a decimal string per currency ({"EUR": "59.90"}): summing euros and dollars
 into one number would be wrong, and an order without a currency is counted under "".
@@ -15,11 +16,13 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from engine.contacts.journal import JournalKind
 from engine.journeys.versions import get_journey
-from engine.store.dialect import text_before
+from engine.reasons import Reason
 from engine.store.models import Attribution, JournalEntry, Message, Run
 
-STEP_KINDS = ("waiting", "branch", "message_scheduled", "skipped", "contact_updated", "exited")
+STEP_KINDS = tuple(kind.value for kind in (JournalKind.WAITING, JournalKind.BRANCH, JournalKind.MESSAGE_SCHEDULED,
+                                           JournalKind.SKIPPED, JournalKind.CONTACT_UPDATED, JournalKind.EXITED))
 
 
 def journey_stats(session: Session, workspace_id: str, journey_id: int) -> dict[str, Any]:
@@ -50,19 +53,23 @@ def journey_stats(session: Session, workspace_id: str, journey_id: int) -> dict[
         .group_by(Message.step_id, Message.status)
     ):
         step(step_id)["messages"][status] = count
-    label = text_before(JournalEntry.detail, ":")  # a branch line's detail is "<label>: <reason>"
-    for step_id, name, count in session.execute(
-        select(JournalEntry.step_id, label, func.count())
-        .where(JournalEntry.run_id.in_(runs), JournalEntry.kind == "branch").group_by(JournalEntry.step_id, label)
+    for step_id, label, count in session.execute(
+        select(JournalEntry.step_id, JournalEntry.label, func.count())
+        .where(JournalEntry.run_id.in_(runs), JournalEntry.kind == JournalKind.BRANCH.value)
+        .group_by(JournalEntry.step_id, JournalEntry.label)
     ):
-        step(step_id)["branches"][name] = count
+        step(step_id)["branches"][label] = count
+    conversions = session.scalar(
+        select(func.count(distinct(JournalEntry.run_id)))
+        .where(JournalEntry.run_id.in_(runs), JournalEntry.kind == JournalKind.EXITED.value,
+               JournalEntry.reason == Reason.GOAL_REACHED.value))
     attributed = _attributed(session, workspace_id, journey.id, step)
     return {
         "journey_id": journey.id,
         "status": journey.status,
         "runs": {"total": sum(by_status.values()), **by_status},
         "exits": exits,
-        "conversions": sum(n for reason, n in exits.items() if (reason or "").startswith("goal reached")),
+        "conversions": conversions or 0,
         "attributed": attributed,
         "steps": steps,
     }

@@ -29,9 +29,9 @@ from engine.journeys.definition import (
 from engine.journeys.versions import version_definition
 from engine.segments.conditions import holds
 from engine.segments.facts import gather_facts
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import upsert
-from engine.store.models import Contact, Event, Journey, JourneyVersion, Workspace
+from engine.store.models import Contact, Event, Journey, JourneyStatus, JourneyVersion, Workspace
 from engine.timezones import zone_of
 
 BATCH = 1000
@@ -51,8 +51,8 @@ def scan(session: Session, *, now: datetime, batch: int = BATCH) -> int:
         select(Journey.id, Journey.workspace_id, Journey.live_version_id, Workspace.timezone)
         .join(Workspace, Workspace.id == Journey.workspace_id)
         .join(JourneyVersion, JourneyVersion.id == Journey.live_version_id)
-        .where(Journey.status == "live", JourneyVersion.trigger_event.in_(["date_reached", "holiday", "inactive",
-                                                                            "broadcast"]))
+        .where(Journey.status == JourneyStatus.LIVE.value,
+               JourneyVersion.trigger_event.in_(["date_reached", "holiday", "inactive", "broadcast"]))
     ).all()
     created = 0
     for journey_id, workspace_id, version_id, workspace_tz in journeys:
@@ -176,5 +176,5 @@ def _record(session: Session, definition: JourneyDefinition, journey_id: int, wo
     event_id = session.scalar(stmt.returning(Event.id))
     if event_id is None:
         return 0
-    defer(session, "evaluate_events", [event_id])
+    defer(session, JobName.EVALUATE_EVENTS, [event_id])
     return 1

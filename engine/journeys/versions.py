@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import JourneyDefinition, SendStep, parse_definition
-from engine.store.models import Journey, JourneyVersion
+from engine.reasons import Reason
+from engine.store.models import Journey, JourneyStatus, JourneyVersion
 
 
 class JourneyStateError(ValueError):
@@ -54,8 +55,8 @@ def create_journey(
         raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
     validate_definition(definition, templates=templates, workspace_id=workspace_id)
     journey = Journey(
-        workspace_id=workspace_id, name=name, status="draft", draft=definition, created_at=now, updated_at=now,
-        recipe=recipe,
+        workspace_id=workspace_id, name=name, status=JourneyStatus.DRAFT.value, draft=definition, created_at=now,
+        updated_at=now, recipe=recipe,
     )
     if uuid is not None:
         journey.uuid = uuid
@@ -73,7 +74,7 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, tem
     )
     if journey is None or journey.draft is None:
         raise NotFound(f"journey {journey_id} has no draft to publish")
-    if journey.status == "archived":
+    if journey.status == JourneyStatus.ARCHIVED:
         raise JourneyStateError("an archived journey cannot be published")
     definition = validate_definition(journey.draft, templates=templates, workspace_id=workspace_id)
     number = (
@@ -91,8 +92,8 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, tem
     session.add(version)
     session.flush()
     journey.live_version_id = version.id
-    if journey.status == "draft":
-        journey.status = "live"  # a paused journey stays paused with its new version
+    if journey.status == JourneyStatus.DRAFT:
+        journey.status = JourneyStatus.LIVE.value  # a paused journey stays paused with its new version
     journey.updated_at = now
     return version
 
@@ -116,7 +117,7 @@ def import_journey(session: Session, workspace_id: str, name: str, definition: A
         journey = create_journey(session, workspace_id, name, definition, templates=templates, now=now,
                                  publish=publish, uuid=None if copy else uuid)
         return Saved(journey, True, trigger_overlaps(session, journey))
-    if existing.status == "archived":
+    if existing.status == JourneyStatus.ARCHIVED:
         raise JourneyConflict(f"journey {existing.id} ({existing.name!r}), which this file came from, is archived; "
                               "import a copy to make a new journey from it", journey_id=existing.id)
     update_draft(session, workspace_id, existing.id, templates=templates, now=now, definition=definition,
@@ -124,7 +125,7 @@ def import_journey(session: Session, workspace_id: str, name: str, definition: A
     warnings = []
     if publish and not _draft_is_live(session, existing):
         publish_journey(session, workspace_id, existing.id, templates=templates, now=now)
-    if publish and existing.status == "paused":
+    if publish and existing.status == JourneyStatus.PAUSED:
         warnings.append(f"journey {existing.id} is paused: its new version runs once it is resumed")
     return Saved(existing, False, warnings + trigger_overlaps(session, existing))
 
@@ -141,14 +142,15 @@ def _draft_is_live(session: Session, journey: Journey) -> bool:
 def trigger_overlaps(session: Session, journey: Journey) -> list[str]:
     """Warnings for each other live journey of the workspace entered by an event this live journey is
     entered by too: a contact would enter both and get both journeys' messages (two cart reminders)."""
-    if journey.status != "live" or journey.live_version_id is None:
+    if journey.status != JourneyStatus.LIVE or journey.live_version_id is None:
         return []
     mine = session.scalar(select(JourneyVersion.trigger_event).where(JourneyVersion.id == journey.live_version_id))
     events = set((mine or "").split(","))
     rows = session.execute(
         select(Journey.id, Journey.name, JourneyVersion.trigger_event)
         .join(JourneyVersion, JourneyVersion.id == Journey.live_version_id)
-        .where(Journey.workspace_id == journey.workspace_id, Journey.status == "live", Journey.id != journey.id)
+        .where(Journey.workspace_id == journey.workspace_id, Journey.status == JourneyStatus.LIVE.value,
+               Journey.id != journey.id)
         .order_by(Journey.id)
     )
     warnings = []
@@ -191,7 +193,7 @@ def update_draft(session: Session, workspace_id: str, journey_id: int, *, templa
                  definition: Any | None = None, name: str | None = None) -> Journey:
     """Edit the draft; what runs is unchanged until the draft is published."""
     journey = get_journey(session, workspace_id, journey_id, lock=True)
-    if journey.status == "archived":
+    if journey.status == JourneyStatus.ARCHIVED:
         raise JourneyStateError("an archived journey cannot be edited")
     if definition is not None:
         validate_definition(definition, templates=templates, workspace_id=workspace_id)
@@ -202,10 +204,10 @@ def update_draft(session: Session, workspace_id: str, journey_id: int, *, templa
     return journey
 
 
-TRANSITIONS = {  # action: (statuses it applies to, status it leads to)
-    "pause": ({"live"}, "paused"),
-    "resume": ({"paused"}, "live"),
-    "archive": ({"draft", "live", "paused"}, "archived"),
+TRANSITIONS: dict[str, tuple[set[JourneyStatus], JourneyStatus]] = {  # action: (statuses it applies to, its result)
+    "pause": ({JourneyStatus.LIVE}, JourneyStatus.PAUSED),
+    "resume": ({JourneyStatus.PAUSED}, JourneyStatus.LIVE),
+    "archive": ({JourneyStatus.DRAFT, JourneyStatus.LIVE, JourneyStatus.PAUSED}, JourneyStatus.ARCHIVED),
 }
 
 
@@ -217,11 +219,11 @@ def change_status(session: Session, workspace_id: str, journey_id: int, action: 
         raise JourneyStateError(f"cannot {action} a journey that is {journey.status}")
     if action == "resume" and journey.live_version_id is None:
         raise JourneyStateError("publish the journey first")
-    journey.status, journey.updated_at = target, now
+    journey.status, journey.updated_at = target.value, now
     if action == "archive":
         from engine.journeys.runs import exit_live_runs  # runs imports this module
 
-        exit_live_runs(session, journey.id, "journey archived", now=now)
+        exit_live_runs(session, journey.id, "journey archived", now=now, code=Reason.JOURNEY_ARCHIVED)
     return journey
 
 
@@ -236,7 +238,7 @@ def live_versions(session: Session, workspace_ids: set[str]) -> dict[str, list[L
     rows = session.execute(
         select(Journey.workspace_id, Journey.id, Journey.name, JourneyVersion.id, JourneyVersion.definition)
         .join(JourneyVersion, JourneyVersion.id == Journey.live_version_id)
-        .where(Journey.workspace_id.in_(workspace_ids), Journey.status == "live")
+        .where(Journey.workspace_id.in_(workspace_ids), Journey.status == JourneyStatus.LIVE.value)
     )
     result: dict[str, list[LiveVersion]] = {}
     for workspace_id, journey_id, name, version_id, data in rows:

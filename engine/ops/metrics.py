@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from engine.contacts.journal import JournalKind
 from engine.delivery import in_doubt
 from engine.store.dialect import seconds_between
 from engine.store.models import ChannelHealth, JournalEntry, Message
@@ -30,7 +31,7 @@ LATENCY_WINDOW = timedelta(hours=1)
 # a "retrying" line is a transient error (timeout, 429, 5xx), a "failed" line a
 # permanent one (rejected, given up after retries, or a template that cannot render).
 # The journal outlives retries, so this only grows, as a Prometheus counter should.
-ERROR_KINDS = {"retrying": "transient", "failed": "permanent"}
+ERROR_KINDS = {JournalKind.RETRYING: "transient", JournalKind.FAILED: "permanent"}
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,9 @@ def provider_errors(session: Session) -> list[tuple[str, str, int]]:
     rows = session.execute(
         select(Message.channel, JournalEntry.kind, func.count())
         .join(Message, Message.id == JournalEntry.message_id)
-        .where(JournalEntry.kind.in_(list(ERROR_KINDS)))
+        .where(JournalEntry.kind.in_([kind.value for kind in ERROR_KINDS]))
         .group_by(Message.channel, JournalEntry.kind))
-    return [(channel, ERROR_KINDS[kind], count) for channel, kind, count in rows]
+    return [(channel, ERROR_KINDS[JournalKind(kind)], count) for channel, kind, count in rows]
 
 
 def in_doubt_counts(session: Session) -> list[tuple[str, str, int]]:
@@ -80,9 +81,9 @@ def in_doubt_counts(session: Session) -> list[tuple[str, str, int]]:
     rows = session.execute(
         select(Message.channel, JournalEntry.kind, func.count())
         .join(Message, Message.id == JournalEntry.message_id)
-        .where(JournalEntry.kind.in_(list(in_doubt.OUTCOMES)))
+        .where(JournalEntry.kind.in_([kind.value for kind in in_doubt.OUTCOMES]))
         .group_by(Message.channel, JournalEntry.kind))
-    return [(channel, in_doubt.OUTCOMES[kind], count) for channel, kind, count in rows]
+    return [(channel, in_doubt.OUTCOMES[JournalKind(kind)], count) for channel, kind, count in rows]
 
 
 @dataclass(frozen=True)

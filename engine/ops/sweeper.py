@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from engine.delivery import in_doubt
 from engine.delivery.handover import CLAIM_LEASE
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import server_started_at
-from engine.store.models import Event, Journey, Message, MessageStatus, Run, RunStatus, Workspace
+from engine.store.models import Event, Journey, JourneyStatus, Message, MessageStatus, Run, RunStatus, Workspace
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def _stamp(session: Session, model: Any, owed: ColumnElement[bool], order: Any, 
 
 def sweep(session: Session, *, now: datetime, redeliver_after: timedelta, limit: int = 500,
           lease: timedelta = CLAIM_LEASE) -> SweepReport:
-    live_journeys = select(Journey.id).where(Journey.status == "live")  # paused journeys hold their timers
+    # Paused journeys hold their timers.
+    live_journeys = select(Journey.id).where(Journey.status == JourneyStatus.LIVE.value)
     runs = _stamp(session, Run, and_(Run.status == RunStatus.WAITING.value, Run.next_at <= now,
                                      Run.journey_id.in_(live_journeys)), Run.next_at,
                   now=now, redeliver_after=redeliver_after, limit=limit)
@@ -67,9 +68,9 @@ def sweep(session: Session, *, now: datetime, redeliver_after: timedelta, limit:
         and_(Message.status == MessageStatus.SCHEDULED.value, Message.scheduled_at <= now),
         Message.scheduled_at, now=now, redeliver_after=redeliver_after, limit=limit,
     )
-    defer(session, "advance_runs", runs)
-    defer(session, "evaluate_events", events)
-    defer(session, "dispatch_messages", messages)
+    defer(session, JobName.ADVANCE_RUNS, runs)
+    defer(session, JobName.EVALUATE_EVENTS, events)
+    defer(session, JobName.DISPATCH_MESSAGES, messages)
     # A claim carries its job's token, so releasing one whose worker is merely slow is safe (the
     # worker finds the claim gone at its hand-over and sends nothing); a live worker renews it.
     doubtful = settle_stale_sends(session, now=now, older_than=lease, limit=limit)
@@ -85,7 +86,7 @@ def release_stale_claims(session: Session, *, now: datetime, older_than: timedel
     released = list(session.scalars(
         update(Message).where(stale).values(status=MessageStatus.SCHEDULED.value, enqueued_at=now)
         .returning(Message.id)))
-    defer(session, "dispatch_messages", released)
+    defer(session, JobName.DISPATCH_MESSAGES, released)
     return len(released)
 
 

@@ -8,6 +8,7 @@ covered by the scheduler's sweep, which re-enqueues overdue work from the tables
 
 from __future__ import annotations
 
+import enum
 import json
 import select
 from collections.abc import Callable, Iterable
@@ -22,9 +23,18 @@ from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
+class JobName(enum.StrEnum):
+    """The jobs a service may defer. Each is a function of workers.jobs, which RQ stores in
+    Redis by its path (`workers.jobs.<name>`): a name once queued is never renamed."""
+
+    EVALUATE_EVENTS = "evaluate_events"
+    ADVANCE_RUNS = "advance_runs"
+    DISPATCH_MESSAGES = "dispatch_messages"
+
+
 @dataclass(frozen=True)
 class DeferredJob:
-    name: str  # a function name in workers.jobs
+    name: JobName
     ids: tuple[int, ...]
 
 
@@ -119,7 +129,7 @@ def make_sessionmaker(engine: Engine, job_sink: JobSink | None = None) -> sessio
     return factory
 
 
-def defer(session: Session, name: str, ids: Iterable[int]) -> None:
+def defer(session: Session, name: JobName, ids: Iterable[int]) -> None:
     """Run job `name` over `ids` once this session's transaction has committed."""
     ids = tuple(ids)
     if ids:

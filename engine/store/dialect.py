@@ -1,6 +1,6 @@
 """Everything that differs between PostgreSQL and SQLite, and the only module that asks which one runs.
 
-Expressions (`one_of`, `json_merge`, `json_type_in`, `text_before`, `seconds_between`)
+Expressions (`one_of`, `json_merge`, `json_type_in`, `seconds_between`)
 carry both spellings and are written out when a statement is compiled, so one statement
 object serves both databases and can be built once and cached. What cannot wait for
 compilation takes the session: an INSERT whose ON CONFLICT clause is each dialect's own
@@ -151,17 +151,6 @@ def json_type_in(document: Any, key: str, kinds: Sequence[str]) -> ColumnElement
     sqlite_kinds = [name for kind in kinds for name in JSON_KINDS[kind]]
     return _PerDatabase(func.jsonb_typeof(document.op("->")(key)).in_(list(kinds)),
                         func.json_type(document, path).in_(sqlite_kinds), Boolean())
-
-
-def text_before(value: Any, separator: str) -> ColumnElement[str]:
-    """The part of `value` before the first `separator`.
-
-    PostgreSQL: `split_part(value, separator, 1)`, which gives the whole text when the
-    separator is not in it. SQLite: `substr(value, 1, instr(value, separator) - 1)`, which
-    gives '' then: pass values that hold the separator.
-    """
-    return _PerDatabase(func.split_part(value, separator, 1),
-                        func.substr(value, 1, func.instr(value, separator) - 1), String())
 
 
 def seconds_between(start: Any, end: Any) -> ColumnElement[float]:

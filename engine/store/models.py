@@ -75,6 +75,15 @@ class RunStatus(enum.StrEnum):
 LIVE_RUN_STATUSES = (RunStatus.ACTIVE.value, RunStatus.WAITING.value)
 
 
+class JourneyStatus(enum.StrEnum):
+    """Where a journey stands; engine/journeys/versions.py says which actions move it."""
+
+    DRAFT = "draft"  # never published: nobody enters
+    LIVE = "live"
+    PAUSED = "paused"  # nobody enters and timers hold, until resumed
+    ARCHIVED = "archived"  # for good: its live runs exited
+
+
 class MessageStatus(enum.StrEnum):
     """Where a message stands; engine/delivery/states.py says which moves are allowed."""
 
@@ -198,7 +207,7 @@ class Journey(Base):
     uuid: Mapped[str] = mapped_column(String(36), default=_new_uuid)
     recipe: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|live|paused|archived
+    status: Mapped[str] = mapped_column(String(16), default=JourneyStatus.DRAFT.value)
     draft: Mapped[dict[str, Any] | None]
     live_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("journey_versions.id", use_alter=True, name="fk_journeys_live_version")
@@ -323,9 +332,14 @@ class JournalEntry(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     at: Mapped[datetime]
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # engine.contacts.journal.JournalKind
     step_id: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[str | None] = mapped_column(String(500))
+    detail: Mapped[str | None] = mapped_column(String(500))  # the sentence a person reads
+    # What is counted, beside the sentence (engine/contacts/journal.py builds every row).
+    label: Mapped[str | None] = mapped_column(String(64))  # the branch taken
+    reason: Mapped[str | None] = mapped_column(String(32))  # engine.reasons.Reason
+    arm: Mapped[str | None] = mapped_column(String(129))  # "<split step id>:<arm name>"
+    goal: Mapped[str | None] = mapped_column(String(100))  # the goal's label
 
 
 class MessageReceipt(Base):

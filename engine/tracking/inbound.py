@@ -39,11 +39,11 @@ from sqlalchemy.orm import Session
 
 from engine.channels import TEXT_CHANNELS
 from engine.contacts.consent import apply_person
-from engine.contacts.journal import record
+from engine.contacts.journal import JournalKind, record
 from engine.delivery.ports import DeliveryEvent, InboundMessage, WebhookBatch
 from engine.errors import NotFound
 from engine.links.messenger import parse_start_token
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import upsert
 from engine.store.models import Contact, Event, Message, Workspace
 from engine.tracking.receipts import AppliedReceipt, apply_deliveries, is_sent
@@ -116,7 +116,7 @@ def receive(session: Session, workspace_id: str, batch: WebhookBatch, *, now: da
         else:
             event_ids.append(event_id)
     if event_ids:
-        defer(session, "evaluate_events", event_ids)
+        defer(session, JobName.EVALUATE_EVENTS, event_ids)
     return InboundOutcome(receipts, event_ids, duplicates)
 
 
@@ -164,7 +164,7 @@ def _store_message(session: Session, workspace_id: str, message: InboundMessage,
             _obey(session, contact, channel, command, now=now)
     primary = linked or _primary(holders, channel, sender)
     if command is not None and command.token and linked is None:
-        record(session, workspace_id=workspace_id, contact_id=primary.id, kind="link_refused", at=now,
+        record(session, workspace_id=workspace_id, contact_id=primary.id, kind=JournalKind.LINK_REFUSED, at=now,
                detail=f"{channel} {command.word} with a link that does not verify: chat not linked")
     properties: dict[str, Any] = {
         "channel": channel, "text": message.text, "keyword": keyword(message.text), "sender": sender,
@@ -223,7 +223,7 @@ def _link_chat(session: Session, workspace_id: str, message: InboundMessage, tok
             holder.updated_at = now
     contact.messenger_ids = {**contact.messenger_ids, message.channel: message.sender}
     contact.updated_at = now
-    record(session, workspace_id=workspace_id, contact_id=contact.id, kind="messenger_linked", at=now,
+    record(session, workspace_id=workspace_id, contact_id=contact.id, kind=JournalKind.MESSENGER_LINKED, at=now,
            detail=f"linked {message.channel} chat {message.sender}")
     return contact
 
@@ -247,7 +247,7 @@ def _contact_for_unknown_sender(session: Session, workspace_id: str, message: In
     contact = session.scalar(select(Contact).where(Contact.workspace_id == workspace_id,
                                                    Contact.external_id == external_id).with_for_update())
     assert contact is not None
-    record(session, workspace_id=workspace_id, contact_id=contact.id, kind="contact_created", at=now,
+    record(session, workspace_id=workspace_id, contact_id=contact.id, kind=JournalKind.CONTACT_CREATED, at=now,
            detail=f"an unknown {channel} sender wrote in")
     return contact
 
@@ -267,7 +267,7 @@ def _obey(session: Session, contact: Contact, channel: str, command: Command, *,
     if not apply_person(session, contact, {channel: state}, f"{channel} {command.word}", now=now):
         return
     verb = "opted out of" if state == "opted_out" else "opted in to"
-    record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind="consent_changed", at=now,
+    record(session, workspace_id=contact.workspace_id, contact_id=contact.id, kind=JournalKind.CONSENT_CHANGED, at=now,
            detail=f"{verb} {channel} by {command.word}")
 
 

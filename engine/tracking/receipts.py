@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.contacts.consent import apply_claim, persons
-from engine.contacts.journal import record_message
+from engine.contacts.journal import JournalKind, record_message
 from engine.delivery.ports import DeliveryEvent
 from engine.delivery.states import next_status
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.dialect import upsert
 from engine.store.models import Contact, Event, Message, MessageReceipt, MessageStatus, Suppression
 
@@ -75,7 +75,7 @@ def _apply(session: Session, workspace_id: str, delivery: DeliveryEvent, *, now:
     if new_status is not None:
         message.status = new_status
         detail = f"{delivery.channel} {delivery.status}" + (f": {delivery.detail}" if delivery.detail else "")
-        record_message(session, message, new_status, at=delivery.occurred_at, detail=detail)
+        record_message(session, message, JournalKind(new_status), at=delivery.occurred_at, detail=detail)
     if delivery.address_dead or delivery.status == "complained":
         _suppress(session, message, delivery, now=now)
     if delivery.status in EVENT_TYPES and (new_status is not None or delivery.status == "clicked"):
@@ -109,7 +109,7 @@ def _suppress(session: Session, message: Message, delivery: DeliveryEvent, *, no
         if contact is not None:  # the person's own word: a shop's stale opt-in cannot undo it
             apply_claim(session, contact, message.channel,
                         persons("opted_out", f"spam complaint on message {message.id}", now=now), now=now)
-    record_message(session, message, "suppressed", at=now, detail=f"{message.channel} {address}: {reason}")
+    record_message(session, message, JournalKind.SUPPRESSED, at=now, detail=f"{message.channel} {address}: {reason}")
 
 
 def _record_event(session: Session, message: Message, delivery: DeliveryEvent, *, now: datetime) -> None:
@@ -125,7 +125,7 @@ def _record_event(session: Session, message: Message, delivery: DeliveryEvent, *
         received_at=now, properties=properties, source=delivery.channel, enqueued_at=now,
     ).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(Event.id))
     if event_id is not None:
-        defer(session, "evaluate_events", [event_id])
+        defer(session, JobName.EVALUATE_EVENTS, [event_id])
 
 
 def is_sent(status: str) -> bool:

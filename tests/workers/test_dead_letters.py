@@ -27,6 +27,7 @@ from engine.journeys import runs as runs_service
 from engine.journeys.versions import create_journey
 from engine.ops.sweeper import sweep
 from engine.settings import Settings
+from engine.store.db import JobName
 from engine.store.models import Contact, DeadLetter, Event, JournalEntry, Message, Run
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from tests.providers import WebhookReceiver
@@ -281,5 +282,5 @@ def test_an_outage_fails_the_job_as_a_whole_and_charges_no_item(runtime: Runtime
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     with pytest.raises(RedisConnectionError):
-        dead_letters.run_isolating(sessions, dead_letters.EVALUATE, ids, work, clock=clock)
+        dead_letters.run_isolating(sessions, JobName.EVALUATE_EVENTS, ids, work, clock=clock)
     assert calls == [sorted(ids)] and letters(sessions, shop) == []

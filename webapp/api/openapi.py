@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.channels import CHANNELS
 from engine.contacts.consent import PERSON_SOURCES
+from engine.reasons import Reason
 from webapp.api.openapi_channels import CHANNEL_PATHS
 from webapp.api.openapi_dead_letters import DEAD_LETTER_PATHS
 from webapp.api.openapi_journeys import JOURNEY_PATHS
@@ -261,7 +262,14 @@ SCHEMAS: dict[str, Any] = {
             _obj({"kind": {"type": "string", "not": {"const": "event"}},
                   "at": {"type": "string", "format": "date-time"},
                   "run_id": _null("integer"), "journey": _null("string"), "step": _null("string"),
-                  "message_id": _null("integer"), "detail": _null("string")}),
+                  "message_id": _null("integer"), "detail": _null("string", description="The sentence a person reads."),
+                  "label": _null("string", description="The branch taken (`branch`)."),
+                  "reason": {"enum": [*(reason.value for reason in Reason), None], "description":
+                             "Why, as a code: a run exited (`exited`), a contact was not enrolled (`not_enrolled`), "
+                             "a message was skipped, deferred or held."},
+                  "arm": _null("string", description="The split-test arm, `<split step id>:<arm name>`: on the "
+                                                     "split's `branch` line and on every line about a message of it."),
+                  "goal": _null("string", description="The goal reached (`goal`, and `exited` by a goal).")}),
         ],
     },
     "OutboxMessage": _obj({

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.batches.dead_letters import KINDS, MAX_FAILURES, STATUSES
+from engine.batches.dead_letters import MAX_FAILURES, STATUSES
+from engine.store.db import JobName
 from webapp.api.dead_letters import MAX_LIMIT
 
 ERRORS = {"type": "object", "required": ["error", "message"], "properties": {
@@ -19,7 +20,7 @@ DEAD_LETTER = {"type": "object", "required": [
     "first_failed_at", "last_failed_at", "dead_at", "resolved_at"], "properties": {
     "id": {"type": "integer", "description": "Give it to `rapport dead-letters retry`."},
     "workspace": {"type": "string", "description": "The caller's own workspace."},
-    "kind": {"enum": list(KINDS), "description": "The job the item failed in."},
+    "kind": {"enum": [name.value for name in JobName], "description": "The job the item failed in."},
     "item_type": {"enum": ["event", "run", "message"]},
     "item_id": {"type": "integer", "description": "The event's, run's or message's internal id."},
     "contact": {"type": ["string", "null"], "description": "The contact's external_id: its timeline shows each "

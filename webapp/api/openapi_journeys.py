@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.store.models import JourneyStatus
+
 JOURNEY_ID = {"name": "journey_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 DEFINITION_DOC = (
     "A journey definition: `trigger` (an event with optional `key` and `filter`; or `date` + `offset_days` + "
@@ -16,7 +18,7 @@ JOURNEY: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"},
     "uuid": {"type": "string", "description": "Written into exported files: importing one updates this journey."},
     "recipe": {"type": ["string", "null"], "description": "The recipe it was installed from, if any."},
-    "status": {"enum": ["draft", "live", "paused", "archived"]},
+    "status": {"enum": [status.value for status in JourneyStatus]},
     "draft": DEFINITION, "live_version_id": {"type": ["integer", "null"]},
     "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
 }}

@@ -28,6 +28,7 @@ from engine.batches import dead_letters
 from engine.channels import CHANNELS
 from engine.delivery.channel_health import CLOSED, HALF_OPEN, OPEN
 from engine.ops import metrics as ops_metrics
+from engine.store.db import JobName
 from engine.store.models import MessageStatus
 from webapp import context
 from webapp.api.errors import error
@@ -127,7 +128,7 @@ def _database_families(out: Exposition) -> None:
                (("", {"channel": c, "outcome": o}, n) for (c, o), n in sorted(in_doubt.items())))
     # Every job kind and both open statuses always present, so an alert on dead letters has its series.
     open_statuses = (dead_letters.FAILING, dead_letters.DEAD)
-    by_letter = {(kind, status): 0 for kind in dead_letters.KINDS for status in open_statuses}
+    by_letter = {(name.value, status): 0 for name in JobName for status in open_statuses}
     by_letter.update({(kind, status): n for kind, status, n in letters})
     out.family("rapport_dead_letters", "gauge",
                "Items (events, runs, messages) whose job failed on them alone, by job kind: failing (retried by the "
@@ -167,7 +168,7 @@ def _redis_families(out: Exposition) -> None:
         for job_name in INBOX_JOBS:
             pipe.llen(inbox_key(namespace, job_name))
         lengths = pipe.execute()
-    names = [*queues, *(f"inbox:{job_name}" for job_name in INBOX_JOBS)]
+    names = [*queues, *(f"inbox:{job_name.value}" for job_name in INBOX_JOBS)]
     out.family("rapport_queue_depth", "gauge",
                "Jobs waiting in each RQ queue, and ids waiting in the inbox the scheduler relays into jobs.",
                (("", {"queue": name}, int(n)) for name, n in zip(names, lengths, strict=True)))

@@ -248,7 +248,8 @@ def test_a_holdout_arm_completes_the_run_without_sending_anything() -> None:
 
     assert 0 < len(held_out) < 100
     for outcome in held_out:
-        assert outcome.effects == [Branched("promo", "control", "arm control (50/100) holdout: receives nothing")]
+        assert outcome.effects == [Branched("promo", "control", "arm control (50/100) holdout: receives nothing",
+                                            "promo:control")]
         assert outcome.sends == []
         assert outcome.stop == Completed()
 
@@ -261,7 +262,7 @@ def test_sends_after_a_split_carry_the_split_and_arm_but_sends_before_it_do_not(
     assert outcome.sends == [PlannedSend("welcome", "email", "welcome"),
                              PlannedSend(f"mail-{label}", "email", f"subject_{label}", arm=f"subject-test:{label}")]
     assert outcome.state == {"arm": f"subject-test:{label}"}
-    assert Branched("subject-test", label, f"arm {label} (50/100)") in outcome.effects
+    assert Branched("subject-test", label, f"arm {label} (50/100)", f"subject-test:{label}") in outcome.effects
 
 
 def test_the_arm_is_kept_across_a_wait_through_the_run_state() -> None:

@@ -29,7 +29,6 @@ from engine.store.dialect import (
     open_asynchronous_commit,
     seconds_between,
     server_started_at,
-    text_before,
     upsert,
     without_jit,
 )
@@ -181,11 +180,6 @@ def test_json_type_in_refuses_a_kind_json_does_not_have() -> None:
     """A misspelt kind is an error when the statement is built, not a condition that never holds."""
     with pytest.raises(ValueError, match="integer"):
         json_type_in(probes.c.doc, "total", ["integer"])
-
-
-def test_text_before_gives_a_branch_lines_label(session: Session) -> None:
-    """"yes: the cart is over 100" gives "yes", on both databases."""
-    assert session.scalar(select(text_before(literal("yes: the cart is over 100"), ":"))) == "yes"
 
 
 def test_seconds_between_is_exact_to_the_millisecond(session: Session) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,8 +25,9 @@ from engine.store.models import Contact, Erasure, Event, JournalEntry, Message, 
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, drain
 from tests.webapp.conftest import auth_headers, close_app, post_signed, send_signed
 from triggers import abandoned_cart
+from webapp.api.openapi import SPEC
 from webapp.app import create_app
-from workers.dev.demo import cart_event
+from workers.dev.demo import cart_event, order_event
 from workers.runtime import Runtime
 
 CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber")
@@ -135,6 +137,28 @@ def test_timeline_keeps_the_order_things_happened_in_within_one_instant(
     kinds = [item["kind"] for item in entries]
     assert kinds[:3] == ["event", "enrolled", "waiting"], kinds
     assert len({item["at"] for item in entries[:3]}) == 1
+
+
+def test_timeline_says_why_in_words_and_in_fields_a_program_can_count(
+    client: FlaskClient, shop: Shop, sessions: sessionmaker[Session], clock: FakeClock, runtime: Runtime
+) -> None:
+    """An order ending the cart journey: the sentence as ever, beside it the reason code and the goal."""
+    with sessions.begin() as session:
+        create_journey(session, shop.id, abandoned_cart.NAME, abandoned_cart.recipe(), templates=SEED_TEMPLATES,
+                       now=clock())
+    send_event(client, shop, cart_event("cart-1", customer="cust-1"))
+    drain(runtime)
+    send_event(client, shop, order_event("cart-1", customer="cust-1"))
+    drain(runtime)
+
+    body = client.get(contact_url("cust-1", "/timeline"), headers=auth_headers(shop.credentials)).get_json()
+    schema = Draft202012Validator(SPEC["components"]["schemas"]["TimelineEntry"])
+    assert [error.message for entry in body["timeline"] for error in schema.iter_errors(entry)] == []
+    [exited] = [item for item in body["timeline"] if item["kind"] == "exited"]
+    assert (exited["detail"], exited["reason"], exited["goal"]) == (
+        "goal reached: order placed", "goal_reached", "order placed")
+    [waiting] = [item for item in body["timeline"] if item["kind"] == "waiting"]
+    assert (waiting["label"], waiting["reason"], waiting["arm"], waiting["goal"]) == (None, None, None, None)
 
 
 def test_timeline_of_an_unknown_contact_is_answered_404(client: FlaskClient, shop: Shop) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.batches import dead_letters
 from engine.contacts.ingest import ingest_events
+from engine.store.db import JobName
 from tests.conftest import FakeClock, Shop
 from tests.webapp.conftest import auth_headers
 from tests.webapp.ops.test_metrics import scrape
@@ -21,7 +22,7 @@ def poisoned_events(sessions: sessionmaker[Session], shop: Shop, clock: FakeCloc
     for attempt in range(dead_letters.MAX_FAILURES):
         with sessions.begin() as session:
             for event_id in ids:
-                dead_letters.record_failure(session, dead_letters.EVALUATE, event_id,
+                dead_letters.record_failure(session, JobName.EVALUATE_EVENTS, event_id,
                                             OverflowError("int too large to convert to float"),
                                             now=clock() + timedelta(minutes=attempt))
     return ids

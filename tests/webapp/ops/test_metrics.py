@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from engine.delivery import channel_health
 from engine.delivery.channel_health import record_failure
 from engine.settings import Settings
-from engine.store.db import DeferredJob
+from engine.store.db import DeferredJob, JobName
 from engine.store.models import JournalEntry, Message
 from tests.conftest import FakeClock
 from tests.webapp.api.test_channels_api import add_messages
@@ -206,8 +206,8 @@ def test_each_channel_breaker_shows_its_state_and_how_often_it_opened(client, sh
 def test_queue_depths_come_from_redis(client, redis, namespace) -> None:
     """Jobs waiting in the RQ queues and ids waiting in the evaluation inbox are reported."""
     sink = make_job_sink(redis, namespace, batch_size=2)
-    sink([DeferredJob("dispatch_messages", (1, 2, 3)), DeferredJob("advance_runs", (4,)),
-          DeferredJob("evaluate_events", (5, 6, 7, 8))])
+    sink([DeferredJob(JobName.DISPATCH_MESSAGES, (1, 2, 3)), DeferredJob(JobName.ADVANCE_RUNS, (4,)),
+          DeferredJob(JobName.EVALUATE_EVENTS, (5, 6, 7, 8))])
     result = scrape(client)
     assert {q: result.value("rapport_queue_depth", queue=q) for q in
             ("messages", "runs", "events", "inbox:evaluate_events")} == {

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.links.tokens import click_url
 from engine.settings import Settings
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.models import Message, MessageReceipt
 from tests.conftest import FakeClock, Shop, drain
 from tests.webapp.public.test_unsubscribe import Recipient, events_of, links_for, make_recipient, path_of
@@ -114,7 +114,7 @@ def test_a_sent_email_tracks_its_links_and_opens_end_to_end(
         "workspace": {"id": shop.id, "name": "Test Shop"}, "contact": {"first_name": "Ada"},
         "event": {"shop_url": SHOP_URL}})
     with sessions.begin() as session:
-        defer(session, "dispatch_messages", [recipient.message_id])
+        defer(session, JobName.DISPATCH_MESSAGES, [recipient.message_id])
     drain(runtime)
     [mail] = smtp_server.messages
     body = mail.get_body(("html",)).get_content()

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.settings import Settings
-from engine.store.db import defer
+from engine.store.db import JobName, defer
 from engine.store.models import Message, MessageReceipt, OutboxCapture
 from tests.conftest import FakeClock, Shop, SmtpServer, drain
 from tests.webapp.conftest import auth_headers
@@ -35,7 +35,7 @@ def dispatch_to_outbox(sessions: sessionmaker[Session], shop: Shop, clock: FakeC
                                context={"workspace": {"id": shop.id, "name": "Test Shop"},
                                         "contact": {"first_name": "Ada"}, "event": {"shop_url": SHOP_URL}})
     with sessions.begin() as session:
-        defer(session, "dispatch_messages", [recipient.message_id])
+        defer(session, JobName.DISPATCH_MESSAGES, [recipient.message_id])
     drain(runtime)
     mail = smtp_server.messages[-1]
     with sessions.begin() as session:

@@ -39,7 +39,7 @@ from flufl.bounce import all_failures
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.consent.preferences import unsubscribe_from_channel
-from engine.contacts.journal import record_message
+from engine.contacts.journal import JournalKind, record_message
 from engine.delivery.ports import DeliveryEvent
 from engine.delivery.verp import parse_bounce_address
 from engine.links.tokens import verify_mailto_unsubscribe
@@ -205,7 +205,7 @@ def apply_bounce(sessions: sessionmaker[Session], report: BounceReport, *, now: 
         if message is None:
             return f"ignored: message {report.message_id} no longer exists"
         if report.kind == "soft":
-            record_message(session, message, "bounce_delayed", at=now, detail=report.detail[:500])
+            record_message(session, message, JournalKind.BOUNCE_DELAYED, at=now, detail=report.detail[:500])
             return f"message {message.id}: {report.detail} (recorded; the sender keeps retrying)"
         applied = apply_deliveries(session, message.workspace_id, report.deliveries(), now=now)
     moved = ", ".join(f"{a.status or ('duplicate' if a.duplicate else 'unchanged')}" for a in applied)
