@@ -48,7 +48,7 @@ def address_for(channel: str, recipient: Recipient) -> str | None:
     return str(found) if found else None
 
 
-NO_ADDRESS = {"email": "contact has no email address", "sms": "contact has no phone number"}
+_MISSING_ADDRESS = {"email": "contact has no email address", "sms": "contact has no phone number"}
 
 
 def consent_skip_reason(channel: str, recipient: Recipient, *, transactional: bool) -> tuple[Reason, str] | None:
@@ -102,7 +102,7 @@ def route(candidates: Sequence[str], recipient: Recipient, *, transactional: boo
         address = address_for(channel, recipient)
         why = (unavailable or {}).get(channel)
         if why is None and not address:
-            why = Reason.NO_ADDRESS, NO_ADDRESS.get(channel, f"no {channel} account linked")
+            why = Reason.NO_ADDRESS, _MISSING_ADDRESS.get(channel, f"no {channel} account linked")
         if why is None:
             why = consent_skip_reason(channel, recipient, transactional=transactional)
         if why is None and suppressed(channel, address or ""):
