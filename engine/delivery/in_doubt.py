@@ -25,8 +25,8 @@ from engine.delivery.settings import in_doubt_policy
 from engine.store.db import JobName, defer
 from engine.store.models import Message, MessageStatus
 
-RESENT, SKIPPED = JournalKind.IN_DOUBT_RESENT, JournalKind.IN_DOUBT_SKIPPED  # counted by ops_metrics.in_doubt_counts
-OUTCOMES = {RESENT: "resent", SKIPPED: "skipped"}
+# The journal kinds written, counted by ops_metrics.in_doubt_counts under these outcome names.
+OUTCOMES = {JournalKind.IN_DOUBT_RESENT: "resent", JournalKind.IN_DOUBT_SKIPPED: "skipped"}
 # A message in doubt after this many attempts is not resent again: something about it (or
 # its provider) keeps killing the send, and each resend may be another copy.
 MAX_RESEND_ATTEMPTS = 5
@@ -36,8 +36,8 @@ DATABASE_RESTARTED = "the database restarted while it was being handed over"
 
 
 def settle(session: Session, message: Message, *, settings: dict[str, Any] | None, cause: str, now: datetime,
-           resend_at: datetime | None = None) -> str:
-    """Apply the workspace's policy to `message`; return the journal kind written (RESENT or SKIPPED).
+           resend_at: datetime | None = None) -> JournalKind:
+    """Apply the workspace's policy to `message`; return the journal kind written (in_doubt_resent or _skipped).
 
     `resend_at`: when a resend goes (default now; dispatch waits a retry delay after a
     broken connection)."""
@@ -55,14 +55,15 @@ def settle(session: Session, message: Message, *, settings: dict[str, Any] | Non
     session.execute(update(Message).where(Message.id == message.id).values(
         status=MessageStatus.SCHEDULED.value, scheduled_at=at, enqueued_at=now if due else None, error=detail)
         .execution_options(synchronize_session=False))
-    record_message(session, message, RESENT, at=now, detail=detail if due else f"{detail} at {at.isoformat()}")
+    record_message(session, message, JournalKind.IN_DOUBT_RESENT, at=now,
+                   detail=detail if due else f"{detail} at {at.isoformat()}")
     if due:
         defer(session, JobName.DISPATCH_MESSAGES, [message.id])
-    return RESENT
+    return JournalKind.IN_DOUBT_RESENT
 
 
-def _skip(session: Session, message: Message, detail: str, *, now: datetime) -> str:
+def _skip(session: Session, message: Message, detail: str, *, now: datetime) -> JournalKind:
     session.execute(update(Message).where(Message.id == message.id).values(
         status=MessageStatus.UNKNOWN.value, error=detail).execution_options(synchronize_session=False))
-    record_message(session, message, SKIPPED, at=now, detail=detail)
-    return SKIPPED
+    record_message(session, message, JournalKind.IN_DOUBT_SKIPPED, at=now, detail=detail)
+    return JournalKind.IN_DOUBT_SKIPPED
