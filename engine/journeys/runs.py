@@ -13,7 +13,7 @@ import typing
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
 from typing import Any, assert_never
@@ -25,12 +25,20 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engine.contacts.journal import JournalKind
 from engine.delivery.templates import Templates
 from engine.journeys import effects
-from engine.journeys.definition import (
-    TIME_TRIGGERS,
-    EveryDays,
-    JourneyDefinition,
-    SegmentTrigger,
-    WaitForEventStep,
+from engine.journeys.definition import JourneyDefinition, SegmentTrigger
+from engine.journeys.enrollment import (
+    AlreadyEntered,
+    Enter,
+    NotEntered,
+    NotEnteredBecause,
+    PastRuns,
+    awaited_step,
+    decide_entry,
+    goal_reached,
+    may_enter,
+    reentry_rule_text,
+    waits_for_an_event,
+    with_received,
 )
 from engine.journeys.entry_effects import entry_effects
 from engine.journeys.interpreter import (
@@ -46,31 +54,11 @@ from engine.journeys.interpreter import (
 )
 from engine.journeys.versions import LiveVersion, live_versions, version_definition
 from engine.reasons import Reason
-from engine.segments.conditions import describe, holds
+from engine.segments.conditions import Condition, describe, holds
 from engine.segments.facts import gather_facts, lazy
 from engine.store.dialect import insert_rows, one_of
 from engine.store.models import LIVE_RUN_STATUSES, Contact, Event, Journey, JourneyStatus, Run, RunStatus, Workspace
 from engine.timezones import contact_zone
-
-REPEAT_MARK = "|#"  # stored key = "<correlation key>|#<n>" for the n-th repeat under an every_days rule
-
-
-def correlation_key(properties: dict[str, Any], path: str | None) -> str | None:
-    """The value at `path` (dotted) in the event's properties, as text; "" if no path."""
-    if path is None:
-        return ""
-    value: Any = properties
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    if value is None or isinstance(value, dict | list):
-        return None
-    return str(value)
-
-
-def base_key(stored: str) -> str:
-    return stored.split(REPEAT_MARK, 1)[0]
 
 
 def evaluate_events(session: Session, event_ids: list[int], *, templates: Templates, now: datetime) -> None:
@@ -154,40 +142,27 @@ def _load_batch(session: Session, templates: Templates, *, contact_ids: list[int
 
 
 def _awaits_event(session: Session, run: Run) -> bool:
-    definition = version_definition(session, run.journey_version_id)
-    return (run.step_id is not None and definition.has_step(run.step_id)
-            and isinstance(definition.step(run.step_id), WaitForEventStep))
+    return waits_for_an_event(version_definition(session, run.journey_version_id), run.step_id)
 
 
 def _end_if_goal(session: Session, run: Run, event: Event, batch: effects.Batch, *, now: datetime) -> None:
     definition = version_definition(session, run.journey_version_id)
-    goal = definition.goal_for(event.type)
-    if goal is None or not _same_key(definition, event, run):
+    goal = goal_reached(definition, event.type, event.properties, run.key, run_id=run.id)
+    if goal is None:
         return
     _end_run(session, run, RunStatus.EXITED, f"goal reached: {goal.label}", batch, now=now,
              code=Reason.GOAL_REACHED, goal=goal.label)
     batch.note_run(session, run, JournalKind.GOAL, at=now, detail=f"{event.type} {event.external_id}", goal=goal.label)
 
 
-def _same_key(definition: JourneyDefinition, event: Event, run: Run) -> bool:
-    if not definition.is_keyed or event.properties.get("run_id") == run.id:  # an open/click of this run's message
-        return True
-    return correlation_key(event.properties, definition.key_path) == base_key(run.key)
-
-
 def _wake_if_awaited(session: Session, run: Run, event: Event, batch: effects.Batch, *, now: datetime) -> None:
     """A run waiting for this event (same key unless told otherwise) takes its yes branch now."""
     definition = version_definition(session, run.journey_version_id)
-    if run.step_id is None or not definition.has_step(run.step_id):
+    step = awaited_step(definition, run.step_id, run.step_entered_at, event.type, event.properties, run.key,
+                        at=event.received_at, run_id=run.id)
+    if step is None:
         return
-    step = definition.step(run.step_id)
-    if not isinstance(step, WaitForEventStep) or step.event != event.type or event.received_at < run.step_entered_at:
-        return
-    if step.same_key and not _same_key(definition, event, run):
-        return
-    received = dict(run.state.get("received", {}))
-    received[step.id] = event.external_id
-    run.state = {**run.state, "received": received}
+    run.state = with_received(run.state, step, event.external_id)
     if batch.status_of(session, run.journey_id) == JourneyStatus.LIVE:
         _walk(session, run, definition, batch, now=now)
     else:  # paused: the yes branch is taken as soon as the journey resumes
@@ -206,18 +181,32 @@ class _Decision:
     reason: Reason | None = None
 
 
+def _not_entered(live: LiveVersion, event: Event, reason: NotEnteredBecause) -> _Decision | None:
+    """The journal's "not enrolled" line for a refused entry (none for a segment not matched:
+    a segment is checked on every event of the contact's, so not matching it is no news)."""
+    definition = live.definition
+    if reason is Reason.NO_KEY:
+        return _Decision(live, "skip", f"event {event.external_id} has no {definition.key_path!r} property",
+                         reason=reason)
+    if isinstance(definition.trigger, SegmentTrigger):
+        return None
+    if reason is Reason.ENTRY_FILTER and definition.entry_filter is not None:
+        return _Decision(live, "skip", f"entry filter not met: {describe(definition.entry_filter)}", reason=reason)
+    return _Decision(live, "skip", f"re-entry rule {reentry_rule_text(definition.reentry)}", reason=reason)
+
+
 @dataclass
 class _Enrollment:
     """The batch's contacts' standing with the live journeys, loaded once and kept current.
 
     `taken`: every (version, contact, stored key) that has a run, with the run's status
     when loaded (enrollment is unique per version, contact and key, whatever the status).
-    `history`: for journeys whose re-entry rule looks at earlier runs, per (journey,
-    contact), how many runs of any version and when the last one was made.
+    `past`: for journeys whose re-entry rule looks at earlier runs, per (journey, contact),
+    how many runs of any version and when the last one was made.
     """
 
     taken: dict[tuple[int, int, str], str]
-    history: dict[tuple[int, int], tuple[int, datetime | None]]
+    past: dict[tuple[int, int], PastRuns]
     runs_by_contact: dict[int, list[Run]]
     entered_by: dict[tuple[str, str], list[LiveVersion]] = field(default_factory=dict)  # (workspace, type)
     _later_reads: dict[tuple[str, str], dict[int, frozenset[str]]] = field(default_factory=dict)
@@ -227,7 +216,7 @@ class _Enrollment:
              runs_by_contact: dict[int, list[Run]]) -> _Enrollment:
         lives = [live for lives in journeys.values() for live in lives]
         taken: dict[tuple[int, int, str], str] = {}
-        history: dict[tuple[int, int], tuple[int, datetime | None]] = {}
+        past: dict[tuple[int, int], PastRuns] = {}
         if lives and contact_ids:
             for version_id, contact_id, key, status in session.execute(
                 select(Run.journey_version_id, Run.contact_id, Run.key, Run.status).where(
@@ -242,8 +231,8 @@ class _Enrollment:
                     .where(Run.journey_id.in_(ruled), one_of(Run.contact_id, contact_ids))
                     .group_by(Run.journey_id, Run.contact_id)
                 ):
-                    history[(journey_id, contact_id)] = (count, last)
-        return cls(taken, history, runs_by_contact)
+                    past[(journey_id, contact_id)] = PastRuns(count, last)
+        return cls(taken, past, runs_by_contact)
 
     def enroll(self, session: Session, journeys: dict[str, list[LiveVersion]], round_: list[Event],
                batch: effects.Batch, *, now: datetime) -> None:
@@ -304,54 +293,30 @@ class _Enrollment:
     def _decide(self, session: Session, live: LiveVersion, event: Event, batch: effects.Batch, *,
                 now: datetime) -> _Decision | None:
         definition = live.definition
-        trigger = definition.trigger
-        if not definition.enters_on(event.type):
+        if not may_enter(definition, live.journey_id, event.type, event.properties):
             return None
-        if isinstance(trigger, TIME_TRIGGERS) and event.properties.get("journey_id") != live.journey_id:
-            return None  # a time scan's entry event is for one journey only
-        # A segment is checked on every event of the contact's: not matching it is no news.
-        quiet = isinstance(trigger, SegmentTrigger)
-        key = correlation_key(event.properties, definition.key_path)
-        if key is None:
-            return _Decision(live, "skip", f"event {event.external_id} has no {definition.key_path!r} property",
-                             reason=Reason.NO_KEY)
-        contact = batch.contact(session, event.contact_id)
-        entry_filter = definition.entry_filter
-        if entry_filter is not None:
-            facts = gather_facts(session, contact, event.properties, now=now)
-            if not holds(entry_filter, facts):
-                return None if quiet else _Decision(live, "skip", f"entry filter not met: {describe(entry_filter)}",
-                                                    reason=Reason.ENTRY_FILTER)
-        stored_key = self._key_under_reentry_rule(definition, live.journey_id, event.contact_id, key, now=now)
-        if stored_key is None:
-            return None if quiet else _Decision(live, "skip", f"re-entry rule {_rule_text(definition)}",
-                                                reason=Reason.REENTRY_RULE)
-        slot = (live.version_id, event.contact_id, stored_key)
-        if slot in self.taken:
-            return _Decision(live, "refresh", key=key, stored_key=stored_key)
-        self.taken[slot] = RunStatus.ACTIVE.value
-        if definition.reentry != "once_per_key":
-            count, last = self.history.get((live.journey_id, event.contact_id), (0, None))
-            self.history[(live.journey_id, event.contact_id)] = (count + 1, now if last is None else max(last, now))
-        return _Decision(live, "enroll", key=key, stored_key=stored_key)
+        contact_id = event.contact_id
 
-    def _key_under_reentry_rule(self, definition: JourneyDefinition, journey_id: int, contact_id: int,
-                                key: str, *, now: datetime) -> str | None:
-        """The key to store for a new run, or None when the re-entry rule forbids one.
+        def filter_holds(condition: Condition) -> bool:
+            return holds(condition, gather_facts(session, batch.contact(session, contact_id), event.properties,
+                                                 now=now))
 
-        once_per_key: the (version, contact, key) uniqueness does it. once_ever: any earlier
-        run of this journey (any version) forbids. every_days: the last run must be old
-        enough, and the n-th run gets key "<key>|#n", still unique per version.
-        """
-        rule = definition.reentry
-        if rule == "once_per_key":
-            return key
-        count, last = self.history.get((journey_id, contact_id), (0, None))
-        if rule == "once_ever":
-            return key if count == 0 else None
-        if last is not None and now - last < timedelta(days=rule.every_days):
-            return None
-        return key if count == 0 else f"{key}{REPEAT_MARK}{count}"
+        past = self.past.get((live.journey_id, contact_id), PastRuns())
+        entry = decide_entry(definition, event.properties, past=past, filter_holds=filter_holds,
+                             is_taken=lambda stored_key: (live.version_id, contact_id, stored_key) in self.taken,
+                             now=now)
+        match entry:
+            case NotEntered(reason=reason):
+                return _not_entered(live, event, reason)
+            case AlreadyEntered(key=key, stored_key=stored_key):
+                return _Decision(live, "refresh", key=key, stored_key=stored_key)
+            case Enter(key=key, stored_key=stored_key):
+                self.taken[(live.version_id, contact_id, stored_key)] = RunStatus.ACTIVE.value
+                if definition.reentry != "once_per_key":
+                    self.past[(live.journey_id, contact_id)] = past.with_one_more(now)
+                return _Decision(live, "enroll", key=key, stored_key=stored_key)
+            case _:
+                assert_never(entry)
 
     def _apply(self, session: Session, step: list[tuple[Event, list[_Decision]]], batch: effects.Batch, *,
                now: datetime) -> None:
@@ -444,11 +409,6 @@ RUN_COLUMNS = ("workspace_id", "journey_id", "journey_version_id", "contact_id",
 def _new_runs(insert: Any) -> Any:
     """The runs INSERT (insert_rows), skipping a (version, contact, key) taken already; the new runs."""
     return select(Run).from_statement(insert.on_conflict_do_nothing(index_elements=RUN_KEY).returning(*RUNS.c))
-
-
-def _rule_text(definition: JourneyDefinition) -> str:
-    rule = definition.reentry
-    return f"at most once per {rule.every_days} days" if isinstance(rule, EveryDays) else rule.replace("_", " ")
 
 
 def exit_live_runs(session: Session, journey_id: int, reason: str, *, now: datetime, code: Reason) -> int:

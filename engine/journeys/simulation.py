@@ -15,17 +15,30 @@ import itertools
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, assert_never
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.delivery import routing
 from engine.delivery.templates import Templates
-from engine.journeys.definition import TIME_TRIGGERS, EveryDays, JourneyDefinition, SplitStep, WaitForEventStep
+from engine.journeys.definition import TIME_TRIGGERS, JourneyDefinition, SplitStep
+from engine.journeys.enrollment import (
+    AlreadyEntered,
+    Enter,
+    NotEntered,
+    NotEnteredBecause,
+    PastRuns,
+    awaited_step,
+    decide_entry,
+    goal_reached,
+    may_enter,
+    reentry_rule_text,
+    with_received,
+)
 from engine.journeys.interpreter import Branched, Completed, Exited, PlannedSend, PlannedWebhook, Waiting, advance
-from engine.journeys.runs import REPEAT_MARK, correlation_key
+from engine.reasons import Reason
 from engine.segments.conditions import Facts, holds
 from engine.segments.facts import contact_metrics
 from engine.store.models import Contact, Event, Suppression, Workspace
@@ -125,56 +138,51 @@ class Simulation:
     # --- events -------------------------------------------------------------------
     def _apply(self, event: Event) -> None:
         definition, now = self.definition, event.occurred_at
-        key = correlation_key(event.properties, definition.key_path)
         for run in self.runs[event.contact_id]:
             if run.status not in ("active", "waiting"):
                 continue
-            same_key = not definition.is_keyed or key == run.key.split(REPEAT_MARK, 1)[0]
-            goal = definition.goal_for(event.type)
-            if goal is not None and same_key:
+            goal = goal_reached(definition, event.type, event.properties, run.key)
+            if goal is not None:
                 self._end(run, "exited", f"goal reached: {goal.label}", now)
                 continue
-            step = definition.step(run.step_id)
-            if (isinstance(step, WaitForEventStep) and step.event == event.type and now >= run.entered_at
-                    and (same_key or not step.same_key)):
-                run.state = {**run.state, "received": {**run.state.get("received", {}), step.id: event.external_id}}
+            step = awaited_step(definition, run.step_id, run.entered_at, event.type, event.properties, run.key,
+                                at=now)
+            if step is not None:
+                run.state = with_received(run.state, step, event.external_id)
                 self._walk(run, now)
-        if definition.enters_on(event.type):
-            self._enroll(event, key, now)
+        if may_enter(definition, None, event.type, event.properties):
+            self._enroll(event, now)
 
-    def _enroll(self, event: Event, key: str | None, now: datetime) -> None:
+    def _enroll(self, event: Event, now: datetime) -> None:
         definition = self.definition
-        if key is None:
-            self.report.not_enrolled[f"no {definition.key_path!r} property"] += 1
-            return
-        contact = self._contact(event.contact_id)
-        if definition.entry_filter is not None and not holds(definition.entry_filter,
-                                                             self._facts(contact, event.properties, now)):
-            self.report.not_enrolled["entry filter not met"] += 1
-            return
         earlier = self.runs[event.contact_id]
-        rule = definition.reentry
-        stored = key
-        if rule == "once_per_key":
-            live = [r for r in earlier if r.key == key]
-            if live:  # as the real engine: no second run; a live one sees the newer event
-                for existing in live:
-                    if existing.status in ("active", "waiting"):
+        entry = decide_entry(
+            definition, event.properties,
+            past=PastRuns(len(earlier), max((r.started_at for r in earlier), default=None)),
+            filter_holds=lambda condition: holds(condition, self._facts(self._contact(event.contact_id),
+                                                                        event.properties, now)),
+            is_taken=lambda stored_key: any(r.key == stored_key for r in earlier), now=now)
+        match entry:
+            case NotEntered(reason=reason):
+                self.report.not_enrolled[self._not_enrolled_text(reason)] += 1
+            case AlreadyEntered(stored_key=stored_key):  # as the real engine: no second run
+                for existing in earlier:  # a live one sees the newer event
+                    if existing.key == stored_key and existing.status in ("active", "waiting"):
                         existing.properties = dict(event.properties)
-                return
-        elif rule == "once_ever":
-            if earlier:
-                self.report.not_enrolled["re-entry rule once ever"] += 1
-                return
-        elif isinstance(rule, EveryDays):
-            if earlier and now - max(r.started_at for r in earlier) < timedelta(days=rule.every_days):
-                self.report.not_enrolled[f"re-entry rule at most once per {rule.every_days} days"] += 1
-                return
-            stored = key if not earlier else f"{key}{REPEAT_MARK}{len(earlier)}"
-        run = SimRun(event.contact_id, stored, definition.first_step_id, now, now, dict(event.properties))
-        earlier.append(run)
-        self.report.enrollments += 1
-        self._walk(run, now)
+            case Enter(stored_key=stored_key):
+                run = SimRun(event.contact_id, stored_key, definition.first_step_id, now, now, dict(event.properties))
+                earlier.append(run)
+                self.report.enrollments += 1
+                self._walk(run, now)
+            case _:
+                assert_never(entry)
+
+    def _not_enrolled_text(self, reason: NotEnteredBecause) -> str:
+        if reason is Reason.NO_KEY:
+            return f"no {self.definition.key_path!r} property"
+        if reason is Reason.ENTRY_FILTER:
+            return "entry filter not met"
+        return f"re-entry rule {reentry_rule_text(self.definition.reentry)}"
 
     # --- timers -------------------------------------------------------------------
     def _fire_timers_until(self, moment: datetime) -> None:

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import JourneyDefinition, SendStep, parse_definition
-from engine.reasons import Reason
 from engine.store.models import Journey, JourneyStatus, JourneyVersion
 
 
@@ -201,29 +200,6 @@ def update_draft(session: Session, workspace_id: str, journey_id: int, *, templa
     if name is not None:
         journey.name = name
     journey.updated_at = now
-    return journey
-
-
-TRANSITIONS: dict[str, tuple[set[JourneyStatus], JourneyStatus]] = {  # action: (statuses it applies to, its result)
-    "pause": ({JourneyStatus.LIVE}, JourneyStatus.PAUSED),
-    "resume": ({JourneyStatus.PAUSED}, JourneyStatus.LIVE),
-    "archive": ({JourneyStatus.DRAFT, JourneyStatus.LIVE, JourneyStatus.PAUSED}, JourneyStatus.ARCHIVED),
-}
-
-
-def change_status(session: Session, workspace_id: str, journey_id: int, action: str, *, now: datetime) -> Journey:
-    """pause (timers hold, nobody enters), resume (due timers fire), archive (live runs exit)."""
-    allowed, target = TRANSITIONS[action]
-    journey = get_journey(session, workspace_id, journey_id, lock=True)
-    if journey.status not in allowed:
-        raise JourneyStateError(f"cannot {action} a journey that is {journey.status}")
-    if action == "resume" and journey.live_version_id is None:
-        raise JourneyStateError("publish the journey first")
-    journey.status, journey.updated_at = target.value, now
-    if action == "archive":
-        from engine.journeys.runs import exit_live_runs  # runs imports this module
-
-        exit_live_runs(session, journey.id, "journey archived", now=now, code=Reason.JOURNEY_ARCHIVED)
     return journey
 
 

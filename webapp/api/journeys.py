@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from engine.errors import DefinitionError, JourneyConflict
 from engine.journeys import files as journey_files
+from engine.journeys import lifecycle
 from engine.journeys import versions as journeys
 from engine.journeys.stats import journey_stats
 from engine.store.models import Journey, JourneyVersion
@@ -133,7 +134,7 @@ def publish(journey_id: int) -> Any:
 def change_status(journey_id: int, action: str) -> Any:
     caller = authenticate()
     with context.sessions().begin() as session:
-        journey = journeys.change_status(session, caller.workspace_id, journey_id, action, now=context.now())
+        journey = lifecycle.change_status(session, caller.workspace_id, journey_id, action, now=context.now())
         return jsonify(journey_json(journey) | {"warnings": journeys.trigger_overlaps(session, journey)})
 
 

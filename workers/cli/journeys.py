@@ -27,6 +27,7 @@ from engine.clock import utcnow
 from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict
 from engine.journeys import files as journey_files
+from engine.journeys import lifecycle
 from engine.journeys import versions as journeys
 from engine.journeys.simulation import simulate
 from engine.settings import Settings
@@ -226,8 +227,8 @@ def _change_status(args: argparse.Namespace, sessions: sessionmaker[Session], te
             journey = journeys.get_journey(session, args.workspace_id, args.journey_id)
             done = f"published as version {version.version}"
         else:
-            journey = journeys.change_status(session, args.workspace_id, args.journey_id, args.journeys_command,
-                                             now=now)
+            journey = lifecycle.change_status(session, args.workspace_id, args.journey_id, args.journeys_command,
+                                              now=now)
             done = "now " + journey.status
         message = f"journey {journey.id} ({journey.name}) is {done}"
         warnings = journeys.trigger_overlaps(session, journey)

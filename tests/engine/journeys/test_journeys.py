@@ -1,4 +1,4 @@
-"""Journey definitions are validated data whose errors name the bad field; events correlate by key."""
+"""Journey definitions are validated data whose errors name the bad field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from engine.errors import DefinitionError
 from engine.journeys.definition import Trigger, parse_definition
-from engine.journeys.runs import correlation_key
 from templates.emails import has_email_template
 from triggers import abandoned_cart
 
@@ -113,38 +112,3 @@ def test_the_abandoned_cart_recipe_waits_as_asked_then_sends_an_existing_templat
 
     assert wait_step.type == "wait" and wait_step.duration == timedelta(minutes=30)
     assert send_step.type == "send" and has_email_template(send_step.template)
-
-
-@pytest.mark.parametrize(
-    ("properties", "path", "expected"),
-    [
-        ({"cart_id": "c-1"}, "cart_id", "c-1"),
-        ({"cart_id": 42}, "cart_id", "42"),
-        ({"cart": {"id": "c-2"}}, "cart.id", "c-2"),
-        ({"cart": {"owner": {"id": 7}}}, "cart.owner.id", "7"),
-    ],
-)
-def test_correlation_key_reads_a_dotted_path_as_text(properties: dict[str, Any], path: str, expected: str) -> None:
-    """The key is the value at the dotted path, as text."""
-    assert correlation_key(properties, path) == expected
-
-
-@pytest.mark.parametrize(
-    ("properties", "path"),
-    [
-        ({}, "cart_id"),
-        ({"cart_id": None}, "cart_id"),
-        ({"cart_id": {"id": "c-1"}}, "cart_id"),
-        ({"cart_id": ["c-1"]}, "cart_id"),
-        ({"cart": "c-1"}, "cart.id"),
-        ({"cart": {}}, "cart.id"),
-    ],
-)
-def test_correlation_key_is_none_for_missing_null_or_structured_values(properties: dict[str, Any], path: str) -> None:
-    """A missing, null, object or list value gives no key: such an event cannot be correlated."""
-    assert correlation_key(properties, path) is None
-
-
-def test_correlation_key_is_empty_text_when_the_journey_has_no_key_path() -> None:
-    """Without a key path every event of the contact shares the key "" (one run per contact)."""
-    assert correlation_key({"cart_id": "c-1"}, None) == ""
