@@ -1,6 +1,6 @@
 """Everything that differs between PostgreSQL and SQLite, and the only module that asks which one runs.
 
-Expressions (`one_of`, `json_merge`, `json_type_in`, `seconds_between`)
+Expressions (`one_of`, `json_merge`, `json_type_in`, `seconds_between`, `utc_date_text`)
 carry both spellings and are written out when a statement is compiled, so one statement
 object serves both databases and can be built once and cached. What cannot wait for
 compilation takes the session: an INSERT whose ON CONFLICT clause is each dialect's own
@@ -162,6 +162,17 @@ def seconds_between(start: Any, end: Any) -> ColumnElement[float]:
     """
     return _PerDatabase(func.extract("epoch", end - start),
                         func.round((func.julianday(end) - func.julianday(start)) * literal(86400.0), 3), Float())
+
+
+def utc_date_text(value: Any) -> ColumnElement[str]:
+    """The calendar date of a timestamp in UTC, as 'YYYY-MM-DD' text (a time scan's key for a lapse).
+
+    PostgreSQL: `to_char(value AT TIME ZONE 'UTC', 'YYYY-MM-DD')`: a timestamptz would be
+    written in the session's time zone. SQLite: `substr(value, 1, 10)`: it keeps UTC
+    datetimes as text ('2030-11-01 23:30:00.250000'), the date first.
+    """
+    in_utc = value.op("AT TIME ZONE")(literal("UTC", String))
+    return _PerDatabase(func.to_char(in_utc, "YYYY-MM-DD"), func.substr(value, 1, 10), String())
 
 
 def _is_postgresql(bind: Session | Engine | Connection) -> bool:

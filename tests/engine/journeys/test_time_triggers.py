@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.contacts.ingest import ingest_events
 from engine.journeys.versions import create_journey
-from engine.store.models import Event
+from engine.store.models import Contact, Event
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from triggers import birthday, holiday, win_back
 from workers.runtime import Runtime
@@ -141,3 +141,44 @@ def test_a_broadcast_enters_everyone_matching_its_filter_once(
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Event).where(
             Event.workspace_id == shop.id, Event.type == "broadcast")) == 3
+
+
+def entry_events(sessions: sessionmaker[Session], shop: Shop) -> dict[tuple[str, str], dict[str, Any]]:
+    """The scan's entry events by (contact, type): the key their id ends with, and their properties."""
+    with sessions() as session:
+        rows = session.execute(select(Contact.external_id, Event.type, Event.external_id, Event.properties)
+                               .join(Contact, Contact.id == Event.contact_id)
+                               .where(Event.workspace_id == shop.id, Event.source == "scheduler"))
+        return {(customer, event_type): {"id_key": external_id.rsplit(":", 1)[1],
+                                         **{k: v for k, v in properties.items() if k != "journey_id"}}
+                for customer, event_type, external_id, properties in rows}
+
+
+def test_entry_events_say_which_date_holiday_or_lapse_they_are_for(
+    runtime: Runtime, sessions, shop, clock: FakeClock, smtp_server: SmtpServer
+) -> None:
+    """Each entry event is keyed and described as the timeline shows it: the local date of the holiday
+    (per time zone), the year of the birthday, the UTC date and instant of the last order."""
+    clock.current = datetime(2031, 2, 28, 6, 0, tzinfo=UTC)
+    contact_event(sessions, shop, clock, "late", event_type="order_placed", properties={"order_id": "o1"},
+                  occurred_at=datetime(2030, 11, 1, 23, 30, 0, 250000, tzinfo=UTC), timezone="Asia/Tokyo")
+    contact_event(sessions, shop, clock, "leap", birthday="2000-02-29", timezone="Europe/London")
+    contact_event(sessions, shop, clock, "kiwi", timezone="Pacific/Auckland")
+    drain(runtime)
+    journey(sessions, shop, clock, win_back.recipe(days=90))
+    journey(sessions, shop, clock, birthday.recipe(at="05:00"))
+    journey(sessions, shop, clock, holiday.recipe(dates=["02-28", "03-01"], name="Spring", at="08:00"))
+
+    assert scan(runtime) == 4  # London is not at 08:00 yet: "leap" has no holiday greeting
+    assert entry_events(sessions, shop) == {
+        ("late", "inactive"): {"id_key": "2030-11-01", "key": "2030-11-01", "last_event": "order_placed",
+                               "last_at": "2030-11-01T23:30:00.250000+00:00", "days": 90},
+        ("late", "holiday"): {"id_key": "2031-02-28", "key": "2031-02-28", "holiday": "02-28",
+                              "holiday_name": "Spring"},
+        ("leap", "date_reached"): {"id_key": "2031", "key": "2031", "date": "birthday", "occurrence": "2031-02-28",
+                                   "offset_days": 0},
+        ("kiwi", "holiday"): {"id_key": "2031-02-28", "key": "2031-02-28", "holiday": "02-28",
+                              "holiday_name": "Spring"},
+    }
+    clock.current = datetime(2031, 2, 28, 19, 30, tzinfo=UTC)  # 19:30 in London; 1 March 08:30 in Auckland
+    assert scan(runtime) == 2  # London's 28 February, and Auckland's 1 March: a holiday too

@@ -30,6 +30,7 @@ from engine.store.dialect import (
     seconds_between,
     server_started_at,
     upsert,
+    utc_date_text,
     without_jit,
 )
 from engine.store.models import Id, Json, UtcDateTime
@@ -187,6 +188,12 @@ def test_seconds_between_is_exact_to_the_millisecond(session: Session) -> None:
     start = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
     add(session, "a", at=start, later=start + timedelta(seconds=1, milliseconds=500))
     assert float(session.scalar(select(seconds_between(probes.c.at, probes.c.later)))) == 1.5
+
+
+def test_utc_date_text_is_the_date_in_utc_not_where_the_time_was_given(session: Session) -> None:
+    """23:30 in New York on 1 November is 2 November in UTC: the key a lapse that late is stored under."""
+    add(session, "a", at=datetime(2030, 11, 1, 23, 30, tzinfo=timezone(timedelta(hours=-4))))
+    assert session.scalar(select(utc_date_text(probes.c.at))) == "2030-11-02"
 
 
 def test_an_offset_time_is_stored_as_its_utc_instant(session: Session) -> None:
