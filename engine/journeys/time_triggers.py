@@ -181,7 +181,10 @@ def _enter(session: Session, definition: JourneyDefinition, journey_id: int, wor
     query = _not_entered(query.where(Contact.workspace_id == workspace_id, *due.where), due, journey_id, workspace_id)
     created, last = 0, 0
     while True:
-        rows = list(session.execute(query.where(Contact.id > last).order_by(Contact.id).limit(batch)))
+        after = [Contact.id > last]
+        if due.joined is not None:  # said of the subquery too, or each batch aggregates it from the start
+            after.append(due.joined.c.contact_id > last)
+        rows = list(session.execute(query.where(*after).order_by(Contact.id).limit(batch)))
         entering = _passing(session, definition, rows, now=now)
         created += _record(session, definition, journey_id, workspace_id, due, entering, now=now)
         if len(rows) < batch:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.contacts.ingest import ingest_events
+from engine.journeys import time_triggers
 from engine.journeys.versions import create_journey
 from engine.store.models import Contact, Event
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
@@ -182,3 +183,23 @@ def test_entry_events_say_which_date_holiday_or_lapse_they_are_for(
     }
     clock.current = datetime(2031, 2, 28, 19, 30, tzinfo=UTC)  # 19:30 in London; 1 March 08:30 in Auckland
     assert scan(runtime) == 2  # London's 28 February, and Auckland's 1 March: a holiday too
+
+
+def test_a_scan_in_small_batches_enters_each_contact_due_once(
+    runtime: Runtime, sessions, shop, clock: FakeClock, smtp_server: SmtpServer
+) -> None:
+    """Read two contacts at a time, lapsed VIPs still all enter, the others never; scanning again adds none."""
+    for n in range(7):
+        contact_event(sessions, shop, clock, f"c{n}", event_type="order_placed", properties={"order_id": f"o{n}"},
+                      occurred_at=clock() - timedelta(days=100 + n), attributes={"vip": n % 3 != 1})
+    drain(runtime)
+    definition = win_back.recipe(days=90)
+    definition["trigger"]["filter"] = {"attribute": "vip", "value": True}
+    journey(sessions, shop, clock, definition)
+    for expected in (5, 0):
+        with sessions.begin() as session:
+            assert time_triggers.scan(session, now=clock(), batch=2) == expected
+    with sessions() as session:
+        entered = session.scalars(select(Contact.external_id).join(Event, Event.contact_id == Contact.id)
+                                  .where(Event.workspace_id == shop.id, Event.type == "inactive"))
+        assert sorted(entered) == ["c0", "c2", "c3", "c5", "c6"]
