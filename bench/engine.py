@@ -46,6 +46,12 @@ What is measured
      like the real jobs), enqueued with enqueue_many and run by the same 2 workers,
      timed until every job is gone (result_ttl=0, as the real jobs).
 
+  4. time-trigger scan (bench/engine_time_triggers.py, in a process and database of its own): the
+     scheduler's scan over BENCH_SCAN_CONTACTS (default 100,000) contacts due on a holiday,
+     a win-back, a birthday and a broadcast, once when they all enter and again a minute
+     later when nobody new does (time_trigger_scan_seconds_100k), beside a plain SELECT of
+     the same contacts in the same run.
+
 Checks (exit status 1 if any fails): every event evaluated, within its phase, and the
 contact metrics add up to exactly the orders sent (each order event counted once); one
 "enrolled" journal line per run; no timer left due and every timer run journaled; no
@@ -94,6 +100,7 @@ from bench.common import (
     wait_for_port,
 )
 from bench.engine_journeys import JOURNEYS, create_journeys, journey_mix  # noqa: E402
+from bench.engine_time_triggers import in_child as time_trigger_scan
 from bench.engine_traffic import Shoppers, ingest  # noqa: E402
 from engine.clock import utcnow
 from engine.contacts import metrics
@@ -485,6 +492,9 @@ def main(cleanup: ExitStack) -> int:
           not statuses.get("failed") and not statuses.get("unknown") and statuses.get("sent", 0) > 0)
     problems = rq_problems(redis, namespace)
     check(checks, "no failed or stuck RQ jobs" + (f": {problems}" if problems else ""), not problems)
+
+    # 4. The time-trigger scan (no workers: the scheduler's own work, in a process and database of its own).
+    scan_figures = time_trigger_scan(checks)
     ok = all(passed for _label, passed in checks)
 
     events_target, timers_target = events_per_s >= 2000, timers_seconds < 60
@@ -501,7 +511,7 @@ def main(cleanup: ExitStack) -> int:
         "timers": TIMERS, "timers_seconds": round(timers_seconds, 2), "timers_per_s": round(timers_per_s),
         "rq_noop_jobs_per_s": round(noop_per_s), "workers": WORKERS, "send_at_once": SEND_AT_ONCE,
         "events_vs_noop": round(events_per_s / noop_per_s, 2), "timers_vs_noop": round(timers_per_s / noop_per_s, 2),
-        "verified": ok,
+        **scan_figures, "verified": ok,
     }))
     return 0 if ok else 1
 
