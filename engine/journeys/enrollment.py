@@ -43,6 +43,23 @@ def base_key(stored: str) -> str:
 
 # --- Entering --------------------------------------------------------------------------------
 
+def time_entry_id_prefix(journey_id: int) -> str:
+    """The start of the ids of a time scan's entry events for a journey (see `time_entry_id`)."""
+    return f"scan:{journey_id}:"
+
+
+def time_entry_id(journey_id: int, contact_id: int, key: str) -> str:
+    """A time scan's entry event id: one per journey, contact and key, so a contact enters once
+    per key (a birthday's year, a holiday's local date) however often the scan runs."""
+    return f"{time_entry_id_prefix(journey_id)}{contact_id}:{key}"
+
+
+def time_entry_properties(journey_id: int, key: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A time scan's entry event says which journey it enters (`may_enter` reads it) and under
+    which key (the correlation key of every time trigger is the property "key")."""
+    return {"journey_id": journey_id, "key": key, **detail}
+
+
 def may_enter(definition: JourneyDefinition, journey_id: int | None, event_type: str,
               properties: dict[str, Any]) -> bool:
     """Is this event one that enters the journey? A time scan's entry event is for its own journey

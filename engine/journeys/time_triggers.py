@@ -34,6 +34,7 @@ from engine.journeys.definition import (
     InactivityTrigger,
     JourneyDefinition,
 )
+from engine.journeys.enrollment import time_entry_id, time_entry_id_prefix, time_entry_properties
 from engine.journeys.versions import version_definition
 from engine.segments.conditions import holds
 from engine.segments.facts import gather_facts
@@ -168,7 +169,8 @@ def _dates_due(session: Session, trigger: DateTrigger, workspace_id: str, worksp
 
 def _not_entered(query: Select[Any], due: DueSet, journey_id: int, workspace_id: str) -> Select[Any]:
     """Only contacts without this journey's entry event for the key (found by its unique id)."""
-    external_id = literal(f"scan:{journey_id}:", String) + cast(Contact.id, String) + literal(":", String) + due.key
+    external_id = (literal(time_entry_id_prefix(journey_id), String) + cast(Contact.id, String)
+                   + literal(":", String) + due.key)  # time_entry_id, in SQL
     return query.where(~exists().where(Event.workspace_id == workspace_id, Event.external_id == external_id))
 
 
@@ -207,9 +209,9 @@ def _record(session: Session, definition: JourneyDefinition, journey_id: int, wo
     if not rows:
         return 0
     events = [{
-        "workspace_id": workspace_id, "external_id": f"scan:{journey_id}:{row.id}:{row.key}",
+        "workspace_id": workspace_id, "external_id": time_entry_id(journey_id, row.id, row.key),
         "type": definition.entry_event, "contact_id": row.id, "occurred_at": now, "received_at": now,
-        "properties": {"journey_id": journey_id, "key": row.key, **due.detail(row)}, "source": "scheduler",
+        "properties": time_entry_properties(journey_id, row.key, due.detail(row)), "source": "scheduler",
         "enqueued_at": now,
     } for row in rows]
     insert = insert_rows(session, EVENTS, events)
