@@ -1,7 +1,8 @@
 """Who is signed in, and the one decorator every workspace page goes through.
 
 `@requires(permission)` looks the session cookie up (engine/workspaces/user_sessions.py),
-sends a browser that is not signed in to the sign-in page, refuses (403) a role without
+sends a browser that is not signed in to the sign-in page (an htmx request is answered 401
+with HX-Redirect, so the whole page changes, not a fragment), refuses (403) a role without
 the permission, and hands the view the signed-in user, scoped to their current workspace.
 `@anyone` marks the few pages meant for people not signed in (the sign-in form). A test
 walks the UI's routes and finds every view marked one way or the other.
@@ -45,7 +46,10 @@ def requires(permission: Permission) -> Callable[[View], View]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if user is None:
-                return redirect(url_for("sign_in.sign_in_page", next=request.path), 303)
+                sign_in_page = url_for("sign_in.sign_in_page", next=request.path)
+                if request.headers.get("HX-Request"):  # a fragment: htmx loads the whole sign-in page instead
+                    return Response(status=401, headers={"HX-Redirect": sign_in_page})
+                return redirect(sign_in_page, 303)
             if not can(user.role, permission):
                 abort(403)
             return view(*args, user=user, **kwargs)

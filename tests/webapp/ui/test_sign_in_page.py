@@ -191,6 +191,12 @@ def test_a_page_asked_for_before_signing_in_is_where_sign_in_leads(client: Flask
     assert signed.headers["Location"] == "/app/activity"
 
 
+def test_an_htmx_request_of_a_signed_out_browser_is_sent_to_the_sign_in_page_whole(client: FlaskClient) -> None:
+    """A fragment asked for after the session ended gets 401 and HX-Redirect, not the sign-in form inside the page."""
+    answer = client.get("/app/activity", headers={"HX-Request": "true"})
+    assert answer.status_code == 401 and answer.headers["HX-Redirect"] == "/sign-in?next=/app/activity"
+
+
 @pytest.mark.parametrize("next_page", ["//evil.example/", "https://evil.example/", "/\t/evil.example", "/\\evil"])
 def test_signing_in_never_leads_off_the_site(client: FlaskClient, ada: str, next_page: str) -> None:
     """A `next` that is not a path of this site lands on the home instead."""
