@@ -193,6 +193,11 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies go over HTTPS only when Rapport is served over HTTPS (a local http:// run must sign in too)."""
+        return self.base_url.startswith("https://")
+
     def describe(self) -> dict[str, object]:
         """Settings safe to print: secrets removed, passwords in URLs masked."""
         return {

@@ -16,6 +16,7 @@ from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from templates.files import FileTemplates
 from webapp import api, ops, public, ui
+from webapp.ui import security as ui_security
 from workers.queues import connect_redis, make_job_sink
 
 MAX_BODY = 1024 * 1024  # 1 MiB
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         "engine": engine,
         "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
     }
+    ui_security.init_app(app, settings, redis)  # CSRF, cookie flags and the sign-in throttle's counters
 
     for blueprint in (*api.BLUEPRINTS, *public.BLUEPRINTS, *ops.BLUEPRINTS, *ui.BLUEPRINTS):
         app.register_blueprint(blueprint)

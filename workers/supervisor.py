@@ -29,7 +29,15 @@ from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.migrate import upgrade
 from engine.store.models import Workspace
-from workers.dev.demo import DEMO_NAME, create_demo_workspace, load_credentials, save_credentials
+from workers.dev.demo import (
+    DEMO_NAME,
+    DemoLogin,
+    create_demo_workspace,
+    ensure_demo_login,
+    load_credentials,
+    load_login,
+    save_credentials,
+)
 
 
 def redis_server_binary() -> Path:
@@ -85,14 +93,17 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def ensure_demo_workspace(settings: Settings) -> None:
+def ensure_demo_workspace(settings: Settings) -> DemoLogin:
+    """The demo workspace (made on the first run) and its owner's login, for the banner."""
     path = settings.data_dir / "demo.json"
     sessions = make_sessionmaker(make_engine(settings.database_url))
     with sessions.begin() as session:
         credentials = load_credentials(path)
-        if credentials is not None and session.get(Workspace, credentials.workspace_id) is not None:
-            return
-        save_credentials(path, create_demo_workspace(session, DEMO_NAME, now=utcnow()))
+        if credentials is None or session.get(Workspace, credentials.workspace_id) is None:
+            credentials = create_demo_workspace(session, DEMO_NAME, now=utcnow())
+        login = ensure_demo_login(session, credentials.workspace_id, load_login(path), now=utcnow())
+        save_credentials(path, credentials, login)
+    return login
 
 
 ADDRESS_FILE = "run.json"  # the address a running `rapport run` serves, for other commands to print
@@ -137,7 +148,7 @@ def run_embedded(settings: Settings, *, workers: int = 1) -> int:
         if settings.redis_url is None:
             redis_proc, env["REDIS_URL"] = start_redis(settings.data_dir)
         upgrade(settings.database_url)
-        ensure_demo_workspace(settings)
+        login = ensure_demo_workspace(settings)
         py = [sys.executable, "-m", "workers.cli"]
         sink_port, fake_port = free_ports(2)
         if settings.smtp_url is None:
@@ -154,7 +165,7 @@ def run_embedded(settings: Settings, *, workers: int = 1) -> int:
         children.append(("scheduler", _spawn([*py, "scheduler"], env)))
         _wait_for_http(settings.port, children)
         record_address(settings)
-        _banner(settings)
+        _banner(settings, login)
         return _watch(children)
     except KeyboardInterrupt:
         return 0
@@ -199,7 +210,7 @@ def _wait_for_http(port: int, children: list[tuple[str, subprocess.Popen[bytes]]
     raise RuntimeError(f"the web server did not answer on port {port} within 30 s")
 
 
-def _banner(settings: Settings) -> None:
+def _banner(settings: Settings, login: DemoLogin) -> None:
     prefix = f"RAPPORT_DATA_DIR={settings.data_dir} " if "RAPPORT_DATA_DIR" in os.environ else ""
     command = f"{prefix}.venv/bin/rapport demo cart --url {settings.base_url}"
     print(
@@ -207,6 +218,10 @@ def _banner(settings: Settings) -> None:
   Rapport is running at {settings.base_url}
   Outbox (every message the local SMTP sink received): {settings.base_url}/outbox
   Data: {settings.data_dir}
+
+  Sign in to the demo workspace at {settings.base_url}/sign-in
+    email:    {login.email}
+    password: {login.password}
 
   Fire a signed demo cart_updated event (the reminder follows 30 s later):
 

@@ -11,6 +11,8 @@
     rapport journeys export | import | simulate
     rapport contacts rebuild-metrics WORKSPACE
     rapport dead-letters list | retry [--workspace W] [ID ...]
+    rapport user create EMAIL --workspace W --role owner|marketer|editor|viewer [--password-stdin]
+    rapport user list --workspace W [--json]
 
 Errors are one line on stderr and a non-zero exit.
 """
@@ -38,6 +40,7 @@ from engine.settings import Settings
 from workers.cli import contacts as cli_contacts
 from workers.cli import dead_letters as cli_dead_letters
 from workers.cli import journeys as cli_journeys
+from workers.cli import users as cli_users
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_journeys.add_parser(sub)
     cli_contacts.add_parser(sub)
     cli_dead_letters.add_parser(sub)
+    cli_users.add_parser(sub)
 
     demo = sub.add_parser("demo", help="fire signed demo events at a running Rapport")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="EVENT")
@@ -309,6 +313,7 @@ COMMANDS = {
     "journeys": cli_journeys.run,
     "contacts": cli_contacts.run,
     "dead-letters": cli_dead_letters.run,
+    "user": cli_users.run,
 }
 
 if __name__ == "__main__":

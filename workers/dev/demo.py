@@ -1,4 +1,9 @@
-"""The demo shop: its workspace, journey and sample events, for `make run` and tests."""
+"""The demo shop: its workspace, journey, owner login and sample events, for `make run` and tests.
+
+`var/demo.json` keeps the demo's credentials (API key, signing secret, and the owner's email
+and password, readable by its owner only) so every `make run` can print how to sign in: this
+is the embedded mode's one account, not how real accounts are kept (those are hashes only).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 import secrets
 import time
 import urllib.request
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +21,22 @@ from sqlalchemy.orm import Session
 from engine.journeys.versions import create_journey
 from engine.signing import sign
 from engine.workspaces.accounts import Credentials, create_workspace
+from engine.workspaces.audit import COMMAND_LINE
+from engine.workspaces.passwords import generate_password, verify_password
+from engine.workspaces.roles import Role
+from engine.workspaces.users import add_user, change_password, find_user, workspaces_of
 from templates.files import FileTemplates
 from triggers import abandoned_cart
 
 DEMO_NAME = "Demo Shop"
 DEMO_WAIT_SECONDS = 30
+DEMO_EMAIL = "owner@demo-shop.example"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    password: str
 
 
 def create_demo_workspace(
@@ -36,15 +52,42 @@ def create_demo_workspace(
     return credentials
 
 
-def save_credentials(path: Path, credentials: Credentials) -> None:
+def ensure_demo_login(session: Session, workspace_id: str, known: DemoLogin | None, *, now: datetime) -> DemoLogin:
+    """The demo workspace's owner login: `known` while it still signs in, else a new password (the
+    account is made, or its password reset, and it is made an owner of the workspace if it is not)."""
+    user = find_user(session, DEMO_EMAIL)
+    member = user is not None and any(w.workspace_id == workspace_id for w in workspaces_of(session, user.id))
+    if user is not None and member and known is not None and verify_password(user.password_hash, known.password).ok:
+        return known
+    password = generate_password()
+    if user is not None:
+        change_password(session, user, password, now=now)
+    if not member:
+        add_user(session, workspace_id, DEMO_EMAIL, Role.OWNER, password=None if user else password, by=COMMAND_LINE,
+                 now=now)
+    return DemoLogin(DEMO_EMAIL, password)
+
+
+def save_credentials(path: Path, credentials: Credentials, login: DemoLogin | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(credentials), indent=2))
+    path.write_text(json.dumps(asdict(credentials) | ({"login": asdict(login)} if login else {}), indent=2))
     path.chmod(0o600)
 
 
 def load_credentials(path: Path) -> Credentials | None:
+    saved = _load(path)
+    return Credentials(saved["workspace_id"], saved["api_key"], saved["signing_secret"]) if saved else None
+
+
+def load_login(path: Path) -> DemoLogin | None:
+    """The demo owner's login as `make run` last printed it (a demo.json from before logins has none)."""
+    login = (_load(path) or {}).get("login")
+    return DemoLogin(login["email"], login["password"]) if isinstance(login, dict) else None
+
+
+def _load(path: Path) -> dict[str, Any] | None:
     try:
-        return Credentials(**json.loads(path.read_text()))
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
     except FileNotFoundError:
         return None
 

@@ -66,12 +66,12 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(cli_env: dict[str, str], 
 
 @pytest.mark.e2e
 def test_rapport_run_starts_everything_and_ctrl_c_stops_it(cli_env: dict[str, str], tmp_path: Path) -> None:
-    """`rapport run` serves, accepts the printed demo command, stops every child on Ctrl-C,
-    and a second run reuses the data and the demo workspace."""
+    """`rapport run` serves, accepts the printed demo command, prints a login that signs in, stops every child on
+    Ctrl-C, and a second run reuses the data, the demo workspace and its login."""
     port = free_port()
     env = cli_env | {"PORT": str(port)}
     env.pop("RAPPORT_TEST_DATABASE_URL", None)
-    workspace_ids = []
+    workspace_ids, logins = [], []
     for _ in range(2):
         proc = subprocess.Popen([*RAPPORT, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
@@ -82,6 +82,11 @@ def test_rapport_run_starts_everything_and_ctrl_c_stops_it(cli_env: dict[str, st
             assert command, banner
             # gunicorn's workers load the app after the port opens: slow on a busy machine
             assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()["status"] == "ok"
+            login = re.search(rf"Sign in to the demo workspace at http://127.0.0.1:{port}/sign-in\n"
+                              r"\s+email:\s+(\S+)\n\s+password: (\S+)\n", banner)
+            assert login, banner
+            logins.append(login.groups())
+            _sign_in_over_http(port, *login.groups())
             fired = rapport("demo", "cart", "--url", f"http://127.0.0.1:{port}", env=env)
             assert fired.returncode == 0 and "HTTP 202" in fired.stdout, fired.stdout + fired.stderr
             workspace_ids.append(json.loads((Path(env["RAPPORT_DATA_DIR"]) / "demo.json").read_text())["workspace_id"])
@@ -93,7 +98,21 @@ def test_rapport_run_starts_everything_and_ctrl_c_stops_it(cli_env: dict[str, st
             proc.wait(30)
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
-    assert workspace_ids[0] == workspace_ids[1]
+    assert workspace_ids[0] == workspace_ids[1] and logins[0] == logins[1]
+
+
+def _sign_in_over_http(port: int, email: str, password: str) -> None:
+    """The printed login signs in through the form (with its CSRF token) and lands on the demo's home as owner."""
+    browser = requests.Session()
+    form = browser.get(f"http://127.0.0.1:{port}/sign-in", timeout=30).text
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)">', form)
+    assert token, form
+    signed = browser.post(f"http://127.0.0.1:{port}/sign-in", data={"email": email, "password": password,
+                                                                     "csrf_token": token.group(1)},
+                          allow_redirects=False, timeout=30)
+    assert signed.status_code == 303 and signed.headers["Location"] == "/app/", signed.text
+    home = browser.get(f"http://127.0.0.1:{port}/app/", timeout=30).text
+    assert "Demo Shop" in home and "<strong>owner</strong>" in home
 
 
 def _check_printed_addresses(demo_output: str, port: int, workspace_id: str, env: dict[str, str]) -> None:
