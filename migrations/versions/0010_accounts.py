@@ -1,7 +1,7 @@
 """accounts: users, their roles in workspaces, server-side sign-in sessions, the audit log
 
-Revision ID: 0011
-Revises: 0008 (to be rebased onto 0010 when 0009 and 0010 land)
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 10:00:00
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0011'
-down_revision: str | None = '0008'
+revision: str = '0010'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
