@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.contacts import journal
 from engine.contacts.ingest import ingest_events
-from engine.journeys.versions import change_status, create_journey
+from engine.journeys.lifecycle import change_status
+from engine.journeys.versions import create_journey
 from engine.store.models import JournalEntry, Message, Workspace
 from tests.conftest import SEED_TEMPLATES, FakeClock, Shop, SmtpServer, drain
 from workers.runtime import Runtime
