@@ -207,12 +207,17 @@ def test_signing_in_never_leads_off_the_site(client: FlaskClient, ada: str, next
 
 
 def test_workspace_pages_allow_scripts_from_this_site_only(client: FlaskClient, ada: str) -> None:
-    """The sign-in page and the home carry a Content-Security-Policy of script-src 'self' and no inline style."""
+    """The sign-in page and the home carry a Content-Security-Policy of script-src 'self', load the one bundled
+    script from this site, and have no inline script or style."""
     pages = [client.get("/sign-in")]
     sign_in(client, ada)
     pages.append(client.get("/app/"))
     for page in pages:
         policy = page.headers["Content-Security-Policy"]
         assert "script-src 'self';" in policy and "style-src 'self';" in policy
-        assert "<script" not in text(page) and "<style" not in text(page) and " style=" not in text(page)
+        # Scripts only as files of this site (the htmx bundle), never inline.
+        scripts = re.findall(r"<script[^>]*>[^<]*</script>", text(page))
+        assert scripts == ['<script src="/static/bundle/main.js" defer></script>'], scripts
+        assert text(page).count("<script") == 1
+        assert "<style" not in text(page) and " style=" not in text(page)
 
