@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound
@@ -96,6 +96,13 @@ def revoke_all(session: Session, user_id: int, *, now: datetime, keep: int | Non
     if keep is not None:
         statement = statement.where(UserSession.id != keep)
     return session.execute(statement.values(revoked_at=now)).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def count_live_sessions(session: Session, user_id: int, *, now: datetime) -> int:
+    """How many browsers are signed in as the user, in any workspace: what "sign out everywhere" would end."""
+    return session.scalar(select(func.count()).select_from(UserSession)
+                          .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None),
+                                 UserSession.expires_at > now)) or 0
 
 
 def switch_workspace(session: Session, current: SignedIn, workspace_id: str) -> None:

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from engine.errors import NotFound
 from engine.workspaces.audit import recent_entries
 from engine.workspaces.roles import DESCRIPTIONS, PERMISSIONS, Permission
-from engine.workspaces.user_sessions import SignedIn, switch_workspace
+from engine.workspaces.user_sessions import SignedIn, count_live_sessions, switch_workspace
 from engine.workspaces.users import workspaces_of
 from webapp import context
 from webapp.ui.access import requires
@@ -29,6 +29,16 @@ def home(user: SignedIn) -> Any:
         others = [w for w in workspaces_of(db, user.user_id) if w.workspace_id != user.workspace_id]
     return render_template("workspace/home.html", user=user, others=others, role_description=DESCRIPTIONS[user.role],
                            permissions=sorted(PERMISSIONS[user.role]))
+
+
+@bp.get("/app/sessions")
+@requires(Permission.WORKSPACE_READ)
+def live_sessions(user: SignedIn) -> Any:
+    """A fragment the home loads with htmx: how many browsers are signed in as the user, beside "Sign out
+    everywhere", which ends them all."""
+    with context.sessions()() as db:
+        count = count_live_sessions(db, user.user_id, now=context.now())
+    return render_template("workspace/live_sessions.html", count=count)
 
 
 @bp.post("/app/workspace")

@@ -10,6 +10,7 @@ from engine.errors import NotFound
 from engine.store.models import Membership, UserSession
 from engine.workspaces.roles import Role
 from engine.workspaces.user_sessions import (
+    count_live_sessions,
     revoke,
     revoke_all,
     signed_in,
@@ -167,3 +168,25 @@ def test_switching_workspace_keeps_the_session_and_takes_that_workspaces_role(
     assert switched is not None
     assert (switched.session_id, switched.workspace_id, switched.role) == (current.session_id, second_shop.id,
                                                                           Role.VIEWER)
+
+
+def test_live_sessions_count_every_workspace_and_leave_out_ended_ones(
+        sessions: sessionmaker[Session], shop: Shop, second_shop: Shop, clock: FakeClock, domain: str) -> None:
+    """Ada's browsers in both her workspaces count; a signed-out or idle-expired one does not, nor Bob's."""
+    ada = add_member(sessions, shop.id, f"ada@{domain}", Role.OWNER, now=clock())
+    add_member(sessions, second_shop.id, f"ada@{domain}", Role.VIEWER, now=clock())
+    bob = add_member(sessions, shop.id, f"bob@{domain}", Role.VIEWER, now=clock())
+    with sessions.begin() as session:
+        start_session(session, ada, shop.id, now=clock())  # left idle from now on
+    clock.advance(hours=6)
+    with sessions.begin() as session:
+        start_session(session, ada, shop.id, now=clock())
+        start_session(session, ada, second_shop.id, now=clock())
+        start_session(session, bob, shop.id, now=clock())
+        ended = signed_in(session, start_session(session, ada, shop.id, now=clock()), now=clock())
+        assert ended is not None
+        revoke(session, ended.session_id, now=clock())
+        assert count_live_sessions(session, ada, now=clock()) == 3
+    clock.advance(hours=6, seconds=1)  # the first one has been idle for 12 hours
+    with sessions() as session:
+        assert count_live_sessions(session, ada, now=clock()) == 2

@@ -120,3 +120,16 @@ def test_a_member_of_two_workspaces_switches_and_gets_that_workspaces_role(
     home = text(client.get("/app/"))
     assert '<h1 id="workspace-title">Other Shop</h1>' in home and "<strong>viewer</strong>" in home
     assert client.get("/app/activity").status_code == 403
+
+
+def test_the_home_loads_how_many_browsers_are_signed_in_as_the_user(
+        app: Flask, sessions: sessionmaker[Session], shop: Shop, clock: FakeClock, domain: str) -> None:
+    """The home asks htmx to fetch the sentence; the fragment counts this browser and the user's others."""
+    add_member(sessions, shop.id, f"ada@{domain}", Role.OWNER, now=clock())
+    first, second = app.test_client(), app.test_client()
+    sign_in(first, f"ada@{domain}")
+    assert 'hx-get="/app/sessions" hx-trigger="load"' in text(first.get("/app/"))
+    assert text(first.get("/app/sessions", headers={"HX-Request": "true"})).strip() == (
+        "You are signed in on 1 browser.")
+    sign_in(second, f"ada@{domain}")
+    assert text(first.get("/app/sessions")).strip() == "You are signed in on 2 browsers, this one included."
