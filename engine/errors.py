@@ -99,3 +99,15 @@ class JourneyConflict(RapportError):
     def __init__(self, message: str, *, journey_id: int):
         super().__init__(message)
         self.journey_id = journey_id
+
+
+class StaleDraft(RapportError):
+    """A change to a journey's draft was based on a revision that is no longer the current one
+    (another tab or another person saved in between): refused, never silently overwritten.
+
+    `current_revision` is the draft's revision now, for the client to reload and reapply.
+    """
+
+    def __init__(self, message: str, *, current_revision: int):
+        super().__init__(message)
+        self.current_revision = current_revision

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from engine.delivery.templates import Templates
 from engine.errors import DefinitionError, JourneyConflict, NotFound
 from engine.journeys.definition import JourneyDefinition, SendStep, parse_definition
+from engine.journeys.revisions import record_edit
 from engine.store.models import Journey, JourneyStatus, JourneyVersion
 
 
@@ -54,13 +55,14 @@ def create_journey(
         raise DefinitionError([{"field": "name", "message": "a journey needs a name"}])
     validate_definition(definition, templates=templates, workspace_id=workspace_id)
     journey = Journey(
-        workspace_id=workspace_id, name=name, status=JourneyStatus.DRAFT.value, draft=definition, created_at=now,
-        updated_at=now, recipe=recipe,
+        workspace_id=workspace_id, name=name, status=JourneyStatus.DRAFT.value, draft=None, draft_revision=0,
+        created_at=now, updated_at=now, recipe=recipe,
     )
     if uuid is not None:
         journey.uuid = uuid
     session.add(journey)
     session.flush()
+    record_edit(session, journey, definition, base_revision=0, now=now)  # the draft's first revision
     if publish:
         publish_journey(session, workspace_id, journey.id, templates=templates, now=now)
     return journey
@@ -86,6 +88,7 @@ def publish_journey(session: Session, workspace_id: str, journey_id: int, *, tem
         version=number,
         trigger_event=definition.entry_event,
         definition=definition_json(definition),
+        draft_revision=journey.draft_revision,
         created_at=now,
     )
     session.add(version)
@@ -190,13 +193,16 @@ def live_version_summaries(session: Session, workspace_id: str) -> dict[int, tup
 
 def update_draft(session: Session, workspace_id: str, journey_id: int, *, templates: Templates, now: datetime,
                  definition: Any | None = None, name: str | None = None) -> Journey:
-    """Edit the draft; what runs is unchanged until the draft is published."""
+    """Edit the draft (a new revision, unless nothing changed); what runs is unchanged until it is published.
+    The definition must be valid here (the API's PUT, YAML import); engine/journeys/drafts.py saves
+    drafts that are not, against a base revision."""
     journey = get_journey(session, workspace_id, journey_id, lock=True)
     if journey.status == JourneyStatus.ARCHIVED:
         raise JourneyStateError("an archived journey cannot be edited")
     if definition is not None:
         validate_definition(definition, templates=templates, workspace_id=workspace_id)
-        journey.draft = definition
+        if definition != journey.draft:  # the row is locked: this edit is based on what is there now
+            record_edit(session, journey, definition, base_revision=None, now=now)
     if name is not None:
         journey.name = name
     journey.updated_at = now

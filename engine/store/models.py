@@ -212,8 +212,33 @@ class Journey(Base):
     live_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("journey_versions.id", use_alter=True, name="fk_journeys_live_version")
     )
+    # The draft's revision number (journey_draft_revisions): an edit based on another is stale.
+    draft_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class JourneyDraftRevision(Base):
+    """One change to a journey's draft, never updated: the draft's history, and what undo and redo walk.
+
+    An edit holds new content (`state_revision` is itself) and remembers the content it was made
+    on (`parent_revision`, where undo goes back to). An undo or a redo holds the content of an
+    earlier edit (`state_revision` names it), so it is a change of its own, with its own number.
+    """
+
+    __tablename__ = "journey_draft_revisions"
+    __table_args__ = (UniqueConstraint("journey_id", "revision"),
+                      Index("ix_journey_draft_revisions_parent", "journey_id", "parent_revision"), NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # engine/journeys/revisions.py: Action
+    state_revision: Mapped[int] = mapped_column(Integer)
+    parent_revision: Mapped[int | None] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]]
+    author: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
 
 
 class JourneyVersion(Base):
@@ -227,6 +252,7 @@ class JourneyVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     trigger_event: Mapped[str] = mapped_column(String(100))  # entry event type(s), comma-separated
     definition: Mapped[dict[str, Any]]
+    draft_revision: Mapped[int | None] = mapped_column(Integer)  # the draft revision it was published from
     created_at: Mapped[datetime]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from webapp.api import channels, contacts, dead_letters, journeys, provider_webhooks, shop_webhooks
+from webapp.api import channels, contacts, dead_letters, journey_drafts, journeys, provider_webhooks, shop_webhooks
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
-    contacts.bp, journeys.bp, journeys.recipes_bp, channels.bp, dead_letters.bp, shop_webhooks.bp, provider_webhooks.bp,
+    contacts.bp, journeys.bp, journey_drafts.bp, journeys.recipes_bp, channels.bp, dead_letters.bp, shop_webhooks.bp,
+    provider_webhooks.bp,
 )

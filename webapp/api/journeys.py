@@ -13,15 +13,16 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from engine.errors import DefinitionError, JourneyConflict
+from engine.errors import DefinitionError, JourneyConflict, StaleDraft
+from engine.journeys import drafts, lifecycle
 from engine.journeys import files as journey_files
-from engine.journeys import lifecycle
 from engine.journeys import versions as journeys
 from engine.journeys.stats import journey_stats
 from engine.store.models import Journey, JourneyVersion
 from triggers import install
 from triggers.library import RECIPES
 from webapp import context
+from webapp.api import journey_drafts
 from webapp.api.auth import authenticate
 from webapp.api.errors import BadJson, error, register_api_errors
 from webapp.api.json_body import json_body
@@ -47,12 +48,13 @@ for _bp in (bp, recipes_bp):
     _bp.register_error_handler(DefinitionError, _invalid)
     _bp.register_error_handler(journeys.JourneyStateError, _conflict)
     _bp.register_error_handler(JourneyConflict, _exists)
+    _bp.register_error_handler(StaleDraft, journey_drafts.stale)
 
 
 def journey_json(journey: Journey) -> dict[str, Any]:
     return {
         "id": journey.id, "uuid": journey.uuid, "recipe": journey.recipe, "name": journey.name,
-        "status": journey.status, "draft": journey.draft,
+        "status": journey.status, "draft": journey.draft, "draft_revision": journey.draft_revision,
         "live_version_id": journey.live_version_id, "created_at": journey.created_at.isoformat(),
         "updated_at": journey.updated_at.isoformat(),
     }
@@ -60,7 +62,7 @@ def journey_json(journey: Journey) -> dict[str, Any]:
 
 def version_json(version: JourneyVersion) -> dict[str, Any]:
     return {"id": version.id, "version": version.version, "definition": version.definition,
-            "created_at": version.created_at.isoformat()}
+            "draft_revision": version.draft_revision, "created_at": version.created_at.isoformat()}
 
 
 def _body() -> dict[str, Any]:
@@ -120,10 +122,14 @@ def edit(journey_id: int) -> Any:
 
 @bp.post("/<int:journey_id>/publish")
 def publish(journey_id: int) -> Any:
+    """Publish the draft; a draft with problems answers 422 listing each (with its step). An optional
+    {"base_revision": n} refuses (409) a draft changed since the publisher reviewed it."""
     caller = authenticate()
+    body = _body() if request.get_data() else {}
+    base = journey_drafts.base_revision(body) if "base_revision" in body else None
     with context.sessions().begin() as session:
-        version = journeys.publish_journey(session, caller.workspace_id, journey_id, templates=context.templates(),
-                                           now=context.now())
+        version = drafts.publish_draft(session, caller.workspace_id, journey_id, templates=context.templates(),
+                                       now=context.now(), base_revision=base)
         journey = journeys.get_journey(session, caller.workspace_id, journey_id)
         return jsonify(version_json(version) | {"warnings": journeys.trigger_overlaps(session, journey)}), 201
 

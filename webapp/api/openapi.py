@@ -15,6 +15,7 @@ from engine.contacts.consent import PERSON_SOURCES
 from engine.reasons import Reason
 from webapp.api.openapi_channels import CHANNEL_PATHS
 from webapp.api.openapi_dead_letters import DEAD_LETTER_PATHS
+from webapp.api.openapi_drafts import DRAFT_PATHS
 from webapp.api.openapi_journeys import JOURNEY_PATHS
 from webapp.api.openapi_providers import PROVIDER_PATHS
 
@@ -480,6 +481,7 @@ SHOP_WEBHOOK_PATHS: dict[str, Any] = {
 PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS | PROVIDER_PATHS
 PATHS |= CHANNEL_PATHS
 PATHS |= DEAD_LETTER_PATHS
+PATHS |= DRAFT_PATHS
 
 
 def _json_bodies(paths: dict[str, Any]) -> dict[str, Any]:

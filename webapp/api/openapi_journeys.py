@@ -19,11 +19,13 @@ JOURNEY: dict[str, Any] = {"type": "object", "properties": {
     "uuid": {"type": "string", "description": "Written into exported files: importing one updates this journey."},
     "recipe": {"type": ["string", "null"], "description": "The recipe it was installed from, if any."},
     "status": {"enum": [status.value for status in JourneyStatus]},
-    "draft": DEFINITION, "live_version_id": {"type": ["integer", "null"]},
+    "draft": DEFINITION, "draft_revision": {"type": "integer", "description": "The draft's revision (see .../draft)."},
+    "live_version_id": {"type": ["integer", "null"]},
     "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
 }}
 VERSION: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "version": {"type": "integer"}, "definition": DEFINITION,
+    "draft_revision": {"type": ["integer", "null"], "description": "The draft revision it was published from."},
     "created_at": {"type": "string", "format": "date-time"}}}
 WARNINGS = {"warnings": {"type": "array", "items": {"type": "string"}, "description": (
     "Other live journeys entered by the same event as this live one: a contact would get the messages of each.")}}
@@ -32,7 +34,8 @@ ERRORS: dict[str, Any] = {"type": "object", "properties": {
     "error": {"type": "string"}, "message": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
         "field": {"type": "string", "description": "Path of the bad field, e.g. steps.0.wait.hours"},
-        "message": {"type": "string"}}}}}}
+        "message": {"type": "string"},
+        "step_id": {"type": "string", "description": "Publishing: the step the field belongs to, if any."}}}}}}
 
 
 def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +130,16 @@ JOURNEY_PATHS: dict[str, Any] = {
         "publishJourney", "Publish the draft as a new immutable version; running contacts stay on theirs",
         {"201": _answer("The new version, and `warnings`.", {"type": "object", "properties": VERSION["properties"]
                                                              | WARNINGS}),
-         "404": NOT_FOUND, "409": CONFLICT, "422": INVALID})},
+         "404": NOT_FOUND,
+         "409": _answer("The journey's status does not allow it (archived), or (`stale_draft`) the draft changed "
+                        "since `base_revision`: `current_revision` says where it is.", {
+                            "type": "object", "properties": ERRORS["properties"] | {
+                                "current_revision": {"type": "integer"}}}),
+         "422": _answer("The draft has problems: `errors` lists each by path, with `step_id` where the field "
+                        "belongs to a step; or `base_revision` is not a whole number.", ERRORS)},
+        requestBody={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "base_revision": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "description": (
+                "The draft revision the publisher reviewed: a draft changed since is refused (409).")}}}}}})},
     "/api/v1/journeys/{journey_id}/pause": _status("pause", "Pause: timers hold and nobody enters"),
     "/api/v1/journeys/{journey_id}/resume": _status("resume", "Resume: due timers fire"),
     "/api/v1/journeys/{journey_id}/archive": _status("archive", "Archive: live runs exit"),

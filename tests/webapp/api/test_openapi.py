@@ -17,6 +17,9 @@ from webapp.api import (
     dead_letters as dead_letters_api,
 )
 from webapp.api import (
+    journey_drafts as journey_drafts_api,
+)
+from webapp.api import (
     journeys as journeys_api,
 )
 from webapp.api import (
@@ -37,8 +40,8 @@ def test_spec_is_valid_openapi_3_1() -> None:
 def test_spec_paths_match_api_routes() -> None:
     """Every /api/v1 route and method in the blueprints is in SPEC, and SPEC documents no others."""
     app = Flask(__name__)
-    for blueprint in (api.bp, journeys_api.bp, journeys_api.recipes_bp, shop_webhooks.bp, channels_api.bp,
-                      provider_webhooks.bp, dead_letters_api.bp):
+    for blueprint in (api.bp, journeys_api.bp, journey_drafts_api.bp, journeys_api.recipes_bp, shop_webhooks.bp,
+                      channels_api.bp, provider_webhooks.bp, dead_letters_api.bp):
         app.register_blueprint(blueprint)
     routes = {
         (re.sub(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r"{\1}", rule.rule), method.lower())
