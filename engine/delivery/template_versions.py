@@ -43,7 +43,7 @@ from engine.store.models import MessageTemplate, MessageTemplateVersion
 class TemplateSummary:
     channel: str
     name: str
-    source: str  # "workspace": a version of its own is live; "seed": the file in templates/ is
+    source: str  # what messages render from: "workspace" (a version of its own), "seed" (templates/), "none" yet
     published_version: int | None
     has_draft: bool
     draft_revision: int
@@ -80,9 +80,10 @@ def list_templates(session: Session, workspace_id: str, *, compiler: TemplateCom
     """Every template the workspace can send: its own, and the seeds it has not replaced, by channel and name."""
     rows = {(t.channel, t.name): t for t in session.scalars(
         select(MessageTemplate).where(MessageTemplate.workspace_id == workspace_id))}
-    numbers = _published_numbers(session, workspace_id)
-    keys = sorted(set(rows) | set(compiler.seeds()))
-    return [_summary(channel, name, rows.get((channel, name)), numbers) for channel, name in keys]
+    numbers, seeds = _published_numbers(session, workspace_id), compiler.seeds()
+    keys = sorted(set(rows) | set(seeds))
+    return [_summary(channel, name, rows.get((channel, name)), numbers, (channel, name) in seeds)
+            for channel, name in keys]
 
 
 def get_template(session: Session, workspace_id: str, channel: str, name: str, *,
@@ -100,7 +101,7 @@ def get_template(session: Session, workspace_id: str, channel: str, name: str, *
     draft = (parse_parts(channel, template.draft) if template is not None and template.draft is not None
              else parts_from_row(live) if live is not None else seed)
     numbers = {(channel, name): live.version} if live is not None else {}
-    return TemplateDetail(_summary(channel, name, template, numbers), draft, seed, versions)
+    return TemplateDetail(_summary(channel, name, template, numbers, seed is not None), draft, seed, versions)
 
 
 def save_draft(session: Session, workspace_id: str, channel: str, name: str, data: Any, *,
@@ -210,11 +211,12 @@ def _published_numbers(session: Session, workspace_id: str) -> Mapping[tuple[str
         .where(MessageTemplate.workspace_id == workspace_id))}
 
 
-def _summary(channel: str, name: str, template: MessageTemplate | None,
-             numbers: Mapping[tuple[str, str], int]) -> TemplateSummary:
+def _summary(channel: str, name: str, template: MessageTemplate | None, numbers: Mapping[tuple[str, str], int],
+             has_seed: bool) -> TemplateSummary:
     number = numbers.get((channel, name))
+    source = "workspace" if number is not None else "seed" if has_seed else "none"
     return TemplateSummary(
-        channel=channel, name=name, source="workspace" if number is not None else "seed", published_version=number,
+        channel=channel, name=name, source=source, published_version=number,
         has_draft=template is not None and template.draft is not None,
         draft_revision=template.draft_revision if template is not None else 0,
         updated_at=template.updated_at if template is not None else None)

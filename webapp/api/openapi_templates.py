@@ -39,8 +39,9 @@ PARTS: dict[str, Any] = {
             "parameters": {"type": "array", "items": {"type": "string"}}}}}}
 SUMMARY: dict[str, Any] = {"type": "object", "properties": {
     "channel": {"enum": list(CHANNELS)}, "name": {"type": "string"},
-    "source": {"enum": ["workspace", "seed"], "description": "workspace: a version of its own is live; seed: the "
-                                                             "folder shipped in templates/ is what messages use."},
+    "source": {"enum": ["workspace", "seed", "none"], "description": (
+        "What messages render from: workspace, a version of its own; seed, the folder shipped in templates/; "
+        "none, nothing yet (a draft not published).")},
     "published_version": {"type": ["integer", "null"]}, "has_draft": {"type": "boolean"},
     "draft_revision": {"type": "integer", "description": "Send it back with the next draft save."},
     "updated_at": {"type": ["string", "null"], "format": "date-time"}}}
