@@ -69,7 +69,7 @@ def test_a_published_version_is_what_the_next_message_renders_and_a_sent_one_kee
                                                            "Hello from the database, Customer 1"]
     with sessions() as session:
         versions = dict(session.execute(select(Message.id, Message.template_version).where(
-            Message.id.in_([first, second]))).tuples().all())
+            Message.id.in_([first, second]))).all())
     seed_version = FileTemplates()._load_email("welcome").version
     assert versions == {first: seed_version, second: digest}
     assert stored.email(shop.id, "welcome", CONTEXT, version=seed_version).subject == "Welcome to Shop, Ada!"
