@@ -111,3 +111,24 @@ class StaleDraft(RapportError):
     def __init__(self, message: str, *, current_revision: int):
         super().__init__(message)
         self.current_revision = current_revision
+
+
+class InvalidTemplate(TemplateError):
+    """A template draft that cannot be saved, published or rendered (a TemplateError: a send that meets one
+    fails like any other template error). `errors` lists {"field", "message",
+    "line"}: the part (subject, body_mjml, body_text, buttons.0.url, ...), what is wrong, and the line of
+    that part it is on (None when the error has no line, such as a missing part)."""
+
+    def __init__(self, errors: list[dict[str, str | int | None]]):
+        self.errors = errors
+        super().__init__("; ".join(
+            f"{e['field']}" + (f" line {e['line']}" if e.get("line") else "") + f": {e['message']}" for e in errors))
+
+
+class StaleTemplateDraft(RapportError):
+    """The draft was saved by someone else since the editor read it (its revision moved on): saving over it
+    would lose their change. `revision` is the current one."""
+
+    def __init__(self, message: str, *, revision: int):
+        super().__init__(message)
+        self.revision = revision

@@ -11,9 +11,10 @@ Versions: a file template's version is the digest of its files (sandbox.version_
 a constant. It is stored on every message, so after an edit and a deploy each message
 still says which text its contact got; and it is the key compiled templates are cached
 by (emails.compile_email, texts.compile_text), which templates stored in the database
-(immutable versions, a later issue) will share: the same text compiles once wherever it
-is kept. Files hold one version only: asking for another (say, a message made before a
-deploy that changed the text) finds nothing, and rendering it is a TemplateError.
+share (stored.py, compiler.py): the same text compiles once wherever it is kept. A
+workspace's own published versions come before these (stored.py). Files hold one
+version only: asking for another (say, a message made before a deploy that changed the
+text) finds nothing, and rendering it is a TemplateError.
 """
 
 from __future__ import annotations

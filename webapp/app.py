@@ -14,7 +14,7 @@ from engine.clock import utcnow
 from engine.delivery.templates import Templates
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
-from templates.files import FileTemplates
+from templates.stored import StoredTemplates
 from webapp import api, ops, public, ui
 from webapp.ui import security as ui_security
 from workers.queues import connect_redis, make_job_sink
@@ -44,7 +44,8 @@ class DatabaseId(IntegerConverter):
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow,
                templates: Templates | None = None) -> Flask:
-    """`templates`: what journeys are checked against (default: the seed templates shipped in templates/)."""
+    """`templates`: what journeys are checked against (default: each workspace's published templates, the
+    seeds shipped in templates/ where it has none; the template API edits those)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder="pages")  # page templates shared by ui/ and public/
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
@@ -53,13 +54,16 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         raise RuntimeError("REDIS_URL is not set (rapport run sets it for the processes it starts)")
     redis = connect_redis(settings.redis_url)
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size))
+    stored = StoredTemplates(sessions)
     app.extensions["rapport"] = {
         "settings": settings,
         "clock": clock,
-        "templates": templates or FileTemplates(),
+        "templates": templates or stored,
+        "stored_templates": stored,
         "redis": redis,
         "engine": engine,
-        "sessions": make_sessionmaker(engine, make_job_sink(redis, settings.namespace, settings.batch_size)),
+        "sessions": sessions,
     }
     ui_security.init_app(app, settings, redis)  # CSRF, cookie flags and the sign-in throttle's counters
 

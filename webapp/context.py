@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.delivery.templates import Templates
 from engine.settings import Settings
+from templates.stored import StoredTemplates
 
 
 def settings() -> Settings:
@@ -26,6 +27,11 @@ def redis() -> Redis:
 
 def templates() -> Templates:
     return current_app.extensions["rapport"]["templates"]  # type: ignore[no-any-return]
+
+
+def stored_templates() -> StoredTemplates:
+    """The templates port the template API edits: it is told when a publish has committed."""
+    return current_app.extensions["rapport"]["stored_templates"]  # type: ignore[no-any-return]
 
 
 def now() -> datetime:

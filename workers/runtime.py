@@ -19,7 +19,7 @@ from engine.delivery.ports import Channels, MessageSender
 from engine.delivery.templates import Templates
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
-from templates.files import FileTemplates
+from templates.stored import StoredTemplates
 from workers.channels.email.smtp import DkimKey, SmtpSender
 from workers.channels.webhook import HttpWebhookSender
 from workers.queues import connect_redis, make_job_sink
@@ -33,7 +33,6 @@ class Runtime:
     # Set when the process was asked to stop (SIGTERM): a dispatch job then finishes the
     # message it is handing over and gives its other claims back at once.
     stopping: threading.Event = field(default_factory=threading.Event)
-    templates: Templates = field(default_factory=FileTemplates)  # the seed templates shipped in templates/
 
     @cached_property
     def redis(self) -> Redis:
@@ -45,6 +44,11 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         sink = make_job_sink(self.redis, self.settings.namespace, self.settings.batch_size)
         return make_sessionmaker(make_engine(self.settings.database_url), sink)
+
+    @cached_property
+    def templates(self) -> Templates:
+        """Each workspace's published templates, the seeds shipped in templates/ where it has none."""
+        return StoredTemplates(self.sessions)
 
     @cached_property
     def email_sender(self) -> SmtpSender:

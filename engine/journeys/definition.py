@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
 from engine.channels import Channel
+from engine.delivery.templates import NAME_LENGTH, NAME_PATTERN
 from engine.errors import DefinitionError
 from engine.field_errors import Location, field_errors
 from engine.segments.conditions import Condition
@@ -231,7 +232,7 @@ class SendStep(_Model):
     id: StepId
     channel: Literal[Channel, "preferred", "reply"] = "email"
     fallback: list[Channel] = Field(default_factory=list, max_length=5)
-    template: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
+    template: Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=NAME_PATTERN)]
     transactional: bool = False  # order updates: sent without marketing consent (never to suppressed)
     topic: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # preference-center topic
     when_capped: Literal["skip", "defer"] = "skip"  # a frequency cap skips the send, or waits for room

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.contacts.journal import JournalKind, LineFields, journal_row, record, record_run, run_row
 from engine.delivery import routing
+from engine.delivery.message_context import render_context
 from engine.delivery.policies import address_for
 from engine.delivery.templates import Templates
 from engine.journeys.interpreter import PlannedSend, PlannedUpdate, PlannedWebhook
@@ -240,35 +241,8 @@ def walking(session: Session, batch: Batch) -> Iterator[Batch]:
 def message_context(session: Session, run: Run, contact: Contact, *, batch: Batch) -> dict[str, Any]:
     workspace = batch.workspace(session, run.workspace_id)
     event = batch.event(session, run.trigger_event_id)
-    return {
-        "contact": {
-            "external_id": contact.external_id, "email": contact.email, "first_name": contact.first_name,
-            "last_name": contact.last_name, "locale": contact.locale, "attributes": contact.attributes,
-            "loyalty_tier": contact.loyalty_tier,
-        },
-        "event": event.properties if event else {},
-        "workspace": {"id": workspace.id, "name": workspace.name},
-        # Bots answering a message ("status?") need the last order; other sends do not pay for it.
-        **({"last_order": last_order(session, contact.id)} if event and event.type == "message_received" else {}),
-    }
-
-
-ORDER_STATUS = {"order_placed": "placed", "order_paid": "paid", "order_fulfilled": "shipped",
-                "order_shipped": "shipped", "order_delivered": "delivered", "order_cancelled": "cancelled",
-                "order_refunded": "refunded"}
-
-
-def last_order(session: Session, contact_id: int) -> dict[str, Any] | None:
-    """The contact's latest order event, as {order_id, status, total, currency, occurred_at}."""
-    found = session.execute(
-        select(Event.type, Event.properties, Event.occurred_at).where(
-            Event.contact_id == contact_id, Event.type.in_(list(ORDER_STATUS)))
-        .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(1)).first()
-    if found is None:
-        return None
-    kind, properties, at = found
-    return {"order_id": properties.get("order_id"), "status": ORDER_STATUS[kind], "total": properties.get("total"),
-            "currency": properties.get("currency"), "occurred_at": at.isoformat()}
+    return render_context(session, contact, workspace, event_type=event.type if event else None,
+                          event=event.properties if event else {})
 
 
 def _insert_message(session: Session, run: Run, step_id: str, values: dict[str, Any], *, batch: Batch,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 import json
 import select
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,6 +111,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # reading_outside_transactions: each statement reads what is committed, locking nothing
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -127,6 +130,20 @@ def make_sessionmaker(engine: Engine, job_sink: JobSink | None = None) -> sessio
         session.info.pop("deferred_jobs", None)
 
     return factory
+
+
+@contextmanager
+def reading_outside_transactions(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only, each statement seeing what is committed, in no transaction of its own.
+
+    For a port asked in the middle of its caller's transaction (the templates port while a
+    walk routes a send): on SQLite a transaction here would begin by waiting for the write
+    lock (BEGIN IMMEDIATE, above), which this very thread holds in the caller's transaction.
+    """
+    bind = sessions.kw["bind"]
+    with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
+            Session(connection) as session:
+        yield session
 
 
 def defer(session: Session, name: JobName, ids: Iterable[int]) -> None:

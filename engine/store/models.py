@@ -575,3 +575,47 @@ class AuditEntry(Base):
     subject: Mapped[str] = mapped_column(String(320))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime]
+
+
+class MessageTemplate(Base):
+    """A workspace's own template for one channel and name; where it has none, the seed folder in
+    templates/ of that name is used. `draft` holds the parts as last saved (engine/delivery/template_versions.py
+    says which), `draft_revision` counts the saves, so an edit made on a stale copy is refused instead of
+    overwriting another's. `published_version_id` is what messages render from now."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("workspace_id", "channel", "name"), NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    draft: Mapped[dict[str, Any] | None]
+    draft_revision: Mapped[int] = mapped_column(Integer, default=0)
+    draft_saved_by: Mapped[str | None] = mapped_column(String(320))
+    published_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_template_versions.id", use_alter=True, name="fk_message_templates_published_version")
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MessageTemplateVersion(Base):
+    """One published text of a template. Never updated: a message names the version it was rendered from
+    (messages.template_version holds its `digest`, a digest of the parts as templates/ computes it for
+    the seed files too), so what a contact got can always be shown again."""
+
+    __tablename__ = "message_template_versions"
+    __table_args__ = (UniqueConstraint("template_id", "version"), UniqueConstraint("template_id", "digest"),
+                      NO_ID_REUSE)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, 3 ... per template, for people
+    digest: Mapped[str] = mapped_column(String(16))  # for messages and compiled-template caches
+    subject: Mapped[str | None] = mapped_column(Text)  # email
+    body_mjml: Mapped[str | None] = mapped_column(Text)  # email
+    body_text: Mapped[str] = mapped_column(Text)  # email's text part; an SMS or messenger message
+    buttons: Mapped[list[dict[str, str]]] = mapped_column(Json, default=list)  # [{text, url}] (Telegram, Viber)
+    provider_template: Mapped[dict[str, Any] | None]  # WhatsApp's approved template {name, language, parameters}
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]

@@ -18,6 +18,7 @@ from webapp.api.openapi_dead_letters import DEAD_LETTER_PATHS
 from webapp.api.openapi_drafts import DRAFT_PATHS
 from webapp.api.openapi_journeys import JOURNEY_PATHS
 from webapp.api.openapi_providers import PROVIDER_PATHS
+from webapp.api.openapi_templates import TEMPLATE_PATHS
 
 CONSENT_STATES = ["opted_in", "opted_out", "pending"]
 BEARER: dict[str, list[str]] = {"ApiKey": []}
@@ -482,6 +483,7 @@ PATHS |= SHOP_WEBHOOK_PATHS | JOURNEY_PATHS | PROVIDER_PATHS
 PATHS |= CHANNEL_PATHS
 PATHS |= DEAD_LETTER_PATHS
 PATHS |= DRAFT_PATHS
+PATHS |= TEMPLATE_PATHS
 
 
 def _json_bodies(paths: dict[str, Any]) -> dict[str, Any]:
@@ -521,7 +523,7 @@ SPEC: dict[str, Any] = {
                        "workspace API key; every write is also signed (Rapport-Signature). Errors are JSON: "
                        "`{\"error\": <code>, \"message\": <text>}`, plus `errors` for field problems.",
     },
-    "tags": [{"name": n} for n in ("events", "contacts", "journeys", "outbox", "webhooks", "meta")],
+    "tags": [{"name": n} for n in ("events", "contacts", "journeys", "templates", "outbox", "webhooks", "meta")],
     "security": [BEARER],
     "paths": _signed_writes(_json_bodies(PATHS)),
     "components": {

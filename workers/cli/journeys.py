@@ -33,7 +33,7 @@ from engine.journeys.simulation import simulate
 from engine.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import Journey, Workspace
-from templates.files import FileTemplates
+from templates.stored import StoredTemplates
 from triggers import install
 from triggers.library import RECIPES
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.journeys_command == "recipes":
         return _recipes(args)
     sessions = make_sessionmaker(make_engine(settings.database_url))
-    templates = FileTemplates()  # the seed templates shipped in templates/
+    templates = StoredTemplates(sessions)  # the workspace's published templates, else the seeds
     if args.journeys_command == "simulate":
         return _simulate(args, sessions, templates)
     with sessions() as session:

@@ -26,6 +26,9 @@ from webapp.api import (
     provider_webhooks,
     shop_webhooks,
 )
+from webapp.api import (
+    templates as templates_api,
+)
 from webapp.api.openapi import SPEC
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -41,7 +44,7 @@ def test_spec_paths_match_api_routes() -> None:
     """Every /api/v1 route and method in the blueprints is in SPEC, and SPEC documents no others."""
     app = Flask(__name__)
     for blueprint in (api.bp, journeys_api.bp, journey_drafts_api.bp, journeys_api.recipes_bp, shop_webhooks.bp,
-                      channels_api.bp, provider_webhooks.bp, dead_letters_api.bp):
+                      channels_api.bp, provider_webhooks.bp, dead_letters_api.bp, templates_api.bp):
         app.register_blueprint(blueprint)
     routes = {
         (re.sub(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r"{\1}", rule.rule), method.lower())
