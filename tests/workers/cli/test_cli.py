@@ -95,7 +95,11 @@ def test_rapport_run_starts_everything_and_ctrl_c_stops_it(cli_env: dict[str, st
             assert len(children) >= 5  # redis, sink, web, worker, scheduler
         finally:
             proc.send_signal(signal.SIGINT)
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            finally:  # whatever failed above, leave no process of this run behind
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
     assert workspace_ids[0] == workspace_ids[1] and logins[0] == logins[1]
