@@ -158,7 +158,7 @@ def rows_json(rows: list[dict[str, Any]]) -> str:
 
     orjson writes a 1,000-row batch ten times faster than the stdlib (which was a fifth of
     a batch ingest's CPU), datetimes as ISO 8601 with their offset. A naive datetime is
-    refused, as models.UtcDateTime refuses it: the rows of a batch are made by one piece of
+    refused, as store.base.UtcDateTime refuses it: the rows of a batch are made by one piece of
     code from one clock, so the first row's stand for all (checking every value cost more
     than the encoding). What orjson cannot write (integers beyond 64 bits, which a shop's
     JSON may hold; non-string keys) goes through the stdlib.

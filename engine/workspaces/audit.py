@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.store.models import AuditEntry
+from engine.store.people import AuditEntry
 
 PAGE = 100
 

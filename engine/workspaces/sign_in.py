@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import User
+from engine.store.people import User
 from engine.workspaces.audit import Action, Actor, audit
 from engine.workspaces.passwords import spend_a_verification, verify_password
 from engine.workspaces.user_sessions import SignedIn, revoke, revoke_all, start_session

@@ -19,7 +19,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound
-from engine.store.models import Membership, User, UserSession, Workspace
+from engine.store.models import Workspace
+from engine.store.people import Membership, User, UserSession
 from engine.workspaces.audit import Actor
 from engine.workspaces.roles import Role
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import FieldErrors, NotFound
-from engine.store.models import Membership, User, Workspace
+from engine.store.models import Workspace
+from engine.store.people import Membership, User
 from engine.workspaces import passwords
 from engine.workspaces.audit import Action, Actor, audit
 from engine.workspaces.roles import Role

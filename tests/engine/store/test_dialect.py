@@ -17,6 +17,7 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, UniqueConstraint
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from engine.store.base import Id, Json, UtcDateTime
 from engine.store.db import make_engine
 from engine.store.dialect import (
     close_asynchronous_commit,
@@ -33,7 +34,6 @@ from engine.store.dialect import (
     utc_date_text,
     without_jit,
 )
-from engine.store.models import Id, Json, UtcDateTime
 
 ROOT = Path(__file__).resolve().parents[3]
 DIALECT_MODULE = ROOT / "engine" / "store" / "dialect.py"

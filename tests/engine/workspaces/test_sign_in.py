@@ -6,7 +6,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import AuditEntry, Membership, User, UserSession
+from engine.store.people import AuditEntry, Membership, User, UserSession
 from engine.workspaces import passwords
 from engine.workspaces.roles import Role
 from engine.workspaces.sign_in import SignInProblem, SignInResult, sign_in, sign_out_everywhere

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import NotFound
-from engine.store.models import Membership, UserSession
+from engine.store.people import Membership, UserSession
 from engine.workspaces.roles import Role
 from engine.workspaces.user_sessions import (
     count_live_sessions,

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import FieldErrors, NotFound
-from engine.store.models import AuditEntry, User
+from engine.store.people import AuditEntry, User
 from engine.workspaces import passwords
 from engine.workspaces.audit import COMMAND_LINE, Actor
 from engine.workspaces.roles import Role
