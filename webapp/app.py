@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     for blueprint in (*api.BLUEPRINTS, *public.BLUEPRINTS, *ops.BLUEPRINTS, *ui.BLUEPRINTS):
         app.register_blueprint(blueprint)
+    # Browsers ask for /favicon.ico on their own; answer it with no icon rather than a 404 in every console.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: ("", 204))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
