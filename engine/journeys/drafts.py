@@ -91,24 +91,24 @@ def save_draft(session: Session, workspace_id: str, journey_id: int, definition:
 def undo(session: Session, workspace_id: str, journey_id: int, *, base_revision: int, templates: Templates,
          now: datetime, author: str | None = None) -> Draft:
     """Back to the content the current draft was made on, as a new revision."""
-    journey = _editable(session, workspace_id, journey_id, base_revision)
-    target = revisions.undo_target(session, journey)
-    if target is None:
-        raise JourneyStateError("nothing to undo")
-    revisions.record_return(session, journey, target, revisions.Action.UNDO, base_revision=base_revision, now=now,
-                            author=author)
-    return _draft(session, journey, templates)
+    return _return_to(session, workspace_id, journey_id, revisions.Action.UNDO, base_revision=base_revision,
+                      templates=templates, now=now, author=author)
 
 
 def redo(session: Session, workspace_id: str, journey_id: int, *, base_revision: int, templates: Templates,
          now: datetime, author: str | None = None) -> Draft:
     """Forward to the newest edit made on the current content (what the last undo went back from)."""
+    return _return_to(session, workspace_id, journey_id, revisions.Action.REDO, base_revision=base_revision,
+                      templates=templates, now=now, author=author)
+
+
+def _return_to(session: Session, workspace_id: str, journey_id: int, action: revisions.Action, *,
+               base_revision: int, templates: Templates, now: datetime, author: str | None) -> Draft:
     journey = _editable(session, workspace_id, journey_id, base_revision)
-    target = revisions.redo_target(session, journey)
+    target = (revisions.undo_target if action == revisions.Action.UNDO else revisions.redo_target)(session, journey)
     if target is None:
-        raise JourneyStateError("nothing to redo")
-    revisions.record_return(session, journey, target, revisions.Action.REDO, base_revision=base_revision, now=now,
-                            author=author)
+        raise JourneyStateError(f"nothing to {action.value}")
+    revisions.record_return(session, journey, target, action, base_revision=base_revision, now=now, author=author)
     return _draft(session, journey, templates)
 
 
